@@ -1,0 +1,2 @@
+namespace Enrolment.Contracts; /// <summary>x</summary>
+public static class Placeholder {}

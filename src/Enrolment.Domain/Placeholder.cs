@@ -1,0 +1,1 @@
+namespace Enrolment.Domain; public static class Placeholder {}
