@@ -1,0 +1,89 @@
+using NodaTime;
+
+namespace Enrolment.Domain;
+
+/// <summary>Every event of an enrolment's stream: what happened, and the instant it was recorded.</summary>
+public interface IEnrolmentEvent
+{
+    Guid EnrolmentId { get; }
+    Instant At { get; }
+}
+
+/// <summary>The user was enrolled; status becomes open when the period is available at <see cref="At"/>, else scheduled.</summary>
+public sealed record EnrolmentAssigned(
+    Guid EnrolmentId,
+    Guid AssignmentId,
+    string UserId,
+    string AudienceId,
+    string PrimaryContentId,
+    Schedule Schedule,
+    int Period,
+    Instant AvailableDate,
+    Instant? DueDate,
+    Instant At) : IEnrolmentEvent;
+
+/// <summary>A period opened: a scheduled enrolment reached its availableDate, or a recurring one entered its next period.</summary>
+public sealed record EnrolmentOpened(Guid EnrolmentId, int Period, Instant AvailableDate, Instant? DueDate, Instant At) : IEnrolmentEvent;
+
+/// <summary>The clock passed <see cref="DueDate"/> with no completion in the period; <see cref="At"/> is when that was noticed.</summary>
+public sealed record EnrolmentBecameOverdue(Guid EnrolmentId, int Period, Instant DueDate, Instant At) : IEnrolmentEvent;
+
+/// <summary>A completion of the primary content; <see cref="Late"/> when it came after the due date.</summary>
+public sealed record EnrolmentCompleted(
+    Guid EnrolmentId,
+    string CompletionId,
+    string ContentId,
+    Instant CompletedAt,
+    double? Answer,
+    bool Late,
+    Instant At) : IEnrolmentEvent;
+
+/// <summary>A reminder was sent to the user; <see cref="Number"/> counts reminders in the current period.</summary>
+public sealed record ReminderRecorded(Guid EnrolmentId, int Number, Instant At) : IEnrolmentEvent;
+
+public sealed record EnrolmentArchived(Guid EnrolmentId, ArchiveReason Reason, Instant At) : IEnrolmentEvent;
+
+/// <summary>An archived enrolment came back (the user rejoined the audience): the same stream, history kept.</summary>
+public sealed record EnrolmentReinstated(
+    Guid EnrolmentId,
+    string AudienceId,
+    int Period,
+    Instant AvailableDate,
+    Instant? DueDate,
+    Instant At) : IEnrolmentEvent;
+
+/// <summary>A completed recurring period ended and the next one opens later: status becomes scheduled.</summary>
+public sealed record EnrolmentRescheduled(Guid EnrolmentId, int Period, Instant AvailableDate, Instant? DueDate, Instant At) : IEnrolmentEvent;
+
+public static class EnrolmentEvents
+{
+    /// <summary>The eventLog's eventType for each event, part of the public contract.</summary>
+    public static string EventType(IEnrolmentEvent e) => e switch
+    {
+        EnrolmentAssigned => "enrolment.assigned",
+        EnrolmentOpened => "enrolment.opened",
+        EnrolmentBecameOverdue => "enrolment.overdue",
+        EnrolmentCompleted => "enrolment.completed",
+        ReminderRecorded => "enrolment.reminded",
+        EnrolmentArchived => "enrolment.archived",
+        EnrolmentReinstated => "enrolment.reinstated",
+        EnrolmentRescheduled => "enrolment.rescheduled",
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown enrolment event"),
+    };
+
+    /// <summary>The status an enrolment has after <paramref name="e"/>, given the status it had before.</summary>
+    public static EnrolmentStatus StatusAfter(IEnrolmentEvent e, EnrolmentStatus before) => e switch
+    {
+        EnrolmentAssigned a => a.AvailableDate <= a.At ? EnrolmentStatus.Open : EnrolmentStatus.Scheduled,
+        EnrolmentOpened => EnrolmentStatus.Open,
+        EnrolmentBecameOverdue => EnrolmentStatus.Overdue,
+        EnrolmentCompleted => EnrolmentStatus.Complete,
+        ReminderRecorded => before,
+        EnrolmentArchived => EnrolmentStatus.Archived,
+        EnrolmentReinstated r => r.AvailableDate <= r.At ? EnrolmentStatus.Open : EnrolmentStatus.Scheduled,
+        EnrolmentRescheduled => EnrolmentStatus.Scheduled,
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown enrolment event"),
+    };
+
+    public static string? CompletionId(IEnrolmentEvent e) => (e as EnrolmentCompleted)?.CompletionId;
+}

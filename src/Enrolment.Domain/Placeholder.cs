@@ -1,1 +1,0 @@
-namespace Enrolment.Domain; public static class Placeholder {}
