@@ -98,7 +98,7 @@ public static class EnrolmentRules
         while (events.Count < MaxTransitionsPerTick && NextTimeTransition(current, now) is { } e)
         {
             events.Add(e);
-            current = EnrolmentState.Evolve(current, e);
+            current = EnrolmentState.Fold(current, e);
         }
         return new Decision(events);
     }

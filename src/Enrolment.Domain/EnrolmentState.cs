@@ -4,7 +4,7 @@ using NodaTime;
 namespace Enrolment.Domain;
 
 /// <summary>
-/// The write model of one enrolment: everything the rules need, rebuilt from its events by <see cref="Evolve"/>.
+/// The write model of one enrolment: everything the rules need, rebuilt from its events by <see cref="Fold"/>.
 /// Immutable: every event gives a new state.
 /// </summary>
 public sealed record EnrolmentState
@@ -24,7 +24,7 @@ public sealed record EnrolmentState
     public int RemindersInPeriod { get; init; }
     public ImmutableHashSet<string> CompletionIds { get; init; } = ImmutableHashSet<string>.Empty;
 
-    public static EnrolmentState Create(EnrolmentAssigned e) => new()
+    private static EnrolmentState FromAssigned(EnrolmentAssigned e) => new()
     {
         Id = e.EnrolmentId,
         AssignmentId = e.AssignmentId,
@@ -39,11 +39,11 @@ public sealed record EnrolmentState
     };
 
     /// <summary>Applies one event. A stream must start with <see cref="EnrolmentAssigned"/>.</summary>
-    public static EnrolmentState Evolve(EnrolmentState? state, IEnrolmentEvent e)
+    public static EnrolmentState Fold(EnrolmentState? state, IEnrolmentEvent e)
     {
         if (state is null)
             return e is EnrolmentAssigned assigned
-                ? Create(assigned)
+                ? FromAssigned(assigned)
                 : throw new InvalidOperationException($"An enrolment stream must start with {nameof(EnrolmentAssigned)}, not {e.GetType().Name}.");
 
         var next = state with { Status = EnrolmentEvents.StatusAfter(e, state.Status) };
@@ -59,7 +59,7 @@ public sealed record EnrolmentState
     }
 
     public static EnrolmentState? Replay(IEnumerable<IEnrolmentEvent> events) =>
-        events.Aggregate((EnrolmentState?)null, Evolve);
+        events.Aggregate((EnrolmentState?)null, Fold);
 
     /// <summary>Not complete and reminded 3 or more times in the current period (Mimecast's onWatchlist).</summary>
     public bool OnWatchlist => Status is not EnrolmentStatus.Complete and not EnrolmentStatus.Archived && RemindersInPeriod >= 3;

@@ -1,0 +1,118 @@
+using Enrolment.Api.Features.Assignments;
+using Enrolment.Api.Features.Audiences;
+using Enrolment.Api.Features.Enrolments;
+using Enrolment.Domain;
+using Marten;
+using NodaTime;
+using Wolverine;
+
+namespace Enrolment.Api.Features.Operations;
+
+/// <summary>
+/// A change that reaches many enrolments (an audience change, an assignment created or removed), split into
+/// durable batches. The caller polls GET /operations/{id} until every batch is done.
+/// </summary>
+public sealed class FanOutOperation
+{
+    public Guid Id { get; set; }
+    public string Kind { get; set; } = "";
+    public string AudienceId { get; set; } = "";
+    public Guid? AssignmentId { get; set; }
+    public int Users { get; set; }
+    public int Batches { get; set; }
+    public Instant CreatedAt { get; set; }
+}
+
+/// <summary>Written by the batch's own transaction, so "done" means its enrolment changes committed.</summary>
+public sealed class FanOutBatchDone
+{
+    public string Id { get; set; } = "";
+    public Guid OperationId { get; set; }
+    public int Changed { get; set; }
+    public Instant CompletedAt { get; set; }
+}
+
+/// <summary>
+/// Bring the enrolments of these users in line with the audience membership and the assignment(s), as they are
+/// when the batch runs. The state decides, so batches can run in any order, twice, or after a crash.
+/// </summary>
+public sealed record SyncEnrolments(Guid OperationId, int Batch, string AudienceId, Guid? AssignmentId, string[] UserIds);
+
+public static class FanOut
+{
+    public const int BatchSize = 500;
+
+    /// <summary>Records the operation and queues its batches in the caller's transaction (Wolverine's outbox).</summary>
+    public static async Task<FanOutOperation> Start(IDocumentSession session, IMessageBus bus, string kind, string audienceId,
+        Guid? assignmentId, IReadOnlyCollection<string> userIds, Instant now)
+    {
+        var chunks = userIds.Distinct(StringComparer.Ordinal).Chunk(BatchSize).ToArray();
+        var operation = new FanOutOperation
+        {
+            Id = Guid.CreateVersion7(), Kind = kind, AudienceId = audienceId, AssignmentId = assignmentId,
+            Users = chunks.Sum(c => c.Length), Batches = chunks.Length, CreatedAt = now,
+        };
+        session.Store(operation);
+        for (var i = 0; i < chunks.Length; i++)
+            await bus.PublishAsync(new SyncEnrolments(operation.Id, i, audienceId, assignmentId, chunks[i]));
+        return operation;
+    }
+}
+
+public static class SyncEnrolmentsHandler
+{
+    public static async Task Handle(SyncEnrolments batch, IDocumentSession session, IClock clock, ILogger<SyncEnrolments> logger, CancellationToken ct)
+    {
+        var now = clock.GetCurrentInstant();
+        var tenantId = session.TenantId;
+
+        var assignments = batch.AssignmentId is { } only
+            ? (await session.LoadAsync<Assignment>(only, ct)) is { } one ? [one] : []
+            : await session.Query<Assignment>().Where(a => a.AudienceId == batch.AudienceId).ToListAsync(ct);
+
+        var memberKeys = batch.UserIds.Select(u => AudienceMember.Key(batch.AudienceId, u)).ToArray();
+        var members = (await session.LoadManyAsync<AudienceMember>(ct, memberKeys)).Select(m => m.UserId).ToHashSet(StringComparer.Ordinal);
+
+        var wanted = new List<(Assignment Assignment, string UserId, Guid EnrolmentId, bool Active)>();
+        foreach (var assignment in assignments)
+        foreach (var userId in batch.UserIds)
+            wanted.Add((assignment, userId, Ids.EnrolmentId(tenantId, assignment.Id, userId),
+                assignment.IsActive && assignment.AudienceId == batch.AudienceId && members.Contains(userId)));
+
+        var existing = (await session.LoadManyAsync<EnrolmentView>(ct, wanted.Select(w => w.EnrolmentId).ToArray()))
+            .ToDictionary(v => v.Id);
+
+        var changed = 0;
+        var toChange = new List<(Guid Id, bool Active, Assignment Assignment)>();
+        foreach (var w in wanted)
+        {
+            if (!existing.TryGetValue(w.EnrolmentId, out var view))
+            {
+                if (!w.Active) continue;
+                var schedule = w.Assignment.ToSchedule();
+                session.Events.StartStream<EnrolmentState>(w.EnrolmentId,
+                    EnrolmentRules.Assign(w.EnrolmentId, w.Assignment.Id, w.UserId, batch.AudienceId, w.Assignment.PrimaryContentId, schedule, now));
+                changed++;
+            }
+            else if (w.Active == (view.Status == "archived"))
+            {
+                toChange.Add((w.EnrolmentId, w.Active, w.Assignment));
+            }
+        }
+
+        foreach (var (id, active, assignment) in toChange)
+        {
+            var stream = await session.Events.FetchForWriting<EnrolmentState>(id, ct);
+            if (stream.Aggregate is null) continue;
+            var decision = active
+                ? EnrolmentRules.Reinstate(stream.Aggregate, batch.AudienceId, now)
+                : EnrolmentRules.Archive(stream.Aggregate, assignment.IsActive ? ArchiveReason.LeftAudience : ArchiveReason.AssignmentRemoved, now);
+            if (decision.Events.Count == 0) continue;
+            stream.AppendMany(decision.Events.Cast<object>().ToArray());
+            changed++;
+        }
+
+        session.Store(new FanOutBatchDone { Id = $"{batch.OperationId:N}/{batch.Batch}", OperationId = batch.OperationId, Changed = changed, CompletedAt = now });
+        logger.LogInformation("Fan-out {OperationId} batch {Batch}: {Users} users, {Changed} enrolments changed", batch.OperationId, batch.Batch, batch.UserIds.Length, changed);
+    }
+}

@@ -1,0 +1,106 @@
+using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Domain;
+using JasperFx.CommandLine;
+using Marten;
+using NodaTime;
+
+namespace Enrolment.Api.Features.Tenants;
+
+public sealed class TenantsInput : NetCoreInput
+{
+    [Description("add | add-secret | list | revoke-secret")]
+    public string Action { get; set; } = "";
+
+    [Description("The Tenant ID, for example eu-west-2_AbcdEfghI")]
+    public string TenantId { get; set; } = "";
+
+    [Description("The id of the secret to revoke, as `tenants list` shows it")]
+    public string SecretId { get; set; } = "";
+
+    [Description("Comma-separated scopes of the new secret: api/all, api/read, api/write (default api/all)")]
+    [FlagAlias("scopes")]
+    public string ScopesFlag { get; set; } = Scopes.All;
+}
+
+/// <summary>
+/// Tenant administration from the command line: `./build/run.sh tenants add eu-west-2_AbcdEfghI`. A new secret
+/// is printed alone on the last line of stdout and never again: only its hash is stored.
+/// </summary>
+[Description("Create tenants and issue, list or revoke their API secrets", Name = "tenants")]
+public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
+{
+    public TenantsCommand()
+    {
+        Usage("Create a tenant with a first secret, or issue another secret").Arguments(x => x.Action, x => x.TenantId);
+        Usage("List tenants and their secrets (ids and scopes only)").Arguments(x => x.Action);
+        Usage("Revoke a secret").Arguments(x => x.Action, x => x.TenantId, x => x.SecretId);
+    }
+
+    public override async Task<bool> Execute(TenantsInput input)
+    {
+        using var host = input.BuildHost();
+        var store = host.Services.GetRequiredService<IDocumentStore>();
+        var clock = host.Services.GetRequiredService<IClock>();
+        await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
+        await using var session = store.LightweightSession();
+
+        switch (input.Action)
+        {
+            case "add":
+            case "add-secret":
+            {
+                if (!Ids.IsValidTenantId(input.TenantId))
+                    return Fail($"'{input.TenantId}' is not a valid Tenant ID: it must look like eu-west-2_AbcdEfghI.");
+                var scopes = input.ScopesFlag.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToArray();
+                if (scopes.Length == 0 || scopes.Any(s => !Scopes.Known.Contains(s)))
+                    return Fail($"--scopes must be a comma-separated list of {string.Join(", ", Scopes.Known)}.");
+                var account = await session.LoadAsync<TenantAccount>(input.TenantId);
+                if (input.Action == "add" && account is not null)
+                    return Fail($"Tenant {input.TenantId} already exists. Use `tenants add-secret {input.TenantId}` to issue another secret.");
+                if (input.Action == "add-secret" && account is null)
+                    return Fail($"Tenant {input.TenantId} does not exist. Create it with `tenants add {input.TenantId}`.");
+                account ??= new TenantAccount { Id = input.TenantId, CreatedAt = clock.GetCurrentInstant() };
+                var secret = Secrets.Generate();
+                var record = new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(secret), Scopes = scopes, CreatedAt = clock.GetCurrentInstant() };
+                account.Secrets.Add(record);
+                session.Store(account);
+                await session.SaveChangesAsync();
+                await Console.Error.WriteLineAsync($"Tenant {account.Id}: issued secret {record.SecretId} with scopes {string.Join(",", scopes)}. Store it now; it cannot be shown again.");
+                Console.Out.WriteLine(secret);
+                return true;
+            }
+            case "list":
+            {
+                var accounts = await session.Query<TenantAccount>().OrderBy(a => a.Id).ToListAsync();
+                foreach (var a in accounts)
+                {
+                    Console.Out.WriteLine($"{a.Id}\tcreated {a.CreatedAt}");
+                    foreach (var s in a.Secrets)
+                        Console.Out.WriteLine($"  secret {s.SecretId}\t{string.Join(",", s.Scopes)}\tcreated {s.CreatedAt}\t{(s.RevokedAt is { } r ? $"revoked {r}" : "active")}");
+                }
+                if (accounts.Count == 0) Console.Out.WriteLine("No tenants yet. Create one with `tenants add <tenantId>`.");
+                return true;
+            }
+            case "revoke-secret":
+            {
+                var account = await session.LoadAsync<TenantAccount>(input.TenantId);
+                var secret = account?.Secrets.FirstOrDefault(s => s.SecretId == input.SecretId);
+                if (account is null || secret is null)
+                    return Fail($"Tenant {input.TenantId} has no secret {input.SecretId}. `tenants list` shows the ids.");
+                secret.RevokedAt ??= clock.GetCurrentInstant();
+                session.Store(account);
+                await session.SaveChangesAsync();
+                Console.Out.WriteLine($"Revoked secret {secret.SecretId} of tenant {account.Id}. Running services stop accepting it within Auth:CacheSeconds.");
+                return true;
+            }
+            default:
+                return Fail($"Unknown action '{input.Action}'. Use add, add-secret, list or revoke-secret.");
+        }
+    }
+
+    private static bool Fail(string message)
+    {
+        Console.Error.WriteLine(message);
+        return false;
+    }
+}

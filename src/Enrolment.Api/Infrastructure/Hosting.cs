@@ -1,0 +1,143 @@
+using System.Threading.RateLimiting;
+using Enrolment.Api.Infrastructure.Auth;
+using HealthChecks.NpgSql;
+using JasperFx;
+using JasperFx.Events;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using NodaTime;
+using Npgsql;
+using Scalar.AspNetCore;
+using Wolverine;
+using Wolverine.ErrorHandling;
+using Wolverine.Http;
+
+namespace Enrolment.Api.Infrastructure;
+
+public static class Hosting
+{
+    public static void AddEnrolmentService(this WebApplicationBuilder builder, string[] args)
+    {
+        var services = builder.Services;
+        var configuration = builder.Configuration;
+
+        // Structured JSON logs. In command mode (./build/run.sh ARGS) they go to stderr, so stdout carries only
+        // the command's output (a new secret on the last line, for example).
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
+        });
+        if (args.Length > 0)
+            builder.Logging.AddFilter(_ => true).Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = configuration.GetValue("Limits:MaxRequestBodyBytes", 4L * 1024 * 1024);
+            k.Limits.MaxRequestHeadersTotalSize = configuration.GetValue("Limits:MaxRequestHeadersBytes", 32 * 1024);
+            k.AddServerHeader = false;
+        });
+
+        services.AddSingleton<IClock>(NodaTime.SystemClock.Instance);
+        services.AddMemoryCache();
+        services.ConfigureHttpJsonOptions(o => Json.Configure(o.SerializerOptions));
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
+        {
+            ctx.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.Id ?? ctx.HttpContext.TraceIdentifier;
+        });
+        services.AddExceptionHandler<ExceptionMapper>();
+
+        services.Configure<AuthSettings>(configuration.GetSection("Auth"));
+        services.AddAuthentication(BasicAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, BasicAuthenticationHandler>(BasicAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(AuthPolicies.Read, p => p.RequireAuthenticatedUser().RequireAssertion(c => Scopes.Grants(c.User.FindAll(BasicAuthenticationHandler.ScopeClaim).Select(x => x.Value), Scopes.Read)))
+            .AddPolicy(AuthPolicies.Write, p => p.RequireAuthenticatedUser().RequireAssertion(c => Scopes.Grants(c.User.FindAll(BasicAuthenticationHandler.ScopeClaim).Select(x => x.Value), Scopes.Write)));
+
+        // Per-tenant request rate limit; exceeding it answers 429 with Retry-After.
+        var permitsPerSecond = configuration.GetValue("Limits:RequestsPerSecondPerTenant", 1000);
+        services.AddRateLimiter(o =>
+        {
+            o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(ctx =>
+            {
+                var tenant = ctx.User.FindFirst(BasicAuthenticationHandler.TenantClaim)?.Value;
+                return tenant is null
+                    ? RateLimitPartition.GetNoLimiter("anonymous")
+                    : RateLimitPartition.GetTokenBucketLimiter(tenant, _ => new TokenBucketRateLimiterOptions
+                    {
+                        TokenLimit = permitsPerSecond, TokensPerPeriod = permitsPerSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                        QueueLimit = 0, AutoReplenishment = true,
+                    });
+            });
+            o.OnRejected = async (ctx, ct) =>
+            {
+                ctx.HttpContext.Response.Headers.RetryAfter = "1";
+                await Problems.Make(StatusCodes.Status429TooManyRequests, "rate-limited", "Too many requests.",
+                    $"This tenant is limited to {permitsPerSecond} requests per second. Retry after a second.").ExecuteAsync(ctx.HttpContext);
+            };
+        });
+
+        services.AddEnrolmentPersistence(configuration, builder.Environment);
+
+        services.AddHealthChecks()
+            .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
+
+        services.AddOpenApi();
+        services.AddWolverineHttp();
+
+        builder.Host.UseWolverine(opts =>
+        {
+            opts.UseRuntimeCompilation();
+            opts.UseSystemTextJsonForSerialization(Json.Configure);
+            opts.Policies.AutoApplyTransactions();
+            opts.Policies.UseDurableLocalQueues();
+            opts.Durability.ScheduledJobPollingTime = configuration.GetValue("Durability:ScheduledJobPollingTime", TimeSpan.FromSeconds(1));
+
+            // A lost optimistic-concurrency race or a concurrent stream start is retried: the state decides again.
+            opts.OnException<ConcurrencyException>().Or<JasperFx.Events.ExistingStreamIdCollisionException>()
+                .RetryWithCooldown(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1))
+                .Then.MoveToErrorQueue();
+            opts.OnException<NpgsqlException>()
+                .RetryWithCooldown(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30))
+                .Then.ScheduleRetry(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5));
+        });
+
+    }
+
+    public static void UseEnrolmentService(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponse.Write });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = HealthResponse.Write });
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference("/docs", o => o.WithTitle("Enrolment API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+
+        app.MapWolverineEndpoints(opts =>
+        {
+            opts.TenantId.IsClaimTypeNamed(BasicAuthenticationHandler.TenantClaim);
+            opts.WarmUpRoutes = RouteWarmup.Eager;
+        });
+    }
+}
+
+internal static class HealthResponse
+{
+    public static Task Write(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsJsonAsync(new
+        {
+            status = report.Status.ToString().ToLowerInvariant(),
+            checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), description = e.Value.Description ?? e.Value.Exception?.Message }),
+        });
+    }
+}

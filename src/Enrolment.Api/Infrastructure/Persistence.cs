@@ -1,0 +1,84 @@
+using Enrolment.Api.Features.Assignments;
+using Enrolment.Api.Features.Audiences;
+using Enrolment.Api.Features.Completions;
+using Enrolment.Api.Features.Content;
+using Enrolment.Api.Features.Enrolments;
+using Enrolment.Api.Features.Operations;
+using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Domain;
+using JasperFx;
+using JasperFx.Events;
+using JasperFx.Events.Projections;
+using Marten;
+using Npgsql;
+using Weasel.Core;
+using Wolverine.Marten;
+
+namespace Enrolment.Api.Infrastructure;
+
+public static class Persistence
+{
+    public const string ConnectionStringName = "Enrolment";
+
+    /// <summary>
+    /// Marten: conjoined multi-tenancy for events and documents (the tenant is a column on every row), the
+    /// shared JSON settings, inline projections for every read model, and Wolverine's outbox in the same database.
+    /// </summary>
+    public static void AddEnrolmentPersistence(this IServiceCollection services, IConfiguration configuration, IHostEnvironment environment)
+    {
+        var connectionString = configuration.GetConnectionString(ConnectionStringName)
+            ?? throw new InvalidOperationException($"ConnectionStrings:{ConnectionStringName} is not set. Set it in appsettings.json or the environment variable ConnectionStrings__{ConnectionStringName}.");
+
+        var dataSourceBuilder = new NpgsqlDataSourceBuilder(connectionString);
+        dataSourceBuilder.UseNodaTime();
+        var dataSource = dataSourceBuilder.Build();
+        services.AddSingleton(dataSource);
+
+        var autoMigrate = configuration.GetValue("Database:AutoMigrate", environment.IsDevelopment());
+
+        var marten = services.AddMarten(opts =>
+        {
+            opts.Connection(dataSource);
+            opts.DatabaseSchemaName = "enrolment";
+            opts.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase, Json.Configure);
+            opts.AutoCreateSchemaObjects = autoMigrate ? AutoCreate.CreateOrUpdate : AutoCreate.None;
+
+            opts.Policies.AllDocumentsAreMultiTenanted();
+            opts.Events.TenancyStyle = JasperFx.MultiTenancy.TenancyStyle.Conjoined;
+            opts.Events.AppendMode = EventAppendMode.Rich;
+            opts.Events.AddEventTypes([
+                typeof(EnrolmentAssigned), typeof(EnrolmentOpened), typeof(EnrolmentBecameOverdue), typeof(EnrolmentCompleted),
+                typeof(ReminderRecorded), typeof(EnrolmentArchived), typeof(EnrolmentReinstated), typeof(EnrolmentRescheduled),
+                typeof(AssignmentCreated), typeof(AssignmentRemoved),
+            ]);
+
+            opts.Schema.For<TenantAccount>().SingleTenanted();
+
+            opts.Projections.Add(new EnrolmentViewProjection(), ProjectionLifecycle.Inline);
+            opts.Projections.Add(new EnrolmentStateProjection(), ProjectionLifecycle.Live);
+            opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
+
+            // Lists filter on these; duplicated into columns with indexes so a page costs the same at any size.
+            opts.Schema.For<EnrolmentView>()
+                .Duplicate(x => x.AssignmentId)
+                .Duplicate(x => x.UserId)
+                .Duplicate(x => x.Status)
+                .Duplicate(x => x.PrimaryContentId);
+            opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
+            opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);
+            opts.Schema.For<FanOutBatchDone>().Duplicate(x => x.OperationId);
+            opts.Schema.For<CompletionRecord>();
+            opts.Schema.For<ContentItem>();
+        })
+        .UseLightweightSessions()
+        .IntegrateWithWolverine();
+
+        // Development (and ./build/run.sh): create or migrate the schema at start. Production: Database:AutoMigrate=false
+        // and run `db-apply` (or review `db-patch` output) as a deployment step.
+        if (autoMigrate)
+        {
+            marten.ApplyAllDatabaseChangesOnStartup();
+            JasperFx.Resources.ResourceHostExtensions.AddResourceSetupOnStartup(services, JasperFx.Resources.StartupAction.SetupOnly);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+using Enrolment.Domain;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Enrolment.Api.Infrastructure;
+
+/// <summary>The RFC 9457 problem documents the API answers with; one place, so every error looks the same.</summary>
+public static class Problems
+{
+    public const string TypeBase = "https://enrolment.example/problems/";
+
+    public static ProblemHttpResult Validation(string detail, IDictionary<string, string[]>? errors = null) =>
+        Make(StatusCodes.Status422UnprocessableEntity, "invalid-request", "The request is not valid.", detail, errors);
+
+    public static ProblemHttpResult Validation(string field, string message) =>
+        Validation(message, new Dictionary<string, string[]> { [field] = [message] });
+
+    public static ProblemHttpResult NotFound(string detail) =>
+        Make(StatusCodes.Status404NotFound, "not-found", "Not found.", detail);
+
+    public static ProblemHttpResult Conflict(string code, string detail) =>
+        Make(StatusCodes.Status409Conflict, code, "Conflict.", detail);
+
+    public static ProblemHttpResult From(Rejection rejection) => rejection.Kind switch
+    {
+        RejectionKind.Conflict => Conflict(rejection.Code, rejection.Message),
+        _ => Make(StatusCodes.Status422UnprocessableEntity, rejection.Code, "The request is not valid.", rejection.Message),
+    };
+
+    public static ProblemHttpResult Make(int status, string code, string title, string detail, IDictionary<string, string[]>? errors = null)
+    {
+        var extensions = new Dictionary<string, object?> { ["code"] = code };
+        if (errors is not null) extensions["errors"] = errors;
+        return TypedResults.Problem(detail: detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
+    }
+}

@@ -1,0 +1,239 @@
+using Enrolment.Domain;
+using NodaTime;
+using static Enrolment.Domain.EnrolmentStatus;
+
+namespace Enrolment.Domain.Tests;
+
+/// <summary>
+/// Random schedules and random command sequences (Tick, Complete, Remind, Archive, Reinstate at non-decreasing
+/// instants) run through <see cref="EnrolmentRules"/> and <see cref="EnrolmentState.Evolve"/>; each test checks one
+/// rule of PRODUCT.md's "Enrolment lifecycle" on every run.
+/// </summary>
+public class LifecyclePropertyTests
+{
+    /// <summary>The lifecycle table of PRODUCT.md, row by row.</summary>
+    private static readonly HashSet<(EnrolmentStatus From, EnrolmentStatus To)> TableRows =
+    [
+        (Unassigned, Scheduled), // enrolment created and availableDate is in the future
+        (Unassigned, Open), // enrolment created and availableDate is now or past
+        (Scheduled, Open), // the service clock reaches availableDate
+        (Open, Overdue), // the clock passes dueDate with no completion in the period
+        (Open, Complete), // a completion at or before dueDate
+        (Overdue, Complete), // a late completion
+        (Scheduled, Archived), (Open, Archived), (Overdue, Archived), (Complete, Archived), // any but archived → archived
+        (Archived, Scheduled), (Archived, Open), // the user rejoins: reinstated
+    ];
+
+    /// <summary>Rows of the table that are "recurring only".</summary>
+    private static readonly HashSet<(EnrolmentStatus From, EnrolmentStatus To)> RecurringOnlyRows =
+    [
+        (Complete, Scheduled), // the period ends and the next period opens later
+        (Complete, Open), (Overdue, Open), // the next period's availableDate is reached
+    ];
+
+    private static IEnumerable<(IEnrolmentEvent Event, EnrolmentStatus From, EnrolmentStatus To)> Transitions(Trace trace)
+    {
+        var status = Unassigned;
+        foreach (var e in trace.Events)
+        {
+            var next = EnrolmentEvents.StatusAfter(e, status);
+            yield return (e, status, next);
+            status = next;
+        }
+    }
+
+    [Fact]
+    public void Every_status_change_is_a_row_of_the_lifecycle_table_and_recurring_rows_need_a_recurring_schedule() =>
+        Scenarios.Check(trace =>
+        {
+            var recurring = trace.Scenario.Schedule.IsRecurring;
+            foreach (var (e, from, to) in Transitions(trace))
+            {
+                if (from == to) continue; // no status change: see the reminder rule
+                var allowed = TableRows.Contains((from, to)) || (recurring && RecurringOnlyRows.Contains((from, to)));
+                Assert.True(allowed, $"{EnrolmentEvents.EventType(e)} moved {from} → {to}, which is not a row of the lifecycle table (recurring: {recurring}); event {e}");
+            }
+        });
+
+    [Fact]
+    public void Only_a_reminder_leaves_the_status_unchanged_and_archived_enrolments_take_no_reminders() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var (e, from, to) in Transitions(trace))
+            {
+                if (e is ReminderRecorded)
+                {
+                    Assert.Equal(from, to);
+                    Assert.NotEqual(Archived, from);
+                }
+                else
+                {
+                    Assert.True(from != to, $"{EnrolmentEvents.EventType(e)} left the status at {from}: only a reminder may do that; event {e}");
+                }
+            }
+        });
+
+    [Fact]
+    public void Unassigned_is_only_the_previous_status_of_the_first_event_and_never_a_current_status() =>
+        Scenarios.Check(trace =>
+        {
+            var transitions = Transitions(trace).ToList();
+            Assert.IsType<EnrolmentAssigned>(transitions[0].Event);
+            Assert.Equal(Unassigned, transitions[0].From);
+            foreach (var (e, from, to) in transitions.Skip(1))
+            {
+                Assert.False(e is EnrolmentAssigned, "only the first event of a stream is an assignment");
+                Assert.NotEqual(Unassigned, from);
+                Assert.NotEqual(Unassigned, to);
+            }
+            Assert.NotEqual(Unassigned, trace.Initial.Status);
+            foreach (var step in trace.Steps) Assert.NotEqual(Unassigned, step.After.Status);
+        });
+
+    [Fact]
+    public void A_completion_whose_completionId_was_already_applied_yields_no_events_and_is_not_refused() =>
+        Scenarios.Check(trace =>
+        {
+            var applied = new HashSet<string>();
+            foreach (var step in trace.Steps)
+            {
+                if (step.Command.Kind == CommandKind.Complete)
+                {
+                    var completionId = $"c{step.Command.CompletionIndex}";
+                    if (applied.Contains(completionId))
+                    {
+                        Assert.Empty(step.Decision.Events);
+                        Assert.False(step.Decision.IsRejected, $"a repeated completionId is idempotent, not an error: {step.Decision.Rejection}");
+                    }
+                }
+                foreach (var completed in step.Decision.Events.OfType<EnrolmentCompleted>()) applied.Add(completed.CompletionId);
+            }
+            Assert.True(applied.SetEquals(trace.Final.CompletionIds));
+        });
+
+    [Fact]
+    public void Replaying_the_stream_from_scratch_rebuilds_the_incrementally_built_state() =>
+        Scenarios.Check(trace =>
+        {
+            var replayed = EnrolmentState.Replay(trace.Events);
+            Assert.NotNull(replayed);
+            var incremental = trace.Final;
+            Assert.True(replayed.CompletionIds.SetEquals(incremental.CompletionIds));
+            // Record equality compares every other field; the set is compared by reference, hence SetEquals above.
+            Assert.Equal(incremental, replayed with { CompletionIds = incremental.CompletionIds });
+            Assert.Equal(incremental.OnWatchlist, replayed.OnWatchlist);
+            Assert.All(trace.Events, e => Assert.Equal(Scenarios.EnrolmentId, e.EnrolmentId));
+        });
+
+    [Fact]
+    public void Tick_is_idempotent_a_second_tick_at_the_same_instant_yields_no_events() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var step in trace.Steps)
+            {
+                // After whatever the command did, tick once, then again at the same instant.
+                var first = EnrolmentRules.Tick(step.After, step.Now);
+                var ticked = first.Events.Aggregate(step.After, EnrolmentState.Evolve);
+                var second = EnrolmentRules.Tick(ticked, step.Now);
+                Assert.True(second.Events.Count == 0,
+                    $"second Tick at {step.Now} emitted {second.Events.Count} events after the first emitted {first.Events.Count} (status {ticked.Status}, period {ticked.Period}, due {ticked.DueDate})");
+            }
+        });
+
+    [Fact]
+    public void Rejected_decisions_carry_no_events() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var step in trace.Steps.Where(s => s.Decision.IsRejected))
+            {
+                Assert.Empty(step.Decision.Events);
+                Assert.Same(step.Before, step.After);
+            }
+        });
+
+    [Fact]
+    public void Completions_are_refused_for_other_content_and_for_scheduled_or_archived_enrolments() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var step in trace.Steps.Where(s => s.Command.Kind == CommandKind.Complete))
+            {
+                var repeated = step.Before.CompletionIds.Contains($"c{step.Command.CompletionIndex}");
+                if (repeated) continue;
+                if (!step.Command.ContentMatches || step.Before.Status is Scheduled or Archived)
+                {
+                    Assert.True(step.Decision.IsRejected, $"completion of {step.Before.Status} enrolment (content matches: {step.Command.ContentMatches}) was not refused");
+                    Assert.Equal(step.Before.Status, step.After.Status);
+                }
+            }
+        });
+
+    [Fact]
+    public void Time_driven_events_happen_at_the_tick_instant_and_never_before_their_trigger() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var step in trace.Steps)
+            {
+                Assert.All(step.Decision.Events, e => Assert.Equal(step.Now, e.At));
+                var state = step.Before;
+                foreach (var e in step.Decision.Events)
+                {
+                    switch (e)
+                    {
+                        case EnrolmentOpened o:
+                            Assert.True(o.AvailableDate <= o.At, $"opened before its availableDate: {o}");
+                            break;
+                        case EnrolmentBecameOverdue o:
+                            Assert.Equal(state.DueDate, o.DueDate);
+                            Assert.True(o.DueDate < o.At, $"overdue before the clock passed the due date: {o}");
+                            break;
+                        case EnrolmentRescheduled r:
+                            Assert.True(state.DueDate <= r.At, $"rescheduled before the period's due date {state.DueDate}: {r}");
+                            Assert.True(r.AvailableDate > r.At, $"rescheduled into a period that is already open: {r}");
+                            break;
+                        case EnrolmentCompleted c:
+                            Assert.Equal(state.Status == Overdue || (state.DueDate is { } due && c.CompletedAt > due), c.Late);
+                            break;
+                    }
+                    state = EnrolmentState.Evolve(state, e);
+                }
+            }
+        });
+
+    [Fact]
+    public void NextDueAt_is_the_first_instant_at_which_a_tick_does_anything() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var state in trace.Steps.Select(s => s.After).Prepend(trace.Initial))
+            {
+                var next = EnrolmentRules.NextDueAt(state);
+                if (next is { } at)
+                {
+                    Assert.Empty(EnrolmentRules.Tick(state, at - Duration.FromMilliseconds(1)).Events);
+                    Assert.NotEmpty(EnrolmentRules.Tick(state, at).Events);
+                }
+                else
+                {
+                    Assert.Empty(EnrolmentRules.Tick(state, Instant.FromUtc(9000, 1, 1, 0, 0)).Events);
+                }
+            }
+        }, iter: 600);
+
+    [Fact]
+    public void Reminders_count_within_the_current_period_and_three_put_an_incomplete_enrolment_on_the_watchlist() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var step in trace.Steps)
+            {
+                var state = step.Before;
+                foreach (var e in step.Decision.Events)
+                {
+                    var next = EnrolmentState.Evolve(state, e);
+                    if (e is ReminderRecorded r) Assert.Equal(state.RemindersInPeriod + 1, r.Number);
+                    if (next.Period != state.Period) Assert.Equal(0, next.RemindersInPeriod);
+                    if (e is not ReminderRecorded && next.Period == state.Period) Assert.Equal(state.RemindersInPeriod, next.RemindersInPeriod);
+                    Assert.Equal(next.RemindersInPeriod >= 3 && next.Status is not (Complete or Archived), next.OnWatchlist);
+                    state = next;
+                }
+            }
+        });
+}
