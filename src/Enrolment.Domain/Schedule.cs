@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using NodaTime;
 
 namespace Enrolment.Domain;
@@ -17,6 +18,7 @@ public sealed record Schedule(
 {
     public const string DefaultTimeZone = "Etc/UTC";
 
+    [JsonIgnore]
     public bool IsRecurring => Recurrence is not null;
 
     private DateTimeZone Zone => DateTimeZoneProviders.Tzdb.GetZoneOrNull(TimeZone) ?? DateTimeZone.Utc;

@@ -167,21 +167,21 @@ public static class Scenarios
         return result > Latest ? Latest : result;
     }
 
-    /// <summary>Runs a scenario through <see cref="EnrolmentRules"/>, applying each decision's events with Evolve.</summary>
+    /// <summary>Runs a scenario through <see cref="EnrolmentRules"/>, applying each decision's events with Fold.</summary>
     public static Trace Run(Scenario scenario)
     {
         var schedule = scenario.Schedule;
         var scale = Scale(schedule);
         var now = After(schedule.AvailableDate, scale, scenario.AssignAt);
         var assigned = EnrolmentRules.Assign(EnrolmentId, AssignmentId, UserId, "aud-1", ContentId, schedule, now);
-        var initial = EnrolmentState.Evolve(null, assigned);
+        var initial = EnrolmentState.Fold(null, assigned);
         var state = initial;
         var steps = new List<Step>(scenario.Commands.Length);
         foreach (var command in scenario.Commands)
         {
             now = After(now, scale, command.Gap);
             var decision = Decide(state, command, now, scale);
-            var after = decision.Events.Aggregate(state, EnrolmentState.Evolve);
+            var after = decision.Events.Aggregate(state, EnrolmentState.Fold);
             steps.Add(new Step(command, now, state, decision, after));
             state = after;
         }

@@ -1,6 +1,7 @@
 using Enrolment.Domain;
 using JasperFx.Events;
 using Marten.Events.Aggregation;
+using System.Text.Json.Serialization;
 using NodaTime;
 
 namespace Enrolment.Api.Features.Assignments;
@@ -22,6 +23,7 @@ public sealed class Assignment
     public Instant? RemovedAt { get; set; }
 
     public Schedule ToSchedule() => new(AvailableDate, CompletionPeriod, DueDate, Recurrence, TimeZone);
+    [JsonIgnore]
     public bool IsActive => Status == "active";
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Starts the enrolment service on http://127.0.0.1:5080 (override with ASPNETCORE_URLS), after making sure
+# PostgreSQL is installed, running and has the service's role and database.
+#   ./build/run.sh                       start the service
+#   ./build/run.sh tenants add <id>      run a command of the service instead (JasperFx commands plus ours:
+#                                        tenants, db-apply, db-patch, describe, projections, codegen ...)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+"$root/db/start.sh"
+
+export ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}"
+export DOTNET_ENVIRONMENT="$ASPNETCORE_ENVIRONMENT"
+project="$root/src/Enrolment.Api/Enrolment.Api.csproj"
+
+# Build once quietly; build output goes to stderr so stdout stays the service's (or the command's) own.
+dotnet build "$project" -c Release -nologo -v quiet >&2
+
+if [ "$#" -gt 0 ]; then
+  exec dotnet run --project "$project" -c Release --no-build --no-launch-profile -- "$@"
+fi
+
+export ASPNETCORE_URLS="${ASPNETCORE_URLS:-http://127.0.0.1:5080}"
+echo "[run] starting the service on $ASPNETCORE_URLS (environment $ASPNETCORE_ENVIRONMENT); Ctrl-C stops it" >&2
+exec dotnet run --project "$project" -c Release --no-build --no-launch-profile

@@ -1,0 +1,105 @@
+using Enrolment.Api.Features.Operations;
+using Enrolment.Api.Infrastructure;
+using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Domain;
+using Marten;
+using Microsoft.AspNetCore.Authorization;
+using NodaTime;
+using Wolverine;
+using Wolverine.Http;
+
+namespace Enrolment.Api.Features.Audiences;
+
+public sealed record MembersRequest(string[]? UserIds);
+
+public sealed record MembershipChange(string AudienceId, int Joined, int Left, OperationStatus Operation);
+
+/// <summary>
+/// Membership changes are stored at once; the enrolments they create, reinstate or archive follow in durable
+/// batches (<see cref="SyncEnrolments"/>). 202 Accepted with the operation to poll.
+/// </summary>
+public static class Membership
+{
+    public const int MaxUsersPerRequest = 100_000;
+
+    public static bool TryValidate(string audienceId, MembersRequest request, out string[] userIds, out IResult? problem)
+    {
+        userIds = [];
+        if (!RouteIds.TryExternal(audienceId, "audienceId", out var p)) { problem = p; return false; }
+        if (request.UserIds is null) { problem = Problems.Validation("userIds", "userIds is required: an array of user ids."); return false; }
+        if (request.UserIds.Length > MaxUsersPerRequest) { problem = Problems.Validation("userIds", $"At most {MaxUsersPerRequest} userIds per request."); return false; }
+        var invalid = request.UserIds.Where(u => !Ids.IsValidExternalId(u)).Take(5).ToArray();
+        if (invalid.Length > 0) { problem = Problems.Validation("userIds", $"Each user id must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ - ({invalid.Length} or more are not)."); return false; }
+        userIds = request.UserIds.Distinct(StringComparer.Ordinal).ToArray();
+        problem = null;
+        return true;
+    }
+
+    public static async Task<IResult> Apply(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
+    {
+        foreach (var userId in joins)
+            session.Store(new AudienceMember { Id = AudienceMember.Key(audienceId, userId), AudienceId = audienceId, UserId = userId, JoinedAt = now });
+        foreach (var userId in leaves)
+            session.Delete<AudienceMember>(AudienceMember.Key(audienceId, userId));
+        var operation = await FanOut.Start(session, bus, "audience-changed", audienceId, null, joins.Concat(leaves).ToArray(), now);
+        return Results.Accepted($"/operations/{operation.Id}", new MembershipChange(audienceId, joins.Count, leaves.Count, OperationStatus.Started(operation)));
+    }
+
+    public static async Task<HashSet<string>> Current(IQuerySession session, string audienceId, CancellationToken ct) =>
+        (await session.Query<AudienceMember>().Where(m => m.AudienceId == audienceId).Select(m => m.UserId).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
+}
+
+public static class ReplaceMembersEndpoint
+{
+    [WolverinePut("/audiences/{audienceId}/members", OperationId = "replaceAudienceMembers"), Authorize(Policy = AuthPolicies.Write)]
+    [Tags("Audiences")]
+    [EndpointSummary("Replace the member list: joins create or reinstate enrolments, leaves archive them.")]
+    public static async Task<IResult> Put(string audienceId, MembersRequest request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    {
+        if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
+        var current = await Membership.Current(session, audienceId, ct);
+        var wanted = userIds.ToHashSet(StringComparer.Ordinal);
+        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId,
+            wanted.Where(u => !current.Contains(u)).ToArray(), current.Where(u => !wanted.Contains(u)).ToArray(), ct);
+    }
+}
+
+public static class AddMembersEndpoint
+{
+    [WolverinePost("/audiences/{audienceId}/members", OperationId = "addAudienceMembers"), Authorize(Policy = AuthPolicies.Write)]
+    [Tags("Audiences")]
+    [EndpointSummary("Add members: each new member is enrolled (or reinstated) in every active assignment of the audience.")]
+    public static async Task<IResult> Post(string audienceId, MembersRequest request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    {
+        if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
+        var current = await Membership.Current(session, audienceId, ct);
+        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId, userIds.Where(u => !current.Contains(u)).ToArray(), [], ct);
+    }
+}
+
+public static class RemoveMemberEndpoint
+{
+    [WolverineDelete("/audiences/{audienceId}/members/{userId}", OperationId = "removeAudienceMember"), Authorize(Policy = AuthPolicies.Write)]
+    [Tags("Audiences")]
+    [EndpointSummary("Remove one member: their enrolments in the audience's assignments are archived.")]
+    public static async Task<IResult> Delete(string audienceId, string userId, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    {
+        if (!RouteIds.TryExternal(audienceId, "audienceId", out var problem)) return problem!;
+        if (!RouteIds.TryExternal(userId, "userId", out problem)) return problem!;
+        if (await session.LoadAsync<AudienceMember>(AudienceMember.Key(audienceId, userId), ct) is null)
+            return Problems.NotFound($"User {userId} is not a member of audience {audienceId}.");
+        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId, [], [userId], ct);
+    }
+}
+
+public static class GetMembersEndpoint
+{
+    [WolverineGet("/audiences/{audienceId}/members", OperationId = "getAudienceMembers"), Authorize(Policy = AuthPolicies.Read)]
+    [Tags("Audiences")]
+    public static async Task<IResult> Get(string audienceId, IQuerySession session, CancellationToken ct)
+    {
+        if (!RouteIds.TryExternal(audienceId, "audienceId", out var problem)) return problem!;
+        var members = await Membership.Current(session, audienceId, ct);
+        return Results.Ok(new { audienceId, userIds = members.Order(StringComparer.Ordinal).ToArray() });
+    }
+}
