@@ -7,10 +7,10 @@ namespace Enrolment.Domain;
 /// <summary>Validation of the external ids the service accepts (PRODUCT.md, "Words").</summary>
 public static partial class Ids
 {
-    [GeneratedRegex(@"^[A-Za-z0-9._:@-]{1,64}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[A-Za-z0-9._:@-]{1,64}\z", RegexOptions.CultureInvariant)]
     private static partial Regex ExternalIdPattern();
 
-    [GeneratedRegex(@"^[a-z]{2}(-[a-z]+)+-\d_[A-Za-z0-9]+$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z]{2}(-[a-z]+)+-[0-9]_[A-Za-z0-9]+\z", RegexOptions.CultureInvariant)]
     private static partial Regex TenantIdPattern();
 
     /// <summary>User, audience, content and completion ids: 1–64 chars of [A-Za-z0-9._:@-].</summary>

@@ -28,9 +28,24 @@ public sealed record Schedule(
 
     public Instant? DueAt(int period)
     {
+        var due = UncappedDueAt(period);
+        if (due is null) return null;
+        // Calendar months differ in length (P1M recurrence with P30D to complete, in February): a period is never
+        // due after the next one opens, so periods never overlap.
+        if (Recurrence is not null && period < MaxPeriod && OpensAt(period + 1) is var next && due > next) due = next;
+        return due;
+    }
+
+    private Instant? UncappedDueAt(int period)
+    {
         if (CompletionPeriod is not null) return Add(OpensAt(period), CompletionPeriod);
         if (DueDate is null) return null;
-        return period == 0 || Recurrence is null ? DueDate : Add(DueDate.Value, Scale(Recurrence, period));
+        if (period == 0 || Recurrence is null) return DueDate;
+        // An explicit due date recurs like the available date. Where month ends or a clock change would put it
+        // at or before its period's opening, it keeps the first period's elapsed length instead.
+        var opens = OpensAt(period);
+        var due = Add(DueDate.Value, Scale(Recurrence, period));
+        return due > opens ? due : opens + (DueDate.Value - AvailableDate);
     }
 
     /// <summary>The period that has opened by <paramref name="now"/> (0 before the first opens).</summary>
@@ -40,7 +55,7 @@ public sealed record Schedule(
         // OpensAt is monotonic in p: find a bound by doubling, then binary search (cheap even for PT30S over years).
         var low = 1;
         var high = 2;
-        while (high < int.MaxValue / 2 && OpensAt(high) <= now) { low = high; high *= 2; }
+        while (high < MaxPeriod && OpensAt(high) <= now) { low = high; high *= 2; }
         while (high - low > 1)
         {
             var mid = low + (high - low) / 2;
@@ -49,8 +64,24 @@ public sealed record Schedule(
         return low;
     }
 
-    private Instant Add(Instant instant, Period period) =>
-        instant.InZone(Zone).LocalDateTime.Plus(period).InZoneLeniently(Zone).ToInstant();
+    /// <summary>The largest period number the service computes (far beyond any real schedule).</summary>
+    public const int MaxPeriod = 100_000_000;
+
+    /// <summary>
+    /// Date units (years, months, weeks, days) are added to the local date in the zone, so a P1Y lands on the same
+    /// local date and a P1D keeps the wall-clock time across a daylight-saving change; time units (hours, minutes,
+    /// seconds) are elapsed time, so PT1H is always one hour, even across a clock change.
+    /// </summary>
+    private Instant Add(Instant instant, Period period)
+    {
+        var zone = Zone;
+        var datePart = new PeriodBuilder { Years = period.Years, Months = period.Months, Weeks = period.Weeks, Days = period.Days }.Build();
+        var local = instant.InZone(zone).LocalDateTime;
+        var shifted = datePart.Equals(Period.Zero) ? instant : local.Plus(datePart).InZoneLeniently(zone).ToInstant();
+        var timePart = Duration.FromHours(period.Hours) + Duration.FromMinutes(period.Minutes) + Duration.FromSeconds(period.Seconds)
+                       + Duration.FromMilliseconds(period.Milliseconds);
+        return shifted + timePart;
+    }
 
     private static Period Scale(Period period, int factor)
     {
@@ -85,7 +116,7 @@ public sealed record Schedule(
             return "A recurring assignment needs a completionPeriod or a dueDate.";
         var schedule = new Schedule(availableDate, completionPeriod, dueDate, recurrence, timeZone);
         Instant? due;
-        try { due = schedule.DueAt(0); _ = recurrence is null ? availableDate : schedule.OpensAt(1); }
+        try { due = schedule.UncappedDueAt(0); _ = recurrence is null ? availableDate : schedule.OpensAt(1); }
         catch (Exception e) when (e is ArgumentException or OverflowException or InvalidOperationException)
         { return "The dates and periods reach beyond the supported range of dates."; }
         if (due is not null && due <= availableDate)

@@ -42,6 +42,32 @@ public class LifecyclePropertyTests
         }
     }
 
+    /// <summary>Guards the generator: the properties below mean little unless random runs really take every row of the table.</summary>
+    [Fact]
+    public void Random_runs_take_every_row_of_the_lifecycle_table_and_hit_repeats_rejections_and_bounded_catch_up()
+    {
+        var rows = new HashSet<(EnrolmentStatus, EnrolmentStatus)>();
+        int repeats = 0, rejections = 0, reminders = 0, bounded = 0;
+        var gate = new object();
+        Scenarios.Check(trace =>
+        {
+            var found = Transitions(trace).Where(t => t.From != t.To).Select(t => (t.From, t.To)).ToList();
+            var seen = new HashSet<string>();
+            var repeated = trace.Steps.Count(s => s.Command.Kind == CommandKind.Complete && !seen.Add($"c{s.Command.CompletionIndex}"));
+            lock (gate)
+            {
+                rows.UnionWith(found);
+                repeats += repeated;
+                rejections += trace.Steps.Count(s => s.Decision.IsRejected);
+                reminders += trace.Events.Count(e => e is ReminderRecorded);
+                bounded += trace.Steps.Count(s => s.Decision.Events.Count == EnrolmentRules.MaxTransitionsPerTick);
+            }
+        });
+
+        Assert.Empty(TableRows.Union(RecurringOnlyRows).Except(rows));
+        Assert.True(repeats > 100 && rejections > 100 && reminders > 100 && bounded > 0, $"repeats {repeats}, rejections {rejections}, reminders {reminders}, bounded ticks {bounded}");
+    }
+
     [Fact]
     public void Every_status_change_is_a_row_of_the_lifecycle_table_and_recurring_rows_need_a_recurring_schedule() =>
         Scenarios.Check(trace =>

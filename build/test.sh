@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test of the solution against a real PostgreSQL (installed and started if needed) and prints
+# a last line "N passed, N failed[, N skipped]". Exits non-zero on any failure.
+#   ./build/test.sh                      everything
+#   ./build/test.sh --filter <expr>      passes extra arguments to dotnet test
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+export ENROLMENT_DB_NAME="${ENROLMENT_TEST_DB_NAME:-enrolment_test}"
+"$root/db/start.sh" || { echo "0 passed, 1 failed (PostgreSQL could not be started; see above)"; exit 1; }
+export ENROLMENT_TEST_CONNECTION="${ENROLMENT_TEST_CONNECTION:-Host=127.0.0.1;Port=5432;Database=${ENROLMENT_DB_NAME};Username=enrolment;Password=enrolment;Timeout=5;Command Timeout=60}"
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+dotnet test "$root/Enrolment.EventSourced.sln" -c Release --nologo "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# dotnet test prints one summary per test project: "Passed!  - Failed: 0, Passed: 12, Skipped: 0, Total: 12, ..."
+read -r passed failed skipped < <(grep -E "(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+" "$log" |
+  sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \1 \3/' |
+  awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}')
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "The build or a test host failed before tests could report; see above."; fi
+summary="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
+echo "$summary"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -1,0 +1,85 @@
+using Alba;
+using Enrolment.Api.Infrastructure.Auth;
+using JasperFx;
+using JasperFx.CommandLine;
+using Marten;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using NodaTime;
+using Wolverine;
+
+namespace Enrolment.Api.Tests;
+
+/// <summary>
+/// One real host (Program, via Alba) for the whole API test collection, on the real PostgreSQL that
+/// ./build/test.sh starts (database enrolment_test unless ENROLMENT_TEST_CONNECTION says otherwise).
+/// </summary>
+public sealed class AppFixture : IAsyncLifetime
+{
+    public static string ConnectionString =>
+        Environment.GetEnvironmentVariable("ENROLMENT_TEST_CONNECTION")
+        ?? "Host=127.0.0.1;Port=5432;Database=enrolment_test;Username=enrolment;Password=enrolment;Timeout=5;Command Timeout=60";
+
+    public IAlbaHost Host { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        JasperFxEnvironment.AutoStartHost = true;
+        Host = await AlbaHost.For<Program>(builder =>
+        {
+            builder.UseEnvironment("Development");
+            builder.UseSetting("ConnectionStrings:Enrolment", ConnectionString);
+            builder.UseSetting("Auth:MaxFailuresPerClientPerMinute", "10");
+            builder.ConfigureServices(services => services.RunWolverineInSoloMode());
+        });
+    }
+
+    public async Task DisposeAsync() => await Host.DisposeAsync();
+}
+
+[CollectionDefinition(Name)]
+public sealed class ApiCollection : ICollectionFixture<AppFixture>
+{
+    public const string Name = "api";
+}
+
+/// <summary>
+/// Base of every API test: the database is reset before each test, and a fresh tenant with a read, a write and an
+/// all-scopes secret is created, so tests never see each other's data.
+/// </summary>
+[Collection(ApiCollection.Name)]
+public abstract class ApiTest(AppFixture fixture) : IAsyncLifetime
+{
+    protected IAlbaHost Host => fixture.Host;
+    protected const string TenantId = "eu-west-2_TestTenant1";
+    protected string AllSecret { get; private set; } = "";
+    protected string ReadSecret { get; private set; } = "";
+    protected string WriteSecret { get; private set; } = "";
+
+    public virtual async Task InitializeAsync()
+    {
+        var store = Host.Services.GetRequiredService<IDocumentStore>();
+        await store.Advanced.ResetAllData();
+        (AllSecret, ReadSecret, WriteSecret) = await CreateTenant(TenantId);
+    }
+
+    public virtual Task DisposeAsync() => Task.CompletedTask;
+
+    /// <summary>Creates a tenant directly in the store (the CLI is tested separately) and returns its secrets.</summary>
+    protected async Task<(string All, string Read, string Write)> CreateTenant(string tenantId)
+    {
+        var store = Host.Services.GetRequiredService<IDocumentStore>();
+        var now = SystemClock.Instance.GetCurrentInstant();
+        string all = Secrets.Generate(), read = Secrets.Generate(), write = Secrets.Generate();
+        var account = new TenantAccount { Id = tenantId, CreatedAt = now };
+        foreach (var (secret, scope) in new[] { (all, Scopes.All), (read, Scopes.Read), (write, Scopes.Write) })
+            account.Secrets.Add(new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(secret), Scopes = [scope], CreatedAt = now });
+        await using var session = store.LightweightSession();
+        session.Store(account);
+        await session.SaveChangesAsync();
+        return (all, read, write);
+    }
+
+    protected static string Basic(string tenantId, string secret) =>
+        "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{tenantId}:{secret}"));
+}
