@@ -61,6 +61,13 @@ public sealed record EnrolmentState
     public static EnrolmentState? Replay(IEnumerable<IEnrolmentEvent> events) =>
         events.Aggregate((EnrolmentState?)null, Fold);
 
+    /// <summary>When time alone next changes this enrolment (see <see cref="EnrolmentRules.Tick"/>), or null if it never does.</summary>
+    public Instant? NextTransitionAt => EnrolmentRules.NextDueAt(this);
+
+    /// <summary>The same instant as a BCL type, for storage indexes that do not know NodaTime.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public DateTimeOffset? NextTransitionAtUtc => NextTransitionAt?.ToDateTimeOffset();
+
     /// <summary>Not complete and reminded 3 or more times in the current period (Mimecast's onWatchlist).</summary>
     public bool OnWatchlist => Status is not EnrolmentStatus.Complete and not EnrolmentStatus.Archived && RemindersInPeriod >= 3;
 }

@@ -82,6 +82,8 @@ public static class Hosting
         });
 
         services.AddEnrolmentPersistence(configuration, builder.Environment);
+        services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
+        if (args.Length == 0) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));

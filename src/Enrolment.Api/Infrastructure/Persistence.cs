@@ -55,7 +55,10 @@ public static class Persistence
             opts.Schema.For<TenantAccount>().SingleTenanted();
 
             opts.Projections.Add(new EnrolmentViewProjection(), ProjectionLifecycle.Inline);
-            opts.Projections.Add(new EnrolmentStateProjection(), ProjectionLifecycle.Live);
+            // The write model is also kept as an inline snapshot: a command loads one row instead of replaying the
+            // stream, and the time-driven transitions find what is due through the indexed next_transition_at.
+            opts.Projections.Add(new EnrolmentStateProjection(), ProjectionLifecycle.Inline);
+            opts.Schema.For<EnrolmentState>().Duplicate(x => x.NextTransitionAtUtc!, pgType: "timestamptz");
             opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
 
             // Lists filter on these; duplicated into columns with indexes so a page costs the same at any size.

@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Enrolment.Domain;
+using JasperFx;
+using Marten;
+using NodaTime;
+using Npgsql;
+
+namespace Enrolment.Api.Features.Time;
+
+public sealed class TransitionSettings
+{
+    /// <summary>How often the service looks for enrolments whose time has come. Bounds the lag of a transition.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Enrolments transitioned per transaction.</summary>
+    public int BatchSize { get; set; } = 500;
+
+    /// <summary>Set false to run a node that serves HTTP only (another node must then apply transitions).</summary>
+    public bool Enabled { get; set; } = true;
+}
+
+/// <summary>
+/// Applies the transitions time drives (scheduled → open, open → overdue, recurring roll-overs) with no request.
+///
+/// Every enrolment's snapshot carries next_transition_at (indexed). Each poll, one node (a PostgreSQL advisory
+/// lock elects it; a crashed node's lock goes with its connection) takes what is due in batches, one transaction per
+/// batch, and lets the rules decide from the current state: a completion that came first makes the overdue
+/// transition a no-op, a trigger that comes twice finds nothing to do, and after downtime the overdue ones are
+/// simply due. Optimistic concurrency on each stream means a transition is appended once even if two nodes or a
+/// request race for it.
+/// </summary>
+public sealed class TimeDrivenTransitions(
+    IDocumentStore store,
+    NpgsqlDataSource dataSource,
+    IClock clock,
+    Microsoft.Extensions.Options.IOptions<TransitionSettings> options,
+    ILogger<TimeDrivenTransitions> logger) : BackgroundService
+{
+    public static readonly Meter Meter = new("Enrolment.Transitions");
+    private static readonly Histogram<double> Lag = Meter.CreateHistogram<double>("enrolment.transition.lag", "ms",
+        "Time from the instant a transition was due to the instant its event was recorded.");
+    private static readonly Counter<long> Applied = Meter.CreateCounter<long>("enrolment.transition.applied", "{transition}",
+        "Time-driven transitions appended to enrolment streams.");
+
+    // Arbitrary but fixed: the advisory lock key that elects the node applying transitions.
+    private const long LockKey = 0x456E726F6C54696D;
+
+    private readonly TransitionSettings _settings = options.Value;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!_settings.Enabled) { logger.LogInformation("Time-driven transitions are disabled on this node (Transitions:Enabled=false)"); return; }
+        logger.LogInformation("Time-driven transitions start: polling every {Interval} in batches of {BatchSize}", _settings.PollInterval, _settings.BatchSize);
+        using var timer = new PeriodicTimer(_settings.PollInterval);
+        do
+        {
+            try
+            {
+                await RunOnce(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { break; }
+            catch (Exception e)
+            {
+                // The database may be down; the next poll tries again and catches up on whatever became due.
+                logger.LogWarning(e, "Applying time-driven transitions failed; retrying at the next poll");
+            }
+        } while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>One poll: while this node holds the lock, apply everything due now. Returns how many transitioned.</summary>
+    public async Task<int> RunOnce(CancellationToken ct)
+    {
+        await using var lockConnection = await dataSource.OpenConnectionAsync(ct);
+        await using (var tryLock = new NpgsqlCommand("select pg_try_advisory_lock(@key)", lockConnection))
+        {
+            tryLock.Parameters.AddWithValue("key", LockKey);
+            if (await tryLock.ExecuteScalarAsync(ct) is not true) return 0;
+        }
+        try
+        {
+            var total = 0;
+            while (!ct.IsCancellationRequested)
+            {
+                var now = clock.GetCurrentInstant();
+                var due = await FindDue(lockConnection, now, ct);
+                if (due.Count == 0) break;
+                foreach (var tenant in due.GroupBy(d => d.TenantId))
+                    total += await ApplyBatch(tenant.Key, tenant.Select(d => d.Id).ToArray(), now, ct);
+                if (due.Count < _settings.BatchSize) break;
+            }
+            return total;
+        }
+        finally
+        {
+            await using var unlock = new NpgsqlCommand("select pg_advisory_unlock(@key)", lockConnection);
+            unlock.Parameters.AddWithValue("key", LockKey);
+            await unlock.ExecuteScalarAsync(CancellationToken.None);
+        }
+    }
+
+    private async Task<List<(string TenantId, Guid Id)>> FindDue(NpgsqlConnection connection, Instant now, CancellationToken ct)
+    {
+        var sql = $"select tenant_id, id from {store.Options.DatabaseSchemaName}.mt_doc_enrolmentstate " +
+                  "where next_transition_at_utc <= @now order by next_transition_at_utc limit @limit";
+        await using var command = new NpgsqlCommand(sql, connection);
+        command.Parameters.AddWithValue("now", now);
+        command.Parameters.AddWithValue("limit", _settings.BatchSize);
+        var due = new List<(string, Guid)>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) due.Add((reader.GetString(0), reader.GetGuid(1)));
+        return due;
+    }
+
+    private async Task<int> ApplyBatch(string tenantId, Guid[] ids, Instant now, CancellationToken ct)
+    {
+        try
+        {
+            return await Apply(tenantId, ids, now, ct);
+        }
+        catch (ConcurrencyException)
+        {
+            // A request changed one of them meanwhile: redo one by one, so one conflict does not hold up the rest.
+            var applied = 0;
+            foreach (var id in ids)
+            {
+                try { applied += await Apply(tenantId, [id], clock.GetCurrentInstant(), ct); }
+                catch (ConcurrencyException) { /* it will be due again at the next poll if still due */ }
+            }
+            return applied;
+        }
+    }
+
+    private async Task<int> Apply(string tenantId, Guid[] ids, Instant now, CancellationToken ct)
+    {
+        await using var session = store.LightweightSession(tenantId);
+        var batch = session.CreateBatchQuery();
+        var fetches = ids.Select(id => batch.Events.FetchForWriting<EnrolmentState>(id)).ToArray();
+        await batch.Execute(ct);
+
+        var lags = new List<double>();
+        var transitions = 0;
+        foreach (var fetch in fetches)
+        {
+            var stream = await fetch;
+            if (stream.Aggregate is not { } state || state.NextTransitionAt is not { } dueAt) continue;
+            var decision = EnrolmentRules.Tick(state, now);
+            if (decision.Events.Count == 0) continue;
+            stream.AppendMany(decision.Events.Cast<object>().ToArray());
+            transitions += decision.Events.Count;
+            lags.Add((now - dueAt).TotalMilliseconds);
+        }
+        if (transitions == 0) return 0;
+        await session.SaveChangesAsync(ct);
+        foreach (var lag in lags) Lag.Record(Math.Max(0, lag));
+        Applied.Add(transitions);
+        logger.LogInformation("Applied {Transitions} time-driven transitions to {Enrolments} enrolments of tenant {TenantId}; worst lag {LagMs:F0} ms",
+            transitions, lags.Count, tenantId, lags.Max());
+        return transitions;
+    }
+}
