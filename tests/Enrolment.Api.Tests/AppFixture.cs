@@ -8,6 +8,9 @@ using Microsoft.Extensions.DependencyInjection;
 using NodaTime;
 using Wolverine;
 
+// Tests share one database and reset it: collections must not run at the same time.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
 namespace Enrolment.Api.Tests;
 
 /// <summary>
@@ -22,15 +25,21 @@ public sealed class AppFixture : IAsyncLifetime
 
     public IAlbaHost Host { get; private set; } = null!;
 
-    public async Task InitializeAsync()
+    // The shared host applies no time-driven transitions: the time tests start hosts of their own for that.
+    public async Task InitializeAsync() => Host = await StartHost(transitions: false);
+
+    public static async Task<IAlbaHost> StartHost(bool transitions, Action<IWebHostBuilder>? configure = null)
     {
         JasperFxEnvironment.AutoStartHost = true;
-        Host = await AlbaHost.For<Program>(builder =>
+        return await AlbaHost.For<Program>(builder =>
         {
             builder.UseEnvironment("Development");
             builder.UseSetting("ConnectionStrings:Enrolment", ConnectionString);
             builder.UseSetting("Auth:MaxFailuresPerClientPerMinute", "10");
+            builder.UseSetting("Transitions:Enabled", transitions ? "true" : "false");
+            builder.UseSetting("Transitions:PollInterval", "00:00:00.200");
             builder.ConfigureServices(services => services.RunWolverineInSoloMode());
+            configure?.Invoke(builder);
         });
     }
 

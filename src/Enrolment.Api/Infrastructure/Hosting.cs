@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using NodaTime;
 using Npgsql;
+using OpenTelemetry.Metrics;
 using Scalar.AspNetCore;
 using Wolverine;
 using Wolverine.ErrorHandling;
@@ -21,6 +22,8 @@ public static class Hosting
     {
         var services = builder.Services;
         var configuration = builder.Configuration;
+        // A command (tenants, db-apply, ...) rather than the service: `run` and bare options start the service.
+        var isCommand = args.Length > 0 && !args[0].StartsWith('-') && args[0] != "run";
 
         // Structured JSON logs. In command mode (./build/run.sh ARGS) they go to stderr, so stdout carries only
         // the command's output (a new secret on the last line, for example).
@@ -31,7 +34,7 @@ public static class Hosting
             o.UseUtcTimestamp = true;
             o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
         });
-        if (args.Length > 0)
+        if (isCommand)
             builder.Logging.AddFilter(_ => true).Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
 
         builder.WebHost.ConfigureKestrel(k =>
@@ -83,10 +86,17 @@ public static class Hosting
 
         services.AddEnrolmentPersistence(configuration, builder.Environment);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
-        if (args.Length == 0) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
+        if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
+
+        // Metrics at GET /metrics (Prometheus text): HTTP, runtime, Marten, Wolverine and the transition lag.
+        services.AddOpenTelemetry().WithMetrics(m => m
+            .AddAspNetCoreInstrumentation()
+            .AddRuntimeInstrumentation()
+            .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, "Marten", "Wolverine:*")
+            .AddPrometheusExporter());
 
         services.AddOpenApi();
         services.AddWolverineHttp();
@@ -120,6 +130,7 @@ public static class Hosting
 
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponse.Write });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = HealthResponse.Write });
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs", o => o.WithTitle("Enrolment API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
 

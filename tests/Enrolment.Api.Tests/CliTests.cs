@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Enrolment.Api.Tests;
+
+/// <summary>
+/// The `tenants` command's output contract, run as the operator runs it: a separate process on the built service,
+/// against the same database as the test host, whose API then accepts (or refuses) what the command issued.
+/// </summary>
+public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
+{
+    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
+    private static readonly Regex SecretFormat = new("^es_[A-Za-z0-9_-]{40,}$");
+
+    private sealed record CliResult(int ExitCode, string StdOut, string StdErr)
+    {
+        public string[] Lines => StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).Where(l => l.Trim().Length > 0).ToArray();
+        public string LastLine => Lines.LastOrDefault() ?? "";
+        public override string ToString() => $"exit {ExitCode}\n--- stdout\n{StdOut}\n--- stderr\n{(StdErr.Length > 4000 ? StdErr[^4000..] : StdErr)}";
+    }
+
+    /// <summary>
+    /// The built service. Its own output directory when it can be found next to this test project (that is what
+    /// an operator runs): JasperFx scans every assembly in the application's directory for commands, and this
+    /// test assembly there references xunit, which the service's deps.json cannot resolve. Else the copy in the
+    /// test's output directory.
+    /// </summary>
+    private static readonly Lazy<string> ServiceDll = new(() =>
+    {
+        var testOutput = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var framework = testOutput.Name;
+        var configuration = testOutput.Parent?.Name ?? "Release";
+        for (var dir = testOutput; dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "src", "Enrolment.Api", "bin", configuration, framework, "Enrolment.Api.dll");
+            if (File.Exists(candidate)) return candidate;
+        }
+        return Path.Combine(AppContext.BaseDirectory, "Enrolment.Api.dll");
+    });
+
+    private static async Task<CliResult> Cli(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(ServiceDll.Value)!,
+        };
+        start.ArgumentList.Add(ServiceDll.Value);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.Environment["ConnectionStrings__Enrolment"] = AppFixture.ConnectionString;
+        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(ProcessTimeout);
+        try { await process.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new Xunit.Sdk.XunitException($"`{string.Join(' ', args)}` did not end within {ProcessTimeout}.");
+        }
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static string NewTenantId() => "eu-west-3_Cli" + Scenarios.RandomLetters(10);
+
+    /// <summary>Runs a command that issues a secret; asserts success and a secret alone on stdout's last line, never on stderr.</summary>
+    private static async Task<string> IssuedSecret(params string[] args)
+    {
+        var result = await Cli(args);
+        Assert.True(result.ExitCode == 0, $"`{string.Join(' ', args)}` failed: {result}");
+        var secret = result.LastLine;
+        Assert.True(secret.StartsWith("es_", StringComparison.Ordinal) && secret.Length >= 43 && SecretFormat.IsMatch(secret),
+            $"The last line of stdout must be the secret alone: {result}");
+        Assert.DoesNotContain(secret, result.StdErr);
+        Assert.Single(result.Lines, l => l.Contains(secret, StringComparison.Ordinal));
+        return secret;
+    }
+
+    [Fact]
+    public async Task Tenants_add_prints_the_secret_alone_on_the_last_line_and_it_authenticates_with_all_scopes()
+    {
+        var tenant = NewTenantId();
+        var secret = await IssuedSecret("tenants", "add", tenant);
+
+        (await Get("/users/u1/enrolments", Basic(tenant, secret))).AssertStatus(200);
+        (await Put("/content/c1", new { title = "t" }, Basic(tenant, secret))).AssertStatus(200);
+    }
+
+    [Fact]
+    public async Task Tenants_add_with_read_scope_issues_a_secret_that_reads_but_cannot_write()
+    {
+        var tenant = NewTenantId();
+        var secret = await IssuedSecret("tenants", "add", tenant, "--scopes", "api/read");
+
+        (await Get("/users/u1/enrolments", Basic(tenant, secret))).AssertStatus(200);
+        (await Put("/content/c1", new { title = "t" }, Basic(tenant, secret))).AssertProblem(403);
+    }
+
+    [Fact]
+    public async Task Tenants_add_of_an_existing_tenant_fails_and_issues_nothing()
+    {
+        var tenant = NewTenantId();
+        await CreateTenant(tenant);
+
+        var result = await Cli("tenants", "add", tenant);
+
+        Assert.True(result.ExitCode != 0, $"Adding an existing tenant must fail: {result}");
+        Assert.DoesNotContain(result.Lines, l => l.Contains("es_", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Tenants_add_secret_issues_another_working_secret_and_the_first_keeps_working()
+    {
+        var tenant = NewTenantId();
+        var (first, _, _) = await CreateTenant(tenant);
+
+        var second = await IssuedSecret("tenants", "add-secret", tenant);
+
+        Assert.NotEqual(first, second);
+        (await Get("/users/u1/enrolments", Basic(tenant, second))).AssertStatus(200);
+        (await Get("/users/u1/enrolments", Basic(tenant, first))).AssertStatus(200);
+    }
+
+    [Fact]
+    public async Task Tenants_list_shows_the_tenant_and_its_secret_ids_but_never_a_secret()
+    {
+        var tenant = NewTenantId();
+        var secret = await IssuedSecret("tenants", "add", tenant, "--scopes", "api/write");
+
+        var list = await Cli("tenants", "list");
+
+        Assert.True(list.ExitCode == 0, $"`tenants list` failed: {list}");
+        Assert.Contains(list.Lines, l => l.StartsWith(tenant, StringComparison.Ordinal));
+        Assert.Contains(list.Lines, l => l.Contains("secret", StringComparison.Ordinal) && l.Contains("api/write", StringComparison.Ordinal));
+        Assert.DoesNotContain(secret, list.StdOut);
+        Assert.DoesNotContain(secret, list.StdErr);
+        Assert.DoesNotContain(AllSecret, list.StdOut);
+        Assert.DoesNotContain(list.Lines, l => l.Contains("es_", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Tenants_revoke_secret_stops_that_secret_and_only_that_secret()
+    {
+        var tenant = NewTenantId();
+        var (all, read, _) = await CreateTenant(tenant); // secrets in order: api/all, api/read, api/write; none used yet
+
+        var list = await Cli("tenants", "list");
+        Assert.True(list.ExitCode == 0, $"`tenants list` failed: {list}");
+        var block = list.Lines.SkipWhile(l => !l.StartsWith(tenant, StringComparison.Ordinal)).Skip(1).TakeWhile(l => l.StartsWith(' ')).ToArray();
+        var readLine = Assert.Single(block, l => l.Contains("api/read", StringComparison.Ordinal));
+        var secretId = Regex.Match(readLine, @"secret\s+([0-9a-f]+)").Groups[1].Value;
+        Assert.False(string.IsNullOrEmpty(secretId), $"No secret id in '{readLine}'");
+
+        var revoke = await Cli("tenants", "revoke-secret", tenant, secretId);
+        Assert.True(revoke.ExitCode == 0, $"`tenants revoke-secret` failed: {revoke}");
+
+        var response = await Host.Send(HttpMethod.Get, "/users/u1/enrolments", Basic(tenant, read), clientIp: System.Net.IPAddress.Parse(Scenarios.RandomIp()));
+        response.AssertProblem(401);
+        (await Get("/users/u1/enrolments", Basic(tenant, all))).AssertStatus(200);
+    }
+}
