@@ -85,6 +85,7 @@ public static class Hosting
         });
 
         services.AddEnrolmentPersistence(configuration, builder.Environment);
+        Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
 
@@ -134,6 +135,7 @@ public static class Hosting
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs", o => o.WithTitle("Enrolment API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
 
+        Features.Mimecast.MimecastSetup.MapMimecast(app);
         app.MapWolverineEndpoints(opts =>
         {
             opts.TenantId.IsClaimTypeNamed(BasicAuthenticationHandler.TenantClaim);
