@@ -130,16 +130,21 @@ public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
     public async Task Tenants_list_shows_the_tenant_and_its_secret_ids_but_never_a_secret()
     {
         var tenant = NewTenantId();
-        var secret = await IssuedSecret("tenants", "add", tenant, "--scopes", "api/write");
+        var (all, read, write) = await CreateTenant(tenant);
 
         var list = await Cli("tenants", "list");
 
         Assert.True(list.ExitCode == 0, $"`tenants list` failed: {list}");
         Assert.Contains(list.Lines, l => l.StartsWith(tenant, StringComparison.Ordinal));
-        Assert.Contains(list.Lines, l => l.Contains("secret", StringComparison.Ordinal) && l.Contains("api/write", StringComparison.Ordinal));
-        Assert.DoesNotContain(secret, list.StdOut);
-        Assert.DoesNotContain(secret, list.StdErr);
-        Assert.DoesNotContain(AllSecret, list.StdOut);
+        var block = list.Lines.SkipWhile(l => !l.StartsWith(tenant, StringComparison.Ordinal)).Skip(1).TakeWhile(l => l.StartsWith(' ')).ToArray();
+        Assert.Equal(3, block.Length);
+        foreach (var scope in new[] { "api/all", "api/read", "api/write" })
+            Assert.Single(block, l => Regex.IsMatch(l, @"secret\s+[0-9a-f]+\s") && l.Contains(scope, StringComparison.Ordinal) && l.Contains("active", StringComparison.Ordinal));
+        foreach (var secret in new[] { all, read, write })
+        {
+            Assert.DoesNotContain(secret, list.StdOut);
+            Assert.DoesNotContain(secret, list.StdErr);
+        }
         Assert.DoesNotContain(list.Lines, l => l.Contains("es_", StringComparison.Ordinal));
     }
 

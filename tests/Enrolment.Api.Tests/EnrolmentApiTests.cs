@@ -118,6 +118,34 @@ public sealed class EnrolmentApiTests(AppFixture fixture) : ScenarioTest(fixture
     }
 
     [Fact]
+    public async Task A_completion_completes_every_open_enrolment_of_the_user_for_that_content()
+    {
+        await PutContent("c1");
+        await SetMembers("a1", ["u1", "u2"]);
+        var first = await CreateAssignment("a1", "c1");
+        var second = await CreateAssignment("a1", "c1", "P10D");
+
+        var response = (await Complete("cmp-1", "u1", "c1")).AssertStatus(200);
+
+        Assert.Equal(new[] { first, second }.Order().ToArray(),
+            response.Json["completed"]!.AsArray().Select(c => c.Str("assignmentId")).Order().ToArray());
+        Assert.All(await ListAll("/users/u1/enrolments"), e => Assert.Equal("complete", e.Str("status")));
+        Assert.All(await ListAll("/users/u2/enrolments"), e => Assert.Equal("open", e.Str("status")));
+    }
+
+    [Fact]
+    public async Task A_completion_time_with_an_offset_is_shown_in_utc_with_milliseconds()
+    {
+        var assignmentId = await OpenAssignmentFor("u1");
+        var local = DateTimeOffset.UtcNow.AddMinutes(-10).ToOffset(TimeSpan.FromHours(2));
+        var withOffset = local.ToString("yyyy-MM-dd'T'HH:mm:ss.fffzzz", CultureInfo.InvariantCulture);
+
+        (await Complete("cmp-1", "u1", "c1", withOffset)).AssertStatus(200);
+
+        Assert.Equal(Format(local), (await FindEnrolment(assignmentId, "u1")).Str("lastCompletedAt"));
+    }
+
+    [Fact]
     public async Task Repeating_a_completion_answers_the_same_and_changes_nothing()
     {
         var assignmentId = await OpenAssignmentFor("u1");
@@ -413,23 +441,41 @@ public sealed class EnrolmentApiTests(AppFixture fixture) : ScenarioTest(fixture
         Assert.Null(seven["nextCursor"]);
     }
 
-    [Theory]
-    [InlineData("limit=0", "limit below 1")]
-    [InlineData("limit=501", "limit above 500")]
-    [InlineData("limit=-1", "negative limit")]
-    [InlineData("limit=abc", "limit that is not a number")]
-    [InlineData("cursor=garbage", "cursor not issued by the service")]
-    [InlineData("cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "cursor of the wrong length")]
-    [InlineData("status=done", "unknown status")]
-    [InlineData("status=OPEN", "status not in lowercase")]
-    [InlineData("status=unassigned", "unassigned is never a current status")]
-    public async Task An_invalid_list_query_is_422(string query, string because)
+    public static readonly TheoryData<string, string> InvalidListQueries = new()
     {
-        var assignmentId = await OpenAssignmentFor("u1");
-        (await Get($"/users/u1/enrolments?{query}")).AssertProblem(422);
-        var response = await Get($"/assignments/{assignmentId}/enrolments?{query}");
+        { "limit=0", "limit below 1" },
+        { "limit=501", "limit above 500" },
+        { "limit=-1", "negative limit" },
+        { "limit=abc", "limit that is not a number" },
+        { "cursor=garbage", "cursor not issued by the service" },
+        { "cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "cursor of the wrong length" },
+        { "status=done", "unknown status" },
+        { "status=OPEN", "status not in lowercase" },
+        { "status=unassigned", "unassigned is never a current status" },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidListQueries))]
+    public async Task An_invalid_query_on_a_users_enrolments_is_422(string query, string because)
+    {
+        var response = await Get($"/users/u1/enrolments?{query}");
         Assert.True(response.Status == 422, $"{because}: {response}");
         response.AssertProblem(422);
+    }
+
+    [Fact]
+    public async Task An_invalid_query_on_an_assignments_enrolments_is_422()
+    {
+        var assignmentId = await OpenAssignmentFor("u1");
+        var failures = new List<string>();
+        foreach (var row in InvalidListQueries)
+        {
+            var (query, because) = ((string)row[0], (string)row[1]);
+            var response = await Get($"/assignments/{assignmentId}/enrolments?{query}");
+            if (response.Status != 422 || response.ContentType?.StartsWith("application/problem+json", StringComparison.Ordinal) != true)
+                failures.Add($"{query} ({because}): {response}");
+        }
+        Assert.True(failures.Count == 0, "Expected 422 problem documents:\n" + string.Join("\n", failures));
     }
 
     [Fact]
@@ -458,6 +504,28 @@ public sealed class EnrolmentApiTests(AppFixture fixture) : ScenarioTest(fixture
         var byAssignment = (await ListAll("/users/u1/enrolments")).ToDictionary(e => e.Str("assignmentId"), e => e.Str("status"));
         Assert.Equal("open", byAssignment[first]);
         Assert.Equal("complete", byAssignment[second]);
+    }
+
+    [Fact]
+    public async Task A_user_listed_twice_in_a_member_list_is_enrolled_once()
+    {
+        await PutContent("c1");
+        var change = (await Put("/audiences/a1/members", new { userIds = new[] { "u1", "u1", "u2" } })).AssertStatus(202);
+        Assert.Equal(2, change.Json["joined"]!.GetValue<int>());
+        await WaitForOperation(change);
+        var assignmentId = await CreateAssignment("a1", "c1");
+        await AddMembers("a1", ["u1", "u2"]);
+
+        var enrolments = await ListAll($"/assignments/{assignmentId}/enrolments");
+        Assert.Equal(["u1", "u2"], enrolments.Select(e => e.Str("userId")).Order().ToArray());
+        Assert.All(enrolments, e => Assert.Single(EventLog(e)));
+    }
+
+    [Fact]
+    public async Task Unknown_routes_and_methods_answer_problem_documents()
+    {
+        (await Get("/no-such-route")).AssertProblem(404);
+        (await Host.Send(HttpMethod.Delete, "/content/c1", Auth)).AssertProblem(405);
     }
 
     // ---------------------------------------------------------------- content and audiences

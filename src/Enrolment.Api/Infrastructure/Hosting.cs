@@ -114,6 +114,8 @@ public static class Hosting
             opts.OnException<ConcurrencyException>().Or<JasperFx.Events.ExistingStreamIdCollisionException>()
                 .RetryWithCooldown(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1))
                 .Then.MoveToErrorQueue();
+            Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
+
             opts.OnException<NpgsqlException>()
                 .RetryWithCooldown(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30))
                 .Then.ScheduleRetry(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5));

@@ -5,6 +5,7 @@ using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using NodaTime;
+using Wolverine;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Completions;
@@ -22,40 +23,42 @@ public sealed class CompletionRecord
     public CompletionResult Result { get; set; } = null!;
 }
 
-public static class RecordCompletionEndpoint
+/// <summary>The rules of recording a completion, shared by POST /completions and the bus.</summary>
+public static class CompletionRecorder
 {
     /// <summary>Completions may be stamped slightly ahead of our clock (client clock skew), not more.</summary>
-    private static readonly Duration AllowedClockSkew = Duration.FromMinutes(5);
+    public static readonly Duration AllowedClockSkew = Duration.FromMinutes(5);
 
-    [WolverinePost("/completions", OperationId = "recordCompletion"), Authorize(Policy = AuthPolicies.Write)]
-    [Tags("Completions")]
-    [EndpointSummary("Record that a user completed a content item; completes every open or overdue enrolment of that user whose primary content matches. Idempotent on completionId.")]
-    public static async Task<IResult> Post(RecordCompletionRequest request, IDocumentSession session, IClock clock, CancellationToken ct)
+    public static Dictionary<string, string[]> Validate(string? completionId, string? userId, string? contentId, Instant? completedAt, double? answer, Instant now)
     {
-        var now = clock.GetCurrentInstant();
+        const string idRule = "Required: 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -";
         var errors = new Dictionary<string, string[]>();
-        if (!Ids.IsValidExternalId(request.CompletionId)) errors["completionId"] = ["Required: 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
-        if (!Ids.IsValidExternalId(request.UserId)) errors["userId"] = ["Required: 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
-        if (!Ids.IsValidExternalId(request.ContentId)) errors["contentId"] = ["Required: 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
-        Instant completedAt = default;
-        if (!Json.TryParseInstant(request.CompletedAt, out completedAt)) errors["completedAt"] = ["Required: an ISO-8601 instant such as 2023-08-23T09:09:16.076Z."];
+        if (!Ids.IsValidExternalId(completionId)) errors["completionId"] = [idRule];
+        if (!Ids.IsValidExternalId(userId)) errors["userId"] = [idRule];
+        if (!Ids.IsValidExternalId(contentId)) errors["contentId"] = [idRule];
+        if (completedAt is null) errors["completedAt"] = ["Required: an ISO-8601 instant such as 2023-08-23T09:09:16.076Z."];
         else if (completedAt > now + AllowedClockSkew) errors["completedAt"] = ["Must not be in the future."];
-        if (request.Answer is { } a && (double.IsNaN(a) || double.IsInfinity(a))) errors["answer"] = ["Must be a finite number."];
-        if (errors.Count > 0) return Problems.Validation("The completion is not valid.", errors);
+        if (answer is { } a && (double.IsNaN(a) || double.IsInfinity(a))) errors["answer"] = ["Must be a finite number."];
+        return errors;
+    }
 
-        var completion = new Completion(request.CompletionId!, request.ContentId!, completedAt, request.Answer);
-
+    /// <summary>
+    /// Completes every open or overdue enrolment of the user whose primary content matches, and records the
+    /// completion under its id. A repeat with the same payload answers the first result and changes nothing;
+    /// the same id with another payload is a conflict (null result).
+    /// </summary>
+    public static async Task<(CompletionResult? Result, bool Conflict)> Record(IDocumentSession session, IMessageBus bus, string userId, Completion completion, Instant now, CancellationToken ct)
+    {
         var previous = await session.LoadAsync<CompletionRecord>(completion.CompletionId, ct);
         if (previous is not null)
         {
             var p = previous.Result;
-            return p.UserId == request.UserId && p.ContentId == completion.ContentId && p.CompletedAt == completedAt && p.Answer == completion.Answer
-                ? Results.Ok(p)
-                : Problems.Conflict("completion-id-reused", $"completionId '{completion.CompletionId}' was already used for a different completion.");
+            var same = p.UserId == userId && p.ContentId == completion.ContentId && p.CompletedAt == completion.CompletedAt && p.Answer == completion.Answer;
+            return same ? (p, false) : (null, true);
         }
 
         var candidates = await session.Query<EnrolmentView>()
-            .Where(v => v.UserId == request.UserId && v.PrimaryContentId == completion.ContentId && (v.Status == "open" || v.Status == "overdue"))
+            .Where(v => v.UserId == userId && v.PrimaryContentId == completion.ContentId && (v.Status == "open" || v.Status == "overdue"))
             .ToListAsync(ct);
 
         var completed = new List<CompletedEnrolment>();
@@ -65,14 +68,34 @@ public static class RecordCompletionEndpoint
             if (stream.Aggregate is null) continue;
             var decision = EnrolmentRules.Complete(stream.Aggregate, completion, now);
             if (decision.Events.Count == 0) continue;
-            stream.AppendMany(decision.Events.Cast<object>().ToArray());
+            await EnrolmentChanges.Append(stream, decision.Events, bus, session.TenantId);
             var late = decision.Events.OfType<EnrolmentCompleted>().Any(e => e.Late);
             completed.Add(new CompletedEnrolment(candidate.Id, candidate.AssignmentId, "complete", late));
         }
 
-        var result = new CompletionResult(completion.CompletionId, request.UserId!, completion.ContentId, completedAt, completion.Answer, now, completed);
+        var result = new CompletionResult(completion.CompletionId, userId, completion.ContentId, completion.CompletedAt, completion.Answer, now, completed);
         // Insert, not upsert: a concurrent request with the same completionId fails here and nothing of it commits.
         session.Insert(new CompletionRecord { Id = completion.CompletionId, Result = result });
-        return Results.Ok(result);
+        return (result, false);
+    }
+}
+
+public static class RecordCompletionEndpoint
+{
+    [WolverinePost("/completions", OperationId = "recordCompletion"), Authorize(Policy = AuthPolicies.Write)]
+    [Tags("Completions")]
+    [EndpointSummary("Record that a user completed a content item; completes every open or overdue enrolment of that user whose primary content matches. Idempotent on completionId.")]
+    public static async Task<IResult> Post(RecordCompletionRequest request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    {
+        var now = clock.GetCurrentInstant();
+        Instant? completedAt = Json.TryParseInstant(request.CompletedAt, out var parsed) ? parsed : null;
+        var errors = CompletionRecorder.Validate(request.CompletionId, request.UserId, request.ContentId, completedAt, request.Answer, now);
+        if (errors.Count > 0) return Problems.Validation("The completion is not valid.", errors);
+
+        var completion = new Completion(request.CompletionId!, request.ContentId!, completedAt!.Value, request.Answer);
+        var (result, conflict) = await CompletionRecorder.Record(session, bus, request.UserId!, completion, now, ct);
+        return conflict
+            ? Problems.Conflict("completion-id-reused", $"completionId '{completion.CompletionId}' was already used for a different completion.")
+            : Results.Ok(result);
     }
 }

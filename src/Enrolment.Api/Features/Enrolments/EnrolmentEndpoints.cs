@@ -4,6 +4,7 @@ using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using NodaTime;
+using Wolverine;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
@@ -14,7 +15,7 @@ namespace Enrolment.Api.Features.Enrolments;
 /// </summary>
 public static class EnrolmentWrites
 {
-    public static async Task<IResult> Decide(string assignmentId, string enrolmentId, IDocumentSession session, CancellationToken ct,
+    public static async Task<IResult> Decide(string assignmentId, string enrolmentId, IDocumentSession session, IMessageBus bus, CancellationToken ct,
         Func<EnrolmentState, Decision> decide)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
@@ -30,7 +31,7 @@ public static class EnrolmentWrites
         var view = await session.LoadAsync<EnrolmentView>(eid, ct);
         if (decision.Events.Count > 0)
         {
-            stream.AppendMany(decision.Events.Cast<object>().ToArray());
+            await EnrolmentChanges.Append(stream, decision.Events, bus, session.TenantId);
             // The inline projection stores the same fold when Wolverine commits; answer with it now.
             foreach (var e in decision.Events) view = EnrolmentViewProjection.Fold(view, e);
         }
@@ -43,8 +44,8 @@ public static class RecordReminderEndpoint
     [WolverinePost("/assignments/{assignmentId}/enrolments/{enrolmentId}/reminders", OperationId = "recordReminder"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Enrolments")]
     [EndpointSummary("Record that a reminder was sent. Adds an eventLog entry; the status does not change.")]
-    public static Task<IResult> Post(string assignmentId, string enrolmentId, IDocumentSession session, IClock clock, CancellationToken ct) =>
-        EnrolmentWrites.Decide(assignmentId, enrolmentId, session, ct, state => EnrolmentRules.Remind(state, clock.GetCurrentInstant()));
+    public static Task<IResult> Post(string assignmentId, string enrolmentId, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct) =>
+        EnrolmentWrites.Decide(assignmentId, enrolmentId, session, bus, ct, state => EnrolmentRules.Remind(state, clock.GetCurrentInstant()));
 }
 
 public static class ArchiveEnrolmentEndpoint
@@ -52,8 +53,8 @@ public static class ArchiveEnrolmentEndpoint
     [WolverinePost("/assignments/{assignmentId}/enrolments/{enrolmentId}/archive", OperationId = "archiveEnrolment"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Enrolments")]
     [EndpointSummary("Archive the enrolment. Archiving an archived enrolment changes nothing.")]
-    public static Task<IResult> Post(string assignmentId, string enrolmentId, IDocumentSession session, IClock clock, CancellationToken ct) =>
-        EnrolmentWrites.Decide(assignmentId, enrolmentId, session, ct, state => EnrolmentRules.Archive(state, ArchiveReason.Explicit, clock.GetCurrentInstant()));
+    public static Task<IResult> Post(string assignmentId, string enrolmentId, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct) =>
+        EnrolmentWrites.Decide(assignmentId, enrolmentId, session, bus, ct, state => EnrolmentRules.Archive(state, ArchiveReason.Explicit, clock.GetCurrentInstant()));
 }
 
 public static class GetEnrolmentEndpoint

@@ -1,4 +1,9 @@
+using Enrolment.Api.Infrastructure.Auth;
+using JasperFx.Events.Projections;
 using Marten;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
 
 namespace Enrolment.Api.Features.Mimecast;
 
@@ -7,12 +12,69 @@ public static class MimecastSetup
 {
     public static void AddMimecast(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddOptions<MimecastSettings>()
+            .Bind(configuration.GetSection("Mimecast"))
+            .Validate(s => MimecastSecretCipher.TryDecodeKey(s.KeyEncryptionKey, out _), "Mimecast:KeyEncryptionKey must be the Base64 encoding of exactly 32 random bytes (AES-256).")
+            .Validate(s => s.AllowedClockSkew > TimeSpan.Zero && s.ReplayWindow >= 2 * s.AllowedClockSkew,
+                "Mimecast:ReplayWindow must be at least twice Mimecast:AllowedClockSkew, or a replayed request could outlive its remembered id.")
+            .Validate(s => s.DefaultPageSize >= 1 && s.DefaultPageSize <= s.MaxPageSize && s.MaxItemsPerRequest >= 1,
+                "Mimecast:DefaultPageSize must be between 1 and Mimecast:MaxPageSize, and Mimecast:MaxItemsPerRequest at least 1.")
+            .ValidateOnStart();
+        services.AddSingleton<MimecastSecretCipher>();
+        services.AddHostedService<SeenRequestCleanup>();
+        services.AddHostedService<DevelopmentKeyWarning>();
+
+        // The route has its own authentication. Requests to it that reach the default (Basic) scheme are forwarded to
+        // the Mimecast scheme, so Basic credentials are never accepted there and MC headers never count as Basic failures.
+        services.AddAuthentication()
+            .AddScheme<AuthenticationSchemeOptions, MimecastAuthenticationHandler>(MimecastAuthenticationHandler.SchemeName, null);
+        services.PostConfigure<AuthenticationSchemeOptions>(BasicAuthenticationHandler.SchemeName, o =>
+        {
+            var basicSelector = o.ForwardDefaultSelector;
+            o.ForwardDefaultSelector = context => IsMimecastRoute(context.Request) ? MimecastAuthenticationHandler.SchemeName : basicSelector?.Invoke(context);
+        });
+
         services.ConfigureMarten(opts =>
         {
+            opts.Schema.For<MimecastKey>().SingleTenanted().Duplicate(x => x.TenantId);
+            opts.Schema.For<MimecastSeenRequest>().SingleTenanted().Duplicate(x => x.ExpiresAt, pgType: "timestamptz");
+            opts.Projections.Add(new TrainingRecordProjection(), ProjectionLifecycle.Inline);
+            opts.Schema.For<TrainingRecord>().Duplicate(x => x.UserId);
         });
     }
 
     public static void MapMimecast(this WebApplication app)
     {
+        var policy = new AuthorizationPolicyBuilder(MimecastAuthenticationHandler.SchemeName).RequireAuthenticatedUser().Build();
+        app.MapPost(GetTrainingDetails.Route, GetTrainingDetails.Handle)
+            .RequireAuthorization(policy)
+            .WithName("getTrainingDetails")
+            .WithTags("Mimecast")
+            .WithSummary("Mimecast-compatible training details (Mimecast API 1.0 request signing; see docs/mimecast.md).")
+            .Accepts<JsonBody>("application/json")
+            .Produces<MimecastEnvelope>(StatusCodes.Status200OK)
+            .Produces<MimecastEnvelope>(StatusCodes.Status400BadRequest)
+            .Produces<MimecastEnvelope>(StatusCodes.Status401Unauthorized);
+    }
+
+    private static bool IsMimecastRoute(HttpRequest request) =>
+        request.Path.StartsWithSegments(GetTrainingDetails.Route, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The documented request shape, for the OpenAPI document only: the endpoint reads the body itself.</summary>
+    private sealed record JsonBody(IReadOnlyList<JsonBodyItem> Data, JsonBodyMeta? Meta);
+    private sealed record JsonBodyItem(string UserId);
+    private sealed record JsonBodyMeta(MimecastPagination? Pagination);
+
+    /// <summary>Warns once at start when the published development key-encryption key is used outside Development.</summary>
+    private sealed class DevelopmentKeyWarning(IOptions<MimecastSettings> settings, IHostEnvironment environment, ILogger<DevelopmentKeyWarning> logger) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            if (!environment.IsDevelopment() && settings.Value.KeyEncryptionKey.Trim() == MimecastSettings.DevelopmentKeyEncryptionKey)
+                logger.LogWarning("Mimecast:KeyEncryptionKey is the published development default. Set your own 32-byte key (Base64) before issuing Mimecast keys in production.");
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

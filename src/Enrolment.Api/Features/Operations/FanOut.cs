@@ -61,7 +61,7 @@ public static class FanOut
 
 public static class SyncEnrolmentsHandler
 {
-    public static async Task Handle(SyncEnrolments batch, IDocumentSession session, IClock clock, ILogger<SyncEnrolments> logger, CancellationToken ct)
+    public static async Task Handle(SyncEnrolments batch, IDocumentSession session, IMessageBus bus, IClock clock, ILogger<SyncEnrolments> logger, CancellationToken ct)
     {
         var now = clock.GetCurrentInstant();
         var tenantId = session.TenantId;
@@ -90,8 +90,8 @@ public static class SyncEnrolmentsHandler
             {
                 if (!w.Active) continue;
                 var schedule = w.Assignment.ToSchedule();
-                session.Events.StartStream<EnrolmentState>(w.EnrolmentId,
-                    EnrolmentRules.Assign(w.EnrolmentId, w.Assignment.Id, w.UserId, batch.AudienceId, w.Assignment.PrimaryContentId, schedule, now));
+                await EnrolmentChanges.Start(session,
+                    EnrolmentRules.Assign(w.EnrolmentId, w.Assignment.Id, w.UserId, batch.AudienceId, w.Assignment.PrimaryContentId, schedule, now), bus, tenantId);
                 changed++;
             }
             else if (w.Active == (view.Status == "archived"))
@@ -108,7 +108,7 @@ public static class SyncEnrolmentsHandler
                 ? EnrolmentRules.Reinstate(stream.Aggregate, batch.AudienceId, now)
                 : EnrolmentRules.Archive(stream.Aggregate, assignment.IsActive ? ArchiveReason.LeftAudience : ArchiveReason.AssignmentRemoved, now);
             if (decision.Events.Count == 0) continue;
-            stream.AppendMany(decision.Events.Cast<object>().ToArray());
+            await EnrolmentChanges.Append(stream, decision.Events, bus, tenantId);
             changed++;
         }
 

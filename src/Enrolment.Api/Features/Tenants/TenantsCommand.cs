@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Enrolment.Api.Features.Mimecast;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using JasperFx.CommandLine;
@@ -8,13 +10,13 @@ namespace Enrolment.Api.Features.Tenants;
 
 public sealed class TenantsInput : NetCoreInput
 {
-    [Description("add | add-secret | list | revoke-secret")]
+    [Description("add | add-secret | list | revoke-secret | mimecast-key | revoke-mimecast-key")]
     public string Action { get; set; } = "";
 
     [Description("The Tenant ID, for example eu-west-2_AbcdEfghI")]
     public string TenantId { get; set; } = "";
 
-    [Description("The id of the secret to revoke, as `tenants list` shows it")]
+    [Description("The id of the secret to revoke, or the Mimecast access key to revoke, as `tenants list` shows it")]
     public string SecretId { get; set; } = "";
 
     [Description("Comma-separated scopes of the new secret: api/all, api/read, api/write (default api/all)")]
@@ -24,16 +26,18 @@ public sealed class TenantsInput : NetCoreInput
 
 /// <summary>
 /// Tenant administration from the command line: `./build/run.sh tenants add eu-west-2_AbcdEfghI`. A new secret
-/// is printed alone on the last line of stdout and never again: only its hash is stored.
+/// is printed alone on the last line of stdout and never again: only its hash is stored. `tenants mimecast-key <id>`
+/// issues a Mimecast API 1.0 key set, printed once as one JSON object on the last line of stdout; its secret key is
+/// stored encrypted (Mimecast:KeyEncryptionKey), because verifying a signature needs it.
 /// </summary>
-[Description("Create tenants and issue, list or revoke their API secrets", Name = "tenants")]
+[Description("Create tenants and issue, list or revoke their API secrets and Mimecast keys", Name = "tenants")]
 public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
 {
     public TenantsCommand()
     {
-        Usage("Create a tenant with a first secret, or issue another secret").Arguments(x => x.Action, x => x.TenantId);
+        Usage("Create a tenant with a first secret, issue another secret, or issue a Mimecast key set").Arguments(x => x.Action, x => x.TenantId);
         Usage("List tenants and their secrets (ids and scopes only)").Arguments(x => x.Action);
-        Usage("Revoke a secret").Arguments(x => x.Action, x => x.TenantId, x => x.SecretId);
+        Usage("Revoke a secret, or a Mimecast key by its access key").Arguments(x => x.Action, x => x.TenantId, x => x.SecretId);
     }
 
     public override async Task<bool> Execute(TenantsInput input)
@@ -77,6 +81,8 @@ public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
                     Console.Out.WriteLine($"{a.Id}\tcreated {a.CreatedAt}");
                     foreach (var s in a.Secrets)
                         Console.Out.WriteLine($"  secret {s.SecretId}\t{string.Join(",", s.Scopes)}\tcreated {s.CreatedAt}\t{(s.RevokedAt is { } r ? $"revoked {r}" : "active")}");
+                    foreach (var k in await MimecastKeys.ForTenant(session, a.Id))
+                        Console.Out.WriteLine($"  mimecast-key {k.Id}\tapp {k.AppId}\tcreated {k.CreatedAt}\t{(k.RevokedAt is { } r ? $"revoked {r}" : "active")}");
                 }
                 if (accounts.Count == 0) Console.Out.WriteLine("No tenants yet. Create one with `tenants add <tenantId>`.");
                 return true;
@@ -93,8 +99,27 @@ public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
                 Console.Out.WriteLine($"Revoked secret {secret.SecretId} of tenant {account.Id}. Running services stop accepting it within Auth:CacheSeconds.");
                 return true;
             }
+            case "mimecast-key":
+            {
+                if (await session.LoadAsync<TenantAccount>(input.TenantId) is null)
+                    return Fail($"Tenant {input.TenantId} does not exist. Create it with `tenants add {input.TenantId}`.");
+                var cipher = host.Services.GetRequiredService<MimecastSecretCipher>();
+                var issued = MimecastKeys.Issue(session, cipher, input.TenantId, clock.GetCurrentInstant());
+                await session.SaveChangesAsync();
+                await Console.Error.WriteLineAsync($"Tenant {input.TenantId}: issued Mimecast access key {issued.AccessKey} (app id {issued.AppId}). Store the secret key now; it is never shown again.");
+                Console.Out.WriteLine(JsonSerializer.Serialize(issued, JsonSerializerOptions.Web));
+                return true;
+            }
+            case "revoke-mimecast-key":
+            {
+                if (!await MimecastKeys.Revoke(session, input.TenantId, input.SecretId, clock.GetCurrentInstant()))
+                    return Fail($"Tenant {input.TenantId} has no Mimecast access key {input.SecretId}. `tenants list` shows them.");
+                await session.SaveChangesAsync();
+                Console.Out.WriteLine($"Revoked Mimecast access key {input.SecretId} of tenant {input.TenantId}. Requests signed with it are refused from now on.");
+                return true;
+            }
             default:
-                return Fail($"Unknown action '{input.Action}'. Use add, add-secret, list or revoke-secret.");
+                return Fail($"Unknown action '{input.Action}'. Use add, add-secret, list, revoke-secret, mimecast-key or revoke-mimecast-key.");
         }
     }
 

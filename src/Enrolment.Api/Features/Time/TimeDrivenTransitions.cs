@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Enrolment.Api.Features.Enrolments;
 using Enrolment.Domain;
 using JasperFx;
 using Marten;
 using NodaTime;
 using Npgsql;
+using Wolverine;
 
 namespace Enrolment.Api.Features.Time;
 
@@ -33,14 +35,16 @@ public sealed class TransitionSettings
 public sealed class TimeDrivenTransitions(
     IDocumentStore store,
     NpgsqlDataSource dataSource,
+    IServiceScopeFactory scopes,
+    IHostApplicationLifetime lifetime,
     IClock clock,
     Microsoft.Extensions.Options.IOptions<TransitionSettings> options,
     ILogger<TimeDrivenTransitions> logger) : BackgroundService
 {
     public static readonly Meter Meter = new("Enrolment.Transitions");
-    private static readonly Histogram<double> Lag = Meter.CreateHistogram<double>("enrolment.transition.lag", "ms",
+    internal static readonly Histogram<double> Lag = Meter.CreateHistogram<double>("enrolment.transition.lag", "ms",
         "Time from the instant a transition was due to the instant its event was recorded.");
-    private static readonly Counter<long> Applied = Meter.CreateCounter<long>("enrolment.transition.applied", "{transition}",
+    internal static readonly Counter<long> Applied = Meter.CreateCounter<long>("enrolment.transition.applied", "{transition}",
         "Time-driven transitions appended to enrolment streams.");
 
     // Arbitrary but fixed: the advisory lock key that elects the node applying transitions.
@@ -51,6 +55,13 @@ public sealed class TimeDrivenTransitions(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!_settings.Enabled) { logger.LogInformation("Time-driven transitions are disabled on this node (Transitions:Enabled=false)"); return; }
+        // Wolverine (which applies the transitions) must be running first.
+        var started = new TaskCompletionSource();
+        await using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        await using (stoppingToken.Register(() => started.TrySetCanceled()))
+        {
+            try { await started.Task; } catch (TaskCanceledException) { return; }
+        }
         logger.LogInformation("Time-driven transitions start: polling every {Interval} in batches of {BatchSize}", _settings.PollInterval, _settings.BatchSize);
         using var timer = new PeriodicTimer(_settings.PollInterval);
         do
@@ -80,13 +91,13 @@ public sealed class TimeDrivenTransitions(
         try
         {
             var total = 0;
-            while (!ct.IsCancellationRequested)
+            for (var round = 0; round < 1000 && !ct.IsCancellationRequested; round++)
             {
                 var now = clock.GetCurrentInstant();
                 var due = await FindDue(lockConnection, now, ct);
                 if (due.Count == 0) break;
                 foreach (var tenant in due.GroupBy(d => d.TenantId))
-                    total += await ApplyBatch(tenant.Key, tenant.Select(d => d.Id).ToArray(), now, ct);
+                    total += await ApplyBatch(tenant.Key, tenant.Select(d => d.Id).ToArray(), ct);
                 if (due.Count < _settings.BatchSize) break;
             }
             return total;
@@ -112,11 +123,14 @@ public sealed class TimeDrivenTransitions(
         return due;
     }
 
-    private async Task<int> ApplyBatch(string tenantId, Guid[] ids, Instant now, CancellationToken ct)
+    private async Task<int> ApplyBatch(string tenantId, Guid[] ids, CancellationToken ct)
     {
+        await using var scope = scopes.CreateAsyncScope();
+        var bus = scope.ServiceProvider.GetRequiredService<IMessageBus>();
         try
         {
-            return await Apply(tenantId, ids, now, ct);
+            // Through Wolverine, so the batch commits in one transaction together with its integration events.
+            return await bus.InvokeForTenantAsync<int>(tenantId, new ApplyDueTransitions(ids), ct);
         }
         catch (ConcurrencyException)
         {
@@ -124,18 +138,24 @@ public sealed class TimeDrivenTransitions(
             var applied = 0;
             foreach (var id in ids)
             {
-                try { applied += await Apply(tenantId, [id], clock.GetCurrentInstant(), ct); }
-                catch (ConcurrencyException) { /* it will be due again at the next poll if still due */ }
+                try { applied += await bus.InvokeForTenantAsync<int>(tenantId, new ApplyDueTransitions([id]), ct); }
+                catch (ConcurrencyException) { /* still due at the next poll if the state still says so */ }
             }
             return applied;
         }
     }
+}
 
-    private async Task<int> Apply(string tenantId, Guid[] ids, Instant now, CancellationToken ct)
+/// <summary>Apply whatever time-driven transitions are due now to these enrolments of the message's tenant.</summary>
+public sealed record ApplyDueTransitions(Guid[] EnrolmentIds);
+
+public static class ApplyDueTransitionsHandler
+{
+    public static async Task<int> Handle(ApplyDueTransitions command, IDocumentSession session, IMessageBus bus, IClock clock, ILogger<ApplyDueTransitions> logger, CancellationToken ct)
     {
-        await using var session = store.LightweightSession(tenantId);
+        var now = clock.GetCurrentInstant();
         var batch = session.CreateBatchQuery();
-        var fetches = ids.Select(id => batch.Events.FetchForWriting<EnrolmentState>(id)).ToArray();
+        var fetches = command.EnrolmentIds.Select(id => batch.Events.FetchForWriting<EnrolmentState>(id)).ToArray();
         await batch.Execute(ct);
 
         var lags = new List<double>();
@@ -146,16 +166,15 @@ public sealed class TimeDrivenTransitions(
             if (stream.Aggregate is not { } state || state.NextTransitionAt is not { } dueAt) continue;
             var decision = EnrolmentRules.Tick(state, now);
             if (decision.Events.Count == 0) continue;
-            stream.AppendMany(decision.Events.Cast<object>().ToArray());
+            await EnrolmentChanges.Append(stream, decision.Events, bus, session.TenantId);
             transitions += decision.Events.Count;
-            lags.Add((now - dueAt).TotalMilliseconds);
+            lags.Add(Math.Max(0, (now - dueAt).TotalMilliseconds));
         }
         if (transitions == 0) return 0;
-        await session.SaveChangesAsync(ct);
-        foreach (var lag in lags) Lag.Record(Math.Max(0, lag));
-        Applied.Add(transitions);
-        logger.LogInformation("Applied {Transitions} time-driven transitions to {Enrolments} enrolments of tenant {TenantId}; worst lag {LagMs:F0} ms",
-            transitions, lags.Count, tenantId, lags.Max());
+        foreach (var lag in lags) TimeDrivenTransitions.Lag.Record(lag);
+        TimeDrivenTransitions.Applied.Add(transitions);
+        logger.LogInformation("Applying {Transitions} time-driven transitions to {Enrolments} enrolments of tenant {TenantId}; worst lag {LagMs:F0} ms",
+            transitions, lags.Count, session.TenantId, lags.Max());
         return transitions;
     }
 }

@@ -1,0 +1,63 @@
+using System.Security.Cryptography;
+using System.Text;
+using Enrolment.Contracts;
+using Enrolment.Domain;
+using JasperFx.Events;
+using Marten;
+using Wolverine;
+
+namespace Enrolment.Api.Features.Enrolments;
+
+/// <summary>
+/// The one way enrolment events are written: appended to the stream and, in the same transaction (Wolverine's
+/// outbox on PostgreSQL), turned into the public integration events. So an integration event is published if and
+/// only if its change committed. Internal domain events never leave the service as they are.
+/// </summary>
+public static class EnrolmentChanges
+{
+    public static async ValueTask Append(IEventStream<EnrolmentState> stream, IReadOnlyList<IEnrolmentEvent> events, IMessageBus bus, string tenantId)
+    {
+        if (events.Count == 0) return;
+        stream.AppendMany(events.Cast<object>().ToArray());
+        var state = stream.Aggregate;
+        var version = stream.StartingVersion ?? 0;
+        foreach (var e in events)
+        {
+            var before = state;
+            state = EnrolmentState.Fold(state, e);
+            version++;
+            if (Integration(tenantId, before, state, e, version) is { } message) await bus.PublishAsync(message);
+        }
+    }
+
+    public static async ValueTask Start(IDocumentSession session, EnrolmentAssigned assigned, IMessageBus bus, string tenantId)
+    {
+        session.Events.StartStream<EnrolmentState>(assigned.EnrolmentId, assigned);
+        var state = EnrolmentState.Fold(null, assigned);
+        await bus.PublishAsync(Integration(tenantId, null, state, assigned, 1)!);
+    }
+
+    /// <summary>The integration event for one domain event, or null when consumers need none.</summary>
+    public static object? Integration(string tenantId, EnrolmentState? before, EnrolmentState after, IEnrolmentEvent e, long version)
+    {
+        var id = MessageId(tenantId, after.Id, version);
+        var occurredAt = e.At.ToDateTimeOffset();
+        if (e is ReminderRecorded r)
+            return new EnrolmentReminderRecorded(id, 1, tenantId, after.Id, after.AssignmentId, after.UserId, EnrolmentRules.Lower(after.Status),
+                r.Number, after.OnWatchlist, occurredAt, version);
+        var previous = before?.Status ?? EnrolmentStatus.Unassigned;
+        return new EnrolmentStatusChanged(id, 1, tenantId, after.Id, after.AssignmentId, after.UserId, after.AudienceId, after.PrimaryContentId,
+            EnrolmentRules.Lower(previous), EnrolmentRules.Lower(after.Status), EnrolmentEvents.EventType(e), EnrolmentEvents.CompletionId(e),
+            occurredAt, version, after.AvailableDate.ToDateTimeOffset(), after.DueDate?.ToDateTimeOffset());
+    }
+
+    /// <summary>Stable across redeliveries and retries: a name-based UUID of (tenant, enrolment, stream version).</summary>
+    public static Guid MessageId(string tenantId, Guid enrolmentId, long version)
+    {
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"enrolment-event\n{tenantId}\n{enrolmentId:N}\n{version}"));
+        var bytes = hash.AsSpan(0, 16).ToArray();
+        bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80); // version 8 (custom, name-based)
+        bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
+        return new Guid(bytes, bigEndian: true);
+    }
+}

@@ -1,0 +1,79 @@
+using Enrolment.Api.Features.Completions;
+using Enrolment.Contracts;
+using Wolverine;
+using Wolverine.ErrorHandling;
+using Wolverine.Postgresql;
+using Wolverine.RabbitMQ;
+
+namespace Enrolment.Api.Infrastructure;
+
+public sealed class BusSettings
+{
+    /// <summary>"postgresql" (the embedded default: queues in the service's own database) or "rabbitmq".</summary>
+    public string Transport { get; set; } = "postgresql";
+    public PostgresqlBusSettings Postgresql { get; set; } = new();
+    public RabbitMqBusSettings RabbitMq { get; set; } = new();
+}
+
+public sealed class PostgresqlBusSettings
+{
+    public string EventsQueue { get; set; } = "enrolment_events";
+    public string CompletionsQueue { get; set; } = "enrolment_completions";
+}
+
+public sealed class RabbitMqBusSettings
+{
+    public string Uri { get; set; } = "amqp://guest:guest@127.0.0.1:5672";
+    /// <summary>Topic exchange every integration event is published to, routing key = the message's event type.</summary>
+    public string Exchange { get; set; } = "enrolment.events";
+    /// <summary>A queue the service binds to every event ("#"), so the events can be read without writing a consumer.</summary>
+    public string AllEventsQueue { get; set; } = "enrolment.events.all";
+    public string CompletionsQueue { get; set; } = "enrolment.completions";
+    public string CompletionsDeadLetterQueue { get; set; } = "enrolment.completions.dead-letter";
+}
+
+/// <summary>
+/// Where integration events go and completions come from. Integration events leave through Wolverine's durable
+/// outbox in PostgreSQL whichever the transport, so they are sent if and only if their change committed.
+/// </summary>
+public static class Bus
+{
+    public const string StatusChangedRoutingKey = "enrolment.status-changed.v1";
+    public const string ReminderRecordedRoutingKey = "enrolment.reminder-recorded.v1";
+
+    public static void Configure(WolverineOptions opts, BusSettings settings)
+    {
+        // A message that can never succeed goes to the dead-letter queue at once; nothing of it was written.
+        opts.OnException<InvalidMessageException>().MoveToErrorQueue();
+        opts.Policies.UseDurableOutboxOnAllSendingEndpoints();
+
+        switch (settings.Transport.ToLowerInvariant())
+        {
+            case "postgresql":
+                opts.PublishMessage<EnrolmentStatusChanged>().ToPostgresqlQueue(settings.Postgresql.EventsQueue);
+                opts.PublishMessage<EnrolmentReminderRecorded>().ToPostgresqlQueue(settings.Postgresql.EventsQueue);
+                opts.ListenToPostgresqlQueue(settings.Postgresql.CompletionsQueue).DefaultIncomingMessage<RecordCompletion>();
+                break;
+
+            case "rabbitmq":
+                var rabbit = settings.RabbitMq;
+                opts.UseRabbitMq(new Uri(rabbit.Uri))
+                    .AutoProvision()
+                    .DeclareExchange(rabbit.Exchange, ex =>
+                    {
+                        ex.ExchangeType = ExchangeType.Topic;
+                        ex.BindQueue(rabbit.AllEventsQueue, "#");
+                    });
+                opts.PublishMessage<EnrolmentStatusChanged>().ToRabbitRoutingKey(rabbit.Exchange, StatusChangedRoutingKey, ex => ex.ExchangeType = ExchangeType.Topic);
+                opts.PublishMessage<EnrolmentReminderRecorded>().ToRabbitRoutingKey(rabbit.Exchange, ReminderRecordedRoutingKey, ex => ex.ExchangeType = ExchangeType.Topic);
+                opts.ListenToRabbitQueue(rabbit.CompletionsQueue)
+                    .DefaultIncomingMessage<RecordCompletion>()
+                    .DeadLetterQueueing(new DeadLetterQueue(rabbit.CompletionsDeadLetterQueue))
+                    .UseDurableInbox();
+                break;
+
+            default:
+                throw new InvalidOperationException($"Bus:Transport is '{settings.Transport}'; use 'postgresql' (the default) or 'rabbitmq'.");
+        }
+    }
+}

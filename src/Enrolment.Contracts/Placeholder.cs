@@ -1,2 +1,0 @@
-namespace Enrolment.Contracts; /// <summary>x</summary>
-public static class Placeholder {}
