@@ -9,6 +9,10 @@ cd "$root"
 
 export ENROLMENT_DB_NAME="${ENROLMENT_TEST_DB_NAME:-enrolment_test}"
 "$root/db/start.sh" || { echo "0 passed, 1 failed (PostgreSQL could not be started; see above)"; exit 1; }
+# The bus tests need a RabbitMQ broker (installed from Debian's packages on first use).
+if [ "${ENROLMENT_SKIP_RABBITMQ:-0}" != "1" ]; then
+  "$root/build/rabbitmq.sh" || { echo "0 passed, 1 failed (RabbitMQ could not be started; see above)"; exit 1; }
+fi
 export ENROLMENT_TEST_CONNECTION="${ENROLMENT_TEST_CONNECTION:-Host=127.0.0.1;Port=5432;Database=${ENROLMENT_DB_NAME};Username=enrolment;Password=enrolment;Timeout=5;Command Timeout=60}"
 
 log="$(mktemp)"

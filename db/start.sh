@@ -20,7 +20,7 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 || [ -z "$(ls /usr/lib/postgresql 
   log "PostgreSQL is not installed; installing it with apt-get (a minute or two)..."
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq postgresql >&2
+  apt-get install -y -qq postgresql >/tmp/postgresql-install.log 2>&1 || { log "apt-get install failed; see /tmp/postgresql-install.log"; exit 1; }
 fi
 
 PG_VERSION="$(ls /usr/lib/postgresql | sort -n | tail -1)"
