@@ -142,6 +142,7 @@ public static class Hosting
         {
             opts.TenantId.IsClaimTypeNamed(BasicAuthenticationHandler.TenantClaim);
             opts.WarmUpRoutes = RouteWarmup.Eager;
+            opts.RejectUnparseableQueryValues = true;
         });
     }
 }

@@ -118,8 +118,8 @@ public static class MimecastKeys
         var secret = RandomNumberGenerator.GetBytes(SecretKeyBytes);
         try
         {
-            // "mc" + 128 random bits in base64url: no ':' (the Authorization header's separator), safe in logs.
-            var accessKey = "mc" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+            // "mc" + 128 random bits in hex: no ':' (the Authorization header's separator), nothing to escape anywhere.
+            var accessKey = "mc" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
             var key = new MimecastKey
             {
                 Id = accessKey,
