@@ -22,5 +22,10 @@ if [ "$#" -gt 0 ]; then
 fi
 
 export ASPNETCORE_URLS="${ASPNETCORE_URLS:-http://127.0.0.1:5080}"
+first_url="${ASPNETCORE_URLS%%;*}"
+if curl -sf -o /dev/null --max-time 2 "${first_url/0.0.0.0/127.0.0.1}/health/live" 2>/dev/null; then
+  echo "[run] the service already answers on $first_url; not starting a second one (stop it first, or set ASPNETCORE_URLS)" >&2
+  exit 0
+fi
 echo "[run] starting the service on $ASPNETCORE_URLS (environment $ASPNETCORE_ENVIRONMENT); Ctrl-C stops it" >&2
 exec dotnet run --project "$project" -c Release --no-build --no-launch-profile
