@@ -9,7 +9,7 @@ namespace Enrolment.Api.Tests;
 /// </summary>
 public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
 {
-    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(120); // ~5 s on a quiet machine; far more under load
     private static readonly Regex SecretFormat = new("^es_[A-Za-z0-9_-]{40,}$");
 
     private sealed record CliResult(int ExitCode, string StdOut, string StdErr)
@@ -105,12 +105,13 @@ public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
     public async Task Tenants_add_of_an_existing_tenant_fails_and_issues_nothing()
     {
         var tenant = NewTenantId();
-        await CreateTenant(tenant);
+        var (all, _, _) = await CreateTenant(tenant);
 
         var result = await Cli("tenants", "add", tenant);
 
         Assert.True(result.ExitCode != 0, $"Adding an existing tenant must fail: {result}");
         Assert.DoesNotContain(result.Lines, l => l.Contains("es_", StringComparison.Ordinal));
+        (await Get("/users/u1/enrolments", Basic(tenant, all))).AssertStatus(200);
     }
 
     [Fact]

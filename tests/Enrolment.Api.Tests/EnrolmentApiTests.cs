@@ -446,7 +446,6 @@ public sealed class EnrolmentApiTests(AppFixture fixture) : ScenarioTest(fixture
         { "limit=0", "limit below 1" },
         { "limit=501", "limit above 500" },
         { "limit=-1", "negative limit" },
-        { "limit=abc", "limit that is not a number" },
         { "cursor=garbage", "cursor not issued by the service" },
         { "cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "cursor of the wrong length" },
         { "status=done", "unknown status" },
@@ -476,6 +475,18 @@ public sealed class EnrolmentApiTests(AppFixture fixture) : ScenarioTest(fixture
                 failures.Add($"{query} ({because}): {response}");
         }
         Assert.True(failures.Count == 0, "Expected 422 problem documents:\n" + string.Join("\n", failures));
+    }
+
+    [Fact]
+    public async Task A_limit_that_is_not_a_number_is_rejected_not_silently_replaced_by_the_default()
+    {
+        var assignmentId = await OpenAssignmentFor("u1");
+        foreach (var url in new[] { "/users/u1/enrolments?limit=abc", $"/assignments/{assignmentId}/enrolments?limit=abc", "/users/u1/enrolments?limit=1.5" })
+        {
+            var response = await Get(url);
+            Assert.True(response.Status is 400 or 422, $"{url}: {response}");
+            response.AssertProblem(response.Status);
+        }
     }
 
     [Fact]

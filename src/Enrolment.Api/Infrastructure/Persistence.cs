@@ -29,16 +29,13 @@ public static class Persistence
         var connectionString = configuration.GetConnectionString(ConnectionStringName)
             ?? throw new InvalidOperationException($"ConnectionStrings:{ConnectionStringName} is not set. Set it in appsettings.json or the environment variable ConnectionStrings__{ConnectionStringName}.");
 
-        var dataSourceBuilder = new NpgsqlDataSourceBuilder(connectionString);
-        dataSourceBuilder.UseNodaTime();
-        var dataSource = dataSourceBuilder.Build();
-        services.AddSingleton(dataSource);
+        // Owned by the container, so a stopped host closes its connections.
+        services.AddNpgsqlDataSource(connectionString, b => b.UseNodaTime());
 
         var autoMigrate = configuration.GetValue("Database:AutoMigrate", environment.IsDevelopment());
 
         var marten = services.AddMarten(opts =>
         {
-            opts.Connection(dataSource);
             opts.DatabaseSchemaName = "enrolment";
             opts.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase, Json.Configure);
             opts.AutoCreateSchemaObjects = autoMigrate ? AutoCreate.CreateOrUpdate : AutoCreate.None;
@@ -73,6 +70,7 @@ public static class Persistence
             opts.Schema.For<CompletionRecord>();
             opts.Schema.For<ContentItem>();
         })
+        .UseNpgsqlDataSource()
         .UseLightweightSessions()
         .IntegrateWithWolverine();
 

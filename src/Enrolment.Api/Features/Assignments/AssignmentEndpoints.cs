@@ -23,8 +23,9 @@ public static class CreateAssignmentEndpoint
     [WolverinePost("/assignments", OperationId = "createAssignment"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Assignments")]
     [EndpointSummary("Create an assignment: audienceId must complete primaryContentId, from availableDate (default now), within completionPeriod or by dueDate, optionally recurring. Enrols the audience's members in durable batches.")]
-    public static async Task<IResult> Post(CreateAssignmentRequest request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    public static async Task<IResult> Post(CreateAssignmentRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
+        if (request is null) return Problems.Validation("body", "The body must be a JSON object.");
         var now = clock.GetCurrentInstant();
         var errors = new Dictionary<string, string[]>();
         if (!Ids.IsValidExternalId(request.AudienceId)) errors["audienceId"] = ["Required: 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];

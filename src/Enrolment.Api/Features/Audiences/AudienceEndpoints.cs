@@ -22,11 +22,11 @@ public static class Membership
 {
     public const int MaxUsersPerRequest = 100_000;
 
-    public static bool TryValidate(string audienceId, MembersRequest request, out string[] userIds, out IResult? problem)
+    public static bool TryValidate(string audienceId, MembersRequest? request, out string[] userIds, out IResult? problem)
     {
         userIds = [];
         if (!RouteIds.TryExternal(audienceId, "audienceId", out var p)) { problem = p; return false; }
-        if (request.UserIds is null) { problem = Problems.Validation("userIds", "userIds is required: an array of user ids."); return false; }
+        if (request?.UserIds is null) { problem = Problems.Validation("userIds", "userIds is required: an array of user ids."); return false; }
         if (request.UserIds.Length > MaxUsersPerRequest) { problem = Problems.Validation("userIds", $"At most {MaxUsersPerRequest} userIds per request."); return false; }
         var invalid = request.UserIds.Where(u => !Ids.IsValidExternalId(u)).Take(5).ToArray();
         if (invalid.Length > 0) { problem = Problems.Validation("userIds", $"Each user id must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ - ({invalid.Length} or more are not)."); return false; }
@@ -54,7 +54,7 @@ public static class ReplaceMembersEndpoint
     [WolverinePut("/audiences/{audienceId}/members", OperationId = "replaceAudienceMembers"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Audiences")]
     [EndpointSummary("Replace the member list: joins create or reinstate enrolments, leaves archive them.")]
-    public static async Task<IResult> Put(string audienceId, MembersRequest request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    public static async Task<IResult> Put(string audienceId, MembersRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
         var current = await Membership.Current(session, audienceId, ct);
@@ -69,7 +69,7 @@ public static class AddMembersEndpoint
     [WolverinePost("/audiences/{audienceId}/members", OperationId = "addAudienceMembers"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Audiences")]
     [EndpointSummary("Add members: each new member is enrolled (or reinstated) in every active assignment of the audience.")]
-    public static async Task<IResult> Post(string audienceId, MembersRequest request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    public static async Task<IResult> Post(string audienceId, MembersRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
         var current = await Membership.Current(session, audienceId, ct);

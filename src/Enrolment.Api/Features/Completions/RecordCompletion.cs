@@ -85,8 +85,9 @@ public static class RecordCompletionEndpoint
     [WolverinePost("/completions", OperationId = "recordCompletion"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Completions")]
     [EndpointSummary("Record that a user completed a content item; completes every open or overdue enrolment of that user whose primary content matches. Idempotent on completionId.")]
-    public static async Task<IResult> Post(RecordCompletionRequest request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
+    public static async Task<IResult> Post(RecordCompletionRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
+        if (request is null) return Problems.Validation("body", "The body must be a JSON object.");
         var now = clock.GetCurrentInstant();
         Instant? completedAt = Json.TryParseInstant(request.CompletedAt, out var parsed) ? parsed : null;
         var errors = CompletionRecorder.Validate(request.CompletionId, request.UserId, request.ContentId, completedAt, request.Answer, now);

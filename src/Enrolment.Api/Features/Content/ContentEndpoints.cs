@@ -16,9 +16,10 @@ public static class PutContentEndpoint
     [WolverinePut("/content/{contentId}", OperationId = "putContent"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Content")]
     [EndpointSummary("Create or update a content item's title.")]
-    public static IResult Put(string contentId, PutContentRequest request, IDocumentSession session, IClock clock)
+    public static IResult Put(string contentId, PutContentRequest? request, IDocumentSession session, IClock clock)
     {
         if (!RouteIds.TryExternal(contentId, "contentId", out var problem)) return problem!;
+        if (request is null) return Problems.Validation("body", "The body must be a JSON object.");
         if (request.Title is { Length: > MaxTitleLength }) return Problems.Validation("title", $"title must be at most {MaxTitleLength} characters.");
         var item = new ContentItem { Id = contentId, Title = request.Title, UpdatedAt = clock.GetCurrentInstant() };
         session.Store(item);

@@ -36,7 +36,7 @@ public static class MimecastSetup
 
         services.ConfigureMarten(opts =>
         {
-            opts.Schema.For<MimecastKey>().SingleTenanted().Duplicate(x => x.TenantId);
+            opts.Schema.For<MimecastKey>().SingleTenanted();
             opts.Schema.For<MimecastSeenRequest>().SingleTenanted().Duplicate(x => x.ExpiresAt, pgType: "timestamptz");
             opts.Projections.Add(new TrainingRecordProjection(), ProjectionLifecycle.Inline);
             opts.Schema.For<TrainingRecord>().Duplicate(x => x.UserId);
