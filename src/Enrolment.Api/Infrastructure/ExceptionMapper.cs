@@ -20,7 +20,7 @@ public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptio
             BadHttpRequestException { StatusCode: 413 } => (413, "body-too-large", "Request body too large.", "The request body exceeds the configured limit (Limits:MaxRequestBodyBytes)."),
             BadHttpRequestException b => (b.StatusCode, "bad-request", "Bad request.", "The request could not be read: " + b.Message),
             JsonException => (400, "malformed-json", "Malformed JSON.", "The request body is not valid JSON for this route."),
-            ConcurrencyException or ExistingStreamIdCollisionException => (409, "concurrency-conflict", "Conflict.", "Another request changed this resource at the same time. Read it again and retry."),
+            ConcurrencyException or ExistingStreamIdCollisionException or DocumentAlreadyExistsException => (409, "concurrency-conflict", "Conflict.", "Another request changed this resource at the same time. Read it again and retry."),
             NpgsqlException or TimeoutException => (503, "database-unavailable", "Service unavailable.", "The database is not reachable right now. Retry shortly."),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "client-closed-request", "Client closed request.", "The client went away."),
             _ => (500, "internal-error", "Internal server error.", "An unexpected fault occurred. Quote the traceId to the operator."),
