@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Measures the service against raw PostgreSQL baselines on this machine and writes bench-results/report.md and
+# report.json (per figure: service, baseline, ratio, goal; plus the machine and the dataset size).
+#   ./build/bench.sh                 1,000,000 enrolments (3,000,000 events): seeding takes minutes
+#   ./build/bench.sh --size 10000    a smoke run of a few minutes
+# Options: --size N, --tenants N (4), --duration 20s, --warmup 5s, --connections 32, --threads 1, --mode bulk|session.
+# Both servers get the same connection pool cap (ENROLMENT_BENCH_POOL, 24): PostgreSQL here allows 100 connections in all.
+# Not part of ./build/test.sh. Uses its own database (ENROLMENT_BENCH_DB_NAME, default enrolment_bench), dropped
+# and re-created at each run. The service runs as a separate process from its Release build, as in production;
+# the baseline is tests/Enrolment.Benchmarks (bare ASP.NET + Npgsql); wrk (apt) generates the load.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+size=1000000 tenants=4 duration=20s warmup=5s connections=32 write_connections=16 threads=1 mode=bulk
+small=10000
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --size) size="$2"; shift 2 ;;
+    --tenants) tenants="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    --warmup) warmup="$2"; shift 2 ;;
+    --connections) connections="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --mode) mode="$2"; shift 2 ;;
+    *) echo "unknown option $1 (see the top of $0)" >&2; exit 2 ;;
+  esac
+done
+[ "$size" -lt "$small" ] && small="$size"
+
+log() { echo "[bench] $(date -u +%H:%M:%S) $*" >&2; }
+as_postgres() { if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+
+out="$root/bench-results"
+raw="$out/raw"
+logs="$out/logs"
+rm -rf "$raw" "$logs"
+mkdir -p "$raw" "$logs"
+
+db="${ENROLMENT_BENCH_DB_NAME:-enrolment_bench}"
+port="${ENROLMENT_BENCH_PG_PORT:-5433}"
+# PostgreSQL: installed by db/start.sh if missing. The benchmark then runs its own cluster ("bench", port 5433) so
+# that other work on the shared cluster (its 100 connections, its cache) neither starves nor skews the figures,
+# with pg_stat_statements loaded for the bottleneck notes. ENROLMENT_BENCH_PG_PORT=5432 uses the shared cluster instead.
+"$root/db/start.sh"
+if [ "$port" != "5432" ]; then
+  pg_version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+  if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^${pg_version} bench$"; then
+    log "creating PostgreSQL cluster ${pg_version}/bench on port $port"
+    pg_createcluster -p "$port" "$pg_version" bench >&2
+    conf="/etc/postgresql/${pg_version}/bench/conf.d"
+    mkdir -p "$conf"
+    cat > "$conf/bench.conf" <<CONF
+max_connections = 200
+shared_buffers = '2GB'
+shared_preload_libraries = 'pg_stat_statements'
+synchronous_commit = on
+CONF
+  fi
+  [ "$(pg_lsclusters -h | awk -v v="$pg_version" '$1==v && $2=="bench" {print $4}')" = "online" ] || pg_ctlcluster "$pg_version" bench start >&2
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 1; done
+fi
+export ENROLMENT_DB_NAME="$db" ENROLMENT_DB_PORT="$port"
+as_postgres psql -p "$port" -qtA -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+log "creating database $db on port $port"
+if [ "$port" = "5432" ]; then "$root/db/start.sh"; else
+  [ "$(as_postgres psql -p "$port" -qtA -c "SELECT 1 FROM pg_roles WHERE rolname='enrolment'")" = "1" ] ||
+    as_postgres psql -p "$port" -q -c "CREATE ROLE enrolment LOGIN PASSWORD 'enrolment' CREATEDB" >&2
+  as_postgres psql -p "$port" -q -c "CREATE DATABASE \"$db\" OWNER enrolment" >&2
+fi
+as_postgres psql -p "$port" -d "$db" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >&2 2>/dev/null || true
+psql_db() { as_postgres psql -p "$port" -d "$db" -v ON_ERROR_STOP=1 "$@"; }
+
+command -v wrk >/dev/null || { log "installing wrk"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+log "building Release"
+for project in src/Enrolment.Api/Enrolment.Api.csproj tests/Enrolment.Benchmarks/Enrolment.Benchmarks.csproj; do
+  dotnet build "$root/$project" -c Release -nologo -v quiet > "$logs/build.log" 2>&1 || { tail -30 "$logs/build.log" >&2; log "build of $project failed"; exit 1; }
+done
+api_dir="$root/src/Enrolment.Api/bin/Release/net10.0"
+api_dll="$api_dir/Enrolment.Api.dll"
+bench_dll="$root/tests/Enrolment.Benchmarks/bin/Release/net10.0/Enrolment.Benchmarks.dll"
+
+cs="Host=127.0.0.1;Port=$port;Database=$db;Username=enrolment;Password=enrolment;Timeout=15;Command Timeout=3600;Maximum Pool Size=${ENROLMENT_BENCH_POOL:-24}"
+export ConnectionStrings__Enrolment="$cs" ASPNETCORE_ENVIRONMENT=Development DOTNET_ENVIRONMENT=Development
+secret="es_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+service_url="http://127.0.0.1:${ENROLMENT_BENCH_SERVICE_PORT:-5390}"
+baseline_url="http://127.0.0.1:${ENROLMENT_BENCH_BASELINE_PORT:-5391}"
+
+cat > "$raw/machine.json" <<EOF
+{"nproc": $(nproc), "memGiB": $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo), "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
+ "kernel": "$(uname -r)", "postgres": "$(psql_db -qtA -c 'show server_version' | cut -d' ' -f1)", "dotnet": "$(dotnet --version)", "wrk": "$(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"}
+EOF
+cat > "$raw/meta.json" <<EOF
+{"size": $size, "small": $small, "tenants": $tenants, "threads": $threads, "connections": $connections, "writeConnections": $write_connections,
+ "duration": "$duration", "warmup": "$warmup", "mode": "$mode", "startedAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
+EOF
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The benchmark's own cluster is stopped again (its data stays for inspection: pg_ctlcluster <version> bench start).
+  [ "$port" != "5432" ] && [ -n "${pg_version:-}" ] && pg_ctlcluster "$pg_version" bench stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+seed() { # label count name
+  log "seeding $2 enrolments over $tenants tenants ($mode mode, label $1)"
+  # From its own folder, so it finds its appsettings.json (the content root is the working directory).
+  (cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" seed --tenants "$tenants" --enrolments "$2" --label "$1" --secret "$secret" --mode "$mode") \
+    2> >(tee "$logs/seed-$3.log" | grep --line-buffered '^\[seed\]' >&2) | grep '^{' | tail -1 > "$raw/seed-$3.json"
+  log "vacuum analyze"
+  psql_db -q -c "VACUUM ANALYZE" >&2
+}
+
+wait_for() { # url what
+  for _ in $(seq 1 120); do curl -sf -o /dev/null "$1/health/live" && return 0; sleep 1; done
+  log "$2 did not answer on $1 within 120 s"; exit 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+run_wrk() { # name targets-file url connections [warm-up file]
+  local name="$1" file="$2" url="$3" conns="$4" warm="${5:-$2}"
+  local pid="$service_pid"; [ "$url" = "$baseline_url" ] && pid="$baseline_pid"
+  BENCH_TARGETS="$warm" BENCH_THREADS="$threads" wrk -t"$threads" -c"$conns" -d"$warmup" -s "$root/build/bench/rotate.lua" "$url" > "$logs/wrk-$name-warmup.txt"
+  local before; before="$(cpu_ticks "$pid")"
+  BENCH_TARGETS="$file" BENCH_THREADS="$threads" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$root/build/bench/rotate.lua" "$url" > "$logs/wrk-$name.txt"
+  local after; after="$(cpu_ticks "$pid")"
+  # The server process's own CPU time per answered request: what it costs, whatever else shares the machine.
+  grep '^{' "$logs/wrk-$name.txt" | tail -1 |
+    awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" '{ match($0, /"requests":[0-9]+/); n = substr($0, RSTART + 11, RLENGTH - 11);
+      sub(/}$/, sprintf(",\"cpuMsPerRequest\":%.3f}", n > 0 ? t * 1000 / hz / n : 0)); print }' > "$raw/wrk-$name.json"
+  log "$name: $(cat "$raw/wrk-$name.json")"
+}
+
+targets() { # out-dir seed files...
+  local dir="$1"; shift
+  local args=()
+  for s in "$@"; do args+=(--seed "$s"); done
+  dotnet "$bench_dll" targets --connection "$cs" --out "$dir" --small-label S "${args[@]}"
+}
+
+# 1. The first 10,000, then the service and the baseline, then reads at 10,000.
+seed S "$small" small
+log "starting the service on $service_url and the baseline on $baseline_url"
+(cd "$api_dir" && ASPNETCORE_URLS="$service_url" Limits__RequestsPerSecondPerTenant=100000000 exec dotnet "$api_dll") > "$logs/service.log" 2>&1 &
+service_pid=$!; pids+=("$service_pid")
+dotnet "$bench_dll" baseline --port "${baseline_url##*:}" --connection "$cs" > "$logs/baseline.log" 2>&1 &
+baseline_pid=$!; pids+=("$baseline_pid")
+wait_for "$service_url" service
+wait_for "$baseline_url" baseline
+
+targets "$raw/targets-small" "$raw/seed-small.json"
+run_wrk service-read-small "$raw/targets-small/reads-small.tsv" "$service_url" "$connections"
+run_wrk baseline-read-small "$raw/targets-small/reads-small.tsv" "$baseline_url" "$connections"
+
+# 2. The rest of the dataset, then reads, lists and writes at the full size.
+if [ "$size" -gt "$small" ]; then
+  seed L "$((size - small))" full
+  targets "$raw/targets" "$raw/seed-small.json" "$raw/seed-full.json"
+else
+  cp -r "$raw/targets-small" "$raw/targets"
+fi
+psql_db -qtA -c "select pg_stat_statements_reset()" >/dev/null 2>&1 || true
+run_wrk service-read-full "$raw/targets/reads-full.tsv" "$service_url" "$connections"
+run_wrk baseline-read-full "$raw/targets/reads-full.tsv" "$baseline_url" "$connections"
+run_wrk service-list-full "$raw/targets/list-full.tsv" "$service_url" "$connections"
+run_wrk baseline-list-full "$raw/targets/list-full.tsv" "$baseline_url" "$connections"
+
+psql_db -c "select calls, round(mean_exec_time::numeric, 3) as mean_ms, round(total_exec_time::numeric) as total_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 220) as query from pg_stat_statements order by total_exec_time desc limit 12" > "$raw/pg-top-reads.txt" 2>&1 || true
+
+# Completions: the warm-up requests and the measured ones are different enrolments, so every measured request completes one.
+head -n 1000 "$raw/targets/completions.tsv" > "$raw/targets/completions-warmup.tsv"
+tail -n +1001 "$raw/targets/completions.tsv" > "$raw/targets/completions-measured.tsv"
+dotnet "$bench_dll" count-completions --connection "$cs" > "$raw/completions-before.json"
+run_wrk service-completions "$raw/targets/completions-measured.tsv" "$service_url" "$write_connections" "$raw/targets/completions-warmup.tsv"
+sleep 2
+dotnet "$bench_dll" count-completions --connection "$cs" > "$raw/completions-after.json"
+run_wrk baseline-completions "$raw/targets/completions-measured.tsv" "$baseline_url" "$write_connections" "$raw/targets/completions-warmup.tsv"
+dotnet "$bench_dll" count-completions --connection "$cs" > "$raw/completions-after-baseline.json"
+
+# 8. Peak resident memory of the service process over the whole run.
+awk '/VmHWM|VmRSS/ {gsub(":", "", $1); v[$1]=$2} END {printf "{\"vmHwmKiB\": %d, \"vmRssKiB\": %d}\n", v["VmHWM"], v["VmRSS"]}' "/proc/$service_pid/status" > "$raw/rss.json"
+log "service memory: $(cat "$raw/rss.json")"
+
+# Query plans behind the read and the list routes, for the report's bottleneck notes.
+sample_row="$(psql_db -qtA -F' ' -c "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolmentview order by random() limit 1")"
+read -r t a i <<< "$sample_row"
+psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolmentview as d where d.id = '$i' and d.tenant_id = '$t'" > "$raw/explain-read.txt"
+psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolmentview as d where d.tenant_id = '$t' and d.assignment_id = '$a' and d.status = 'open' and d.id > '$i' order by d.id limit 101" > "$raw/explain-list.txt"
+
+dotnet "$bench_dll" report --dir "$out"
+log "wrote $out/report.md and $out/report.json"

@@ -1,0 +1,50 @@
+using Enrolment.Benchmarks;
+
+// ./build/bench.sh drives these; each is usable alone:
+//   baseline --port 5091 --connection <cs>          the bare ASP.NET + Npgsql server the service is compared with
+//   targets  --connection <cs> --out <dir> --seed <seed.json>... [--small-label S] [--sample N]
+//                                                   request lists for wrk (one request a line), baseline write tables
+//   count-completions --connection <cs>            completion events, completion records, completed views (nothing lost)
+//   report   --dir bench-results                    bench-results/raw/*.json → report.md + report.json
+var command = args.FirstOrDefault() ?? "";
+var options = Options.Parse(args.Skip(1).ToArray());
+return command switch
+{
+    "baseline" => await Baseline.Run(options),
+    "targets" => await Targets.Run(options),
+    "count-completions" => await Targets.CountCompletions(options),
+    "report" => Report.Run(options),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|report [--option value ...] (see Program.cs)");
+    return 2;
+}
+
+namespace Enrolment.Benchmarks
+{
+    public sealed class Options(Dictionary<string, List<string>> values)
+    {
+        public static Options Parse(string[] args)
+        {
+            var values = new Dictionary<string, List<string>>();
+            for (var i = 0; i < args.Length; i++)
+            {
+                if (!args[i].StartsWith("--")) throw new ArgumentException($"Unexpected argument '{args[i]}'");
+                var key = args[i][2..];
+                var value = i + 1 < args.Length && !args[i + 1].StartsWith("--") ? args[++i] : "true";
+                if (!values.TryGetValue(key, out var list)) values[key] = list = [];
+                list.Add(value);
+            }
+            return new Options(values);
+        }
+
+        public string Get(string key, string? fallback = null) =>
+            values.TryGetValue(key, out var v) ? v[^1] : fallback ?? throw new ArgumentException($"--{key} is required");
+
+        public IReadOnlyList<string> All(string key) => values.TryGetValue(key, out var v) ? v : [];
+        public int Int(string key, int fallback) => values.TryGetValue(key, out var v) ? int.Parse(v[^1]) : fallback;
+    }
+}

@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Enrolment.Benchmarks;
+
+/// <summary>
+/// Turns the raw results of one ./build/bench.sh run (bench-results/raw/*.json: wrk summaries, seed summaries,
+/// machine, memory, event counts) into report.md and report.json: per figure the service's number, the baseline's
+/// number, their ratio, the goal, and whether it was met. A figure whose inputs are missing is "not measured".
+/// </summary>
+public static class Report
+{
+    public sealed record Figure(string Id, string Name, string Metric, double? Service, double? Baseline, double? Ratio, string Goal, bool? Met, string Note = "");
+
+    public static int Run(Options options)
+    {
+        var dir = options.Get("dir", "bench-results");
+        var raw = Path.Combine(dir, "raw");
+        JsonNode? Load(string name) => File.Exists(Path.Combine(raw, name + ".json")) ? JsonNode.Parse(File.ReadAllText(Path.Combine(raw, name + ".json"))) : null;
+        double? Num(JsonNode? node, string key) => node?[key] is { } v ? v.GetValue<double>() : null;
+
+        var meta = Load("meta") ?? new JsonObject();
+        var machine = Load("machine") ?? new JsonObject();
+        var figures = new List<Figure>();
+        double? Div(double? a, double? b) => a is { } x && b is { } y && y != 0 ? x / y : null;
+
+        // (1) one enrolment by id, full stack vs bare endpoint, at the full size.
+        var sFull = Load("wrk-service-read-full");
+        var bFull = Load("wrk-baseline-read-full");
+        var rpsRatio = Div(Num(sFull, "rps"), Num(bFull, "rps"));
+        figures.Add(new("1", "Read one enrolment by id (full size)", "requests/s", Num(sFull, "rps"), Num(bFull, "rps"), rpsRatio, "≥ 0.6× baseline", rpsRatio >= 0.6));
+        figures.Add(new("1", "Read one enrolment by id (full size)", "p50 ms", Num(sFull, "p50"), Num(bFull, "p50"), Div(Num(sFull, "p50"), Num(bFull, "p50")), "reported", null));
+        figures.Add(new("1", "Read one enrolment by id (full size)", "server CPU ms per request", Num(sFull, "cpuMsPerRequest"), Num(bFull, "cpuMsPerRequest"), Div(Num(sFull, "cpuMsPerRequest"), Num(bFull, "cpuMsPerRequest")), "reported", null));
+        figures.Add(new("1", "Read one enrolment by id (full size)", "p99 ms", Num(sFull, "p99"), Num(bFull, "p99"), Div(Num(sFull, "p99"), Num(bFull, "p99")), "reported", null));
+
+        // (2) the same read at 10,000 and at the full size: service p99 ratio (the baseline's, for context).
+        var sSmall = Load("wrk-service-read-small");
+        var bSmall = Load("wrk-baseline-read-small");
+        var growth = Div(Num(sFull, "p99"), Num(sSmall, "p99"));
+        figures.Add(new("2", "Read p99 at 10,000 enrolments", "p99 ms", Num(sSmall, "p99"), Num(bSmall, "p99"), Div(Num(sSmall, "p99"), Num(bSmall, "p99")), "reported", null));
+        figures.Add(new("2", "Read p99 growth, full size ÷ 10,000", "p99 ratio", growth, Div(Num(bFull, "p99"), Num(bSmall, "p99")), null, "service ≤ 1.25", growth <= 1.25,
+            "service and baseline columns are each side's own full÷10k ratio"));
+
+        // (3) a list page (status filter, cursor) vs the single read.
+        var sList = Load("wrk-service-list-full");
+        var bList = Load("wrk-baseline-list-full");
+        var listVsRead = Div(Num(sList, "p99"), Num(sFull, "p99"));
+        figures.Add(new("3", "List page of 100 (status=open, cursor), full size", "requests/s", Num(sList, "rps"), Num(bList, "rps"), Div(Num(sList, "rps"), Num(bList, "rps")), "reported", null));
+        figures.Add(new("3", "List page of 100 (status=open, cursor), full size", "p99 ms", Num(sList, "p99"), Num(bList, "p99"), Div(Num(sList, "p99"), Num(bList, "p99")), "reported", null));
+        figures.Add(new("3", "List page of 100 (status=open, cursor), full size", "server CPU ms per request", Num(sList, "cpuMsPerRequest"), Num(bList, "cpuMsPerRequest"), Div(Num(sList, "cpuMsPerRequest"), Num(bList, "cpuMsPerRequest")), "reported", null));
+        figures.Add(new("3", "List page p99 ÷ single read p99", "p99 ratio", listVsRead, Div(Num(bList, "p99"), Num(bFull, "p99")), null, "service ≤ 1.5", listVsRead <= 1.5,
+            "service and baseline columns are each side's own list÷read ratio"));
+
+        // (4) completions over HTTP vs one event insert + one document update per transaction.
+        var sWrite = Load("wrk-service-completions");
+        var bWrite = Load("wrk-baseline-completions");
+        var writeRatio = Div(Num(sWrite, "rps"), Num(bWrite, "rps"));
+        var before = Load("completions-before");
+        var after = Load("completions-after");
+        var note = "";
+        bool? nothingLost = null;
+        if (before is not null && after is not null && sWrite is not null)
+        {
+            var events = Num(after, "completedEvents") - Num(before, "completedEvents");
+            var records = Num(after, "completionRecordsThatCompleted") - Num(before, "completionRecordsThatCompleted");
+            var views = Num(after, "completeViews") - Num(before, "completeViews");
+            var ok = Num(sWrite, "requests") - Num(sWrite, "non2xx");
+            nothingLost = events == records && events == views && events >= ok;
+            note = $"answered 2xx {ok:F0}; completion events +{events:F0}, completion records +{records:F0}, complete views +{views:F0}: " +
+                   (nothingLost == true ? "nothing lost" : "MISMATCH");
+        }
+        figures.Add(new("4", "Record a completion (16 connections)", "requests/s", Num(sWrite, "rps"), Num(bWrite, "rps"), writeRatio, "≥ 0.5× baseline, nothing lost",
+            writeRatio is null ? null : writeRatio >= 0.5 && nothingLost == true, note));
+        figures.Add(new("4", "Record a completion (16 connections)", "p99 ms", Num(sWrite, "p99"), Num(bWrite, "p99"), Div(Num(sWrite, "p99"), Num(bWrite, "p99")), "reported", null));
+
+        figures.Add(new("4", "Record a completion (16 connections)", "server CPU ms per request", Num(sWrite, "cpuMsPerRequest"), Num(bWrite, "cpuMsPerRequest"), Div(Num(sWrite, "cpuMsPerRequest"), Num(bWrite, "cpuMsPerRequest")), "reported", null));
+
+        // (8) peak resident memory of the service process.
+        var rss = Load("rss");
+        var hwm = Num(rss, "vmHwmKiB") / 1024.0;
+        figures.Add(new("8", "Peak resident memory of the service (VmHWM)", "MiB", hwm, null, null, "≤ 512 MiB", hwm is null ? null : hwm <= 512));
+
+        var seedSmall = Load("seed-small");
+        var seedFull = Load("seed-full");
+        var seeds = new[] { seedSmall, seedFull }.Where(s => s is not null).ToList();
+        var seedEnrolments = seeds.Sum(s => Num(s, "enrolments") ?? 0);
+        var seedEvents = seeds.Sum(s => Num(s, "events") ?? 0);
+        var seedSeconds = seeds.Sum(s => Num(s, "seconds") ?? 0);
+
+        var notMeasured = new Dictionary<string, string>
+        {
+            ["5"] = "Fan-out of a 100,000-user audience vs raw COPY: not measured (not built in this round: needs an audience of 100k members, polling the operation until done, and a COPY baseline).",
+            ["6"] = "Projection rebuild vs raw read + deserialise: not measured (not built in this round).",
+            ["7"] = "100,000 enrolments due at one instant, lag distribution under read load: not measured (not built in this round).",
+        };
+
+        var machineLine = $"{machine["cpu"]?.GetValue<string>() ?? "?"}, {machine["nproc"]} cores, {machine["memGiB"]} GiB RAM, " +
+                          $"PostgreSQL {machine["postgres"]?.GetValue<string>() ?? "?"}, .NET {machine["dotnet"]?.GetValue<string>() ?? "?"}";
+        var size = Num(meta, "size") ?? 0;
+        var md = new StringBuilder();
+        md.AppendLine($"# Benchmark report ({meta["startedAt"]?.GetValue<string>()})");
+        md.AppendLine();
+        md.AppendLine($"- Machine: {machineLine}");
+        md.AppendLine($"- Dataset: {size:N0} enrolments ({seedEvents:N0} events) over {meta["tenants"]} tenants; the 10,000 figures read only the first 10,000 seeded, measured before the rest was added");
+        md.AppendLine($"- Load: wrk, {meta["threads"]} threads, {meta["connections"]} connections (completions: {meta["writeConnections"]}), {meta["duration"]} per run after a {meta["warmup"]} warm-up, each side alone; both servers, wrk and PostgreSQL share this machine");
+        md.AppendLine($"- Seeding ({seedFull?["mode"] ?? seedSmall?["mode"]} mode): {seedEnrolments:N0} enrolments, {seedEvents:N0} events in {seedSeconds:F0} s = {Div(seedEnrolments, seedSeconds):N0} enrolments/s, {Div(seedEvents, seedSeconds):N0} events/s");
+        var loads = new[] { sFull, bFull, sSmall, bSmall, sList, bList, sWrite, bWrite }.Where(x => x?["load"] is not null).Select(x => x!["load"]!.GetValue<string>()).ToList();
+        if (loads.Count > 0) md.AppendLine($"- 1-minute load average at the end of each run: {string.Join(", ", loads)} (above {machine["nproc"]} means other work shared the CPUs)");
+        md.AppendLine();
+        md.AppendLine("| # | figure | metric | service | baseline | ratio | goal | met |");
+        md.AppendLine("| --- | --- | --- | ---: | ---: | ---: | --- | --- |");
+        foreach (var f in figures)
+            md.AppendLine($"| {f.Id} | {f.Name} | {f.Metric} | {Fmt(f.Service)} | {Fmt(f.Baseline)} | {(f.Ratio is { } r ? r.ToString("F2", CultureInfo.InvariantCulture) + "×" : "")} | {f.Goal} | {(f.Met is null ? (f.Goal == "reported" ? "" : "not measured") : f.Met.Value ? "yes" : "**no**")} |");
+        foreach (var (id, text) in notMeasured) md.AppendLine($"| {id} | {text} | | | | | | not measured |");
+        md.AppendLine();
+        foreach (var f in figures.Where(f => f.Note != "")) md.AppendLine($"- ({f.Id}) {f.Note}");
+        var errors = new[] { ("service read 10k", sSmall), ("baseline read 10k", bSmall), ("service read full", sFull), ("baseline read full", bFull), ("service list", sList), ("baseline list", bList), ("service completions", sWrite), ("baseline completions", bWrite) }
+            .Where(x => x.Item2 is not null && (Num(x.Item2, "non2xx") > 0 || Num(x.Item2, "socketErrors") > 0))
+            .Select(x => $"{x.Item1}: {Num(x.Item2, "non2xx"):F0} non-2xx, {Num(x.Item2, "socketErrors"):F0} socket errors").ToList();
+        md.AppendLine(errors.Count == 0 ? "- Every measured request answered 2xx." : "- Errors: " + string.Join("; ", errors));
+
+        File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
+        var json = new JsonObject
+        {
+            ["machine"] = machine.DeepClone(),
+            ["meta"] = meta.DeepClone(),
+            ["seeding"] = new JsonObject { ["enrolments"] = seedEnrolments, ["events"] = seedEvents, ["seconds"] = seedSeconds, ["small"] = seedSmall?.DeepClone(), ["full"] = seedFull?.DeepClone() },
+            ["figures"] = JsonSerializer.SerializeToNode(figures, JsonSerializerOptions.Web),
+            ["notMeasured"] = JsonSerializer.SerializeToNode(notMeasured),
+        };
+        File.WriteAllText(Path.Combine(dir, "report.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.Out.Write(md.ToString());
+        return 0;
+    }
+
+    private static string Fmt(double? v) => v switch
+    {
+        null => "—",
+        >= 100 => v.Value.ToString("N0", CultureInfo.InvariantCulture),
+        _ => v.Value.ToString("0.00", CultureInfo.InvariantCulture),
+    };
+}
