@@ -111,7 +111,7 @@ public static class Hosting
             opts.Durability.ScheduledJobPollingTime = configuration.GetValue("Durability:ScheduledJobPollingTime", TimeSpan.FromSeconds(1));
 
             // A lost optimistic-concurrency race or a concurrent stream start is retried: the state decides again.
-            opts.OnException<ConcurrencyException>().Or<JasperFx.Events.ExistingStreamIdCollisionException>()
+            opts.OnException<ConcurrencyException>().Or<JasperFx.Events.ExistingStreamIdCollisionException>().Or<Marten.Exceptions.ExistingStreamIdCollisionException>().Or<DocumentAlreadyExistsException>()
                 .RetryWithCooldown(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1))
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());

@@ -37,6 +37,9 @@ public static class RecordCompletionHandler
 
         // A session of the message's tenant, enlisted in Wolverine's outbox: the integration events it causes are
         // committed with it.
+        // Wolverine opens the session for the envelope's tenant: make that the resolved one (header or body).
+        envelope.TenantId = tenantId;
+        context.TenantId = tenantId;
         await using var session = sessions.OpenSession(context, tenantId!);
         var completion = new Completion(message.CompletionId!, message.ContentId!, completedAt!.Value, message.Answer);
         var (result, conflict) = await CompletionRecorder.Record(session, context, message.UserId!, completion, now, ct);

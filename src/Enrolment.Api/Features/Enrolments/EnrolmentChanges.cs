@@ -34,7 +34,8 @@ public static class EnrolmentChanges
     {
         session.Events.StartStream<EnrolmentState>(assigned.EnrolmentId, assigned);
         var state = EnrolmentState.Fold(null, assigned);
-        await bus.PublishAsync(Integration(tenantId, null, state, assigned, 1)!);
+        var message = Integration(tenantId, null, state, assigned, 1)!;
+        await bus.PublishAsync(message);
     }
 
     /// <summary>The integration event for one domain event, or null when consumers need none.</summary>
