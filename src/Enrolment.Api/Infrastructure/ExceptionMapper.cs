@@ -13,9 +13,20 @@ namespace Enrolment.Api.Infrastructure;
 /// </summary>
 public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptionHandler
 {
+    /// <summary>Marten and Wolverine wrap driver errors; an outage is an Npgsql or socket error anywhere in the chain.</summary>
+    private static bool DatabaseUnavailable(Exception exception)
+    {
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException) return true;
+            if (e is AggregateException aggregate && aggregate.InnerExceptions.Any(DatabaseUnavailable)) return true;
+        }
+        return false;
+    }
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
     {
-        var (status, code, title, detail) = exception switch
+        var (status, code, title, detail) = DatabaseUnavailable(exception) ? (503, "database-unavailable", "Service unavailable.", "The database is not reachable right now. Retry shortly.") : exception switch
         {
             BadHttpRequestException { StatusCode: 413 } => (413, "body-too-large", "Request body too large.", "The request body exceeds the configured limit (Limits:MaxRequestBodyBytes)."),
             BadHttpRequestException b => (b.StatusCode, "bad-request", "Bad request.", "The request could not be read: " + b.Message),
