@@ -35,7 +35,7 @@ public static class Hosting
             o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
         });
         if (isCommand)
-            builder.Logging.AddFilter(_ => true).Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
 
         builder.WebHost.ConfigureKestrel(k =>
         {

@@ -34,6 +34,10 @@ public sealed class SeedInput : NetCoreInput
     [FlagAlias("label")]
     public string LabelFlag { get; set; } = "Bench";
 
+    [Description("When > 0: every enrolment is open and due this many seconds from now (to measure simultaneous transitions)")]
+    [FlagAlias("due-in")]
+    public int DueInFlag { get; set; }
+
     [Description("A known api/all secret to add to every seeded tenant (default: a new random one, printed)")]
     [FlagAlias("secret")]
     public string SecretFlag { get; set; } = "";
@@ -73,7 +77,10 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
 
         var secret = string.IsNullOrEmpty(input.SecretFlag) ? Secrets.Generate() : input.SecretFlag;
         var now = clock.GetCurrentInstant();
-        var schedule = new Schedule(now - Duration.FromDays(2), Period.FromDays(365), null, null, Schedule.DefaultTimeZone);
+        var dueAll = input.DueInFlag > 0;
+        var schedule = dueAll
+            ? new Schedule(now - Duration.FromDays(2), null, now + Duration.FromSeconds(input.DueInFlag), null, Schedule.DefaultTimeZone)
+            : new Schedule(now - Duration.FromDays(2), Period.FromDays(365), null, null, Schedule.DefaultTimeZone);
         var audienceId = "bench-" + input.LabelFlag.ToLowerInvariant();
 
         var tenants = new List<SeededTenant>();
@@ -99,7 +106,7 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
                 var size = Math.Min(input.BatchFlag, count - done);
                 var decideWatch = Stopwatch.StartNew();
                 var streams = Enumerable.Range(done, size)
-                    .Select(i => Decide(tenantId, assignmentId, $"user-{firstUser + i}", audienceId, schedule, i, now))
+                    .Select(i => Decide(tenantId, assignmentId, $"user-{firstUser + i}", audienceId, schedule, dueAll ? 1 : i, now))
                     .ToList();
                 Phases["decide"] += decideWatch.Elapsed.TotalSeconds;
                 if (input.ModeFlag == "bulk") await Bulk(store, tenantId, streams, input.BatchFlag);
