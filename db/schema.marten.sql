@@ -596,11 +596,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_mimecastkey (
     mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
-    tenant_id           varchar                     NULL,
 CONSTRAINT pkey_mt_doc_mimecastkey_id PRIMARY KEY (id)
 );
-
-CREATE INDEX mt_doc_mimecastkey_idx_tenant_id ON enrolment.mt_doc_mimecastkey USING btree (tenant_id);
 CREATE TABLE IF NOT EXISTS enrolment.mt_doc_mimecastseenrequest (
     id                  varchar                     NOT NULL,
     data                jsonb                       NOT NULL,
