@@ -562,6 +562,12 @@ CREATE INDEX mt_doc_enrolmentview_idx_user_id ON enrolment.mt_doc_enrolmentview 
 CREATE INDEX mt_doc_enrolmentview_idx_status ON enrolment.mt_doc_enrolmentview USING btree (status);
 
 CREATE INDEX mt_doc_enrolmentview_idx_primary_content_id ON enrolment.mt_doc_enrolmentview USING btree (primary_content_id);
+
+CREATE INDEX ix_enrolmentview_assignment_status_id ON enrolment.mt_doc_enrolmentview USING btree (tenant_id, (assignment_id), (status), (id));
+
+CREATE INDEX ix_enrolmentview_assignment_id_id ON enrolment.mt_doc_enrolmentview USING btree (tenant_id, (assignment_id), (id));
+
+CREATE INDEX ix_enrolmentview_user_status_id ON enrolment.mt_doc_enrolmentview USING btree (tenant_id, (user_id), (status), (id));
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolmentview;
 ALTER TABLE enrolment.mt_doc_enrolmentview NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_enrolmentview DISABLE ROW LEVEL SECURITY;
