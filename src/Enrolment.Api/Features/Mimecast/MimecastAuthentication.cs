@@ -66,10 +66,8 @@ public sealed partial class MimecastAuthenticationHandler(
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var client = Context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        var failuresKey = "mimecast-auth-failures:" + client;
-        if (cache.TryGetValue(failuresKey, out FailureCounter? counter) && counter!.Count >= settings.Value.MaxFailuresPerClientPerMinute)
+        if (ClientFailures.BlockedFor(cache, SchemeName, client, settings.Value.MaxFailuresPerClientPerMinute) is { } retryAfter)
         {
-            var retryAfter = Math.Max(1, (int)Math.Ceiling((counter.WindowEnds - DateTimeOffset.UtcNow).TotalSeconds));
             Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return Refuse(new MimecastAuthFailure(StatusCodes.Status429TooManyRequests, MimecastCodes.TooManyFailures,
                 $"Too many failed authentications from this client. Try again in {retryAfter} seconds."));
@@ -78,9 +76,7 @@ public sealed partial class MimecastAuthenticationHandler(
         var (principal, failure) = await Verify();
         if (principal is not null) return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
 
-        counter ??= new FailureCounter(DateTimeOffset.UtcNow.AddMinutes(1));
-        Interlocked.Increment(ref counter.Count);
-        cache.Set(failuresKey, counter, counter.WindowEnds);
+        ClientFailures.Record(cache, SchemeName, client);
         Logger.LogWarning("Mimecast authentication failed for a request from {Client}: {Code}", client, failure!.Code);
         return Refuse(failure);
     }
@@ -212,12 +208,6 @@ public sealed partial class MimecastAuthenticationHandler(
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         MimecastEnvelope.Error(StatusCodes.Status403Forbidden, "err_xdk_forbidden", "This key may not call this route.").WriteAsync(Context);
-
-    private sealed class FailureCounter(DateTimeOffset windowEnds)
-    {
-        public readonly DateTimeOffset WindowEnds = windowEnds;
-        public int Count;
-    }
 }
 
 /// <summary>Removes seen request ids whose replay window has passed. Any node may run it; deleting twice is harmless.</summary>

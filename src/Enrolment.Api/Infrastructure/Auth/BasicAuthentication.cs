@@ -43,19 +43,16 @@ public sealed class BasicAuthenticationHandler(
             return AuthenticateResult.NoResult();
 
         var client = Context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        var failuresKey = "auth-failures:" + client;
-        if (cache.TryGetValue(failuresKey, out FailureCounter? counter) && counter!.Count >= settings.Value.MaxFailuresPerClientPerMinute)
+        if (ClientFailures.BlockedFor(cache, SchemeName, client, settings.Value.MaxFailuresPerClientPerMinute) is { } retryAfter)
         {
-            Context.Items[TooManyKey] = counter.WindowEnds;
+            Context.Items[TooManyKey] = retryAfter;
             return AuthenticateResult.Fail("Too many failed authentications from this client.");
         }
 
         var result = await Verify(header.ToString());
         if (result.Succeeded) return result;
 
-        counter ??= new FailureCounter(DateTimeOffset.UtcNow.AddMinutes(1));
-        Interlocked.Increment(ref counter.Count);
-        cache.Set(failuresKey, counter, counter.WindowEnds);
+        ClientFailures.Record(cache, SchemeName, client);
         Logger.LogWarning("Authentication failed for a request from {Client}: {Reason}", client, result.Failure?.Message);
         return result;
     }
@@ -97,9 +94,8 @@ public sealed class BasicAuthenticationHandler(
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        if (Context.Items.TryGetValue(TooManyKey, out var until) && until is DateTimeOffset windowEnds)
+        if (Context.Items.TryGetValue(TooManyKey, out var blocked) && blocked is int retryAfter)
         {
-            var retryAfter = Math.Max(1, (int)Math.Ceiling((windowEnds - DateTimeOffset.UtcNow).TotalSeconds));
             Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
             await Problems.Make(StatusCodes.Status429TooManyRequests, "too-many-failed-authentications", "Too many requests.",
                 $"Too many failed authentications from this client. Try again in {retryAfter} seconds.").ExecuteAsync(Context);
@@ -113,12 +109,6 @@ public sealed class BasicAuthenticationHandler(
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         Problems.Make(StatusCodes.Status403Forbidden, "insufficient-scope", "Forbidden.",
             "The secret is valid but lacks the scope this route needs (api/read for reads, api/write for writes, or api/all).").ExecuteAsync(Context);
-
-    private sealed class FailureCounter(DateTimeOffset windowEnds)
-    {
-        public readonly DateTimeOffset WindowEnds = windowEnds;
-        public int Count;
-    }
 }
 
 public static class AuthPolicies
