@@ -3,7 +3,8 @@
 # report.json (per figure: service, baseline, ratio, goal; plus the machine and the dataset size).
 #   ./build/bench.sh                 1,000,000 enrolments (3,000,000 events): seeding takes minutes
 #   ./build/bench.sh --size 10000    a smoke run of a few minutes
-# Options: --size N, --tenants N (4), --duration 20s, --warmup 5s, --connections 32, --threads 1, --mode bulk|session.
+# Options: --size N, --tenants N (4), --duration 20s, --warmup 5s, --connections 32, --threads 1, --mode bulk|session,
+#          --fanout N (100000 at full size: comparison 5), --due N (100000: comparison 7), --read-load-connections 4 (7).
 # Both servers get the same connection pool cap (ENROLMENT_BENCH_POOL, 24): PostgreSQL here allows 100 connections in all.
 # Not part of ./build/test.sh. Uses its own database (ENROLMENT_BENCH_DB_NAME, default enrolment_bench), dropped
 # and re-created at each run. The service runs as a separate process from its Release build, as in production;
@@ -13,7 +14,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 size=1000000 tenants=4 duration=20s warmup=5s connections=32 write_connections=16 threads=1 mode=bulk
-small=10000
+small=10000 fanout="" due="" read_load_connections=4
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --size) size="$2"; shift 2 ;;
@@ -23,10 +24,16 @@ while [ "$#" -gt 0 ]; do
     --connections) connections="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --mode) mode="$2"; shift 2 ;;
+    --fanout) fanout="$2"; shift 2 ;;
+    --due) due="$2"; shift 2 ;;
+    --read-load-connections) read_load_connections="$2"; shift 2 ;;
     *) echo "unknown option $1 (see the top of $0)" >&2; exit 2 ;;
   esac
 done
 [ "$size" -lt "$small" ] && small="$size"
+# Comparisons 5 and 7 use a tenth of the dataset at most (100,000 at the full size).
+[ -z "$fanout" ] && fanout=$(( size / 10 < 100000 ? size / 10 : 100000 ))
+[ -z "$due" ] && due=$(( size / 10 < 100000 ? size / 10 : 100000 ))
 
 log() { echo "[bench] $(date -u +%H:%M:%S) $*" >&2; }
 as_postgres() { if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
@@ -57,7 +64,10 @@ shared_preload_libraries = 'pg_stat_statements'
 synchronous_commit = on
 CONF
   fi
-  [ "$(pg_lsclusters -h | awk -v v="$pg_version" '$1==v && $2=="bench" {print $4}')" = "online" ] || pg_ctlcluster "$pg_version" bench start >&2
+  if [ "$(pg_lsclusters -h | awk -v v="$pg_version" '$1==v && $2=="bench" {print $4}')" != "online" ]; then
+    pg_ctlcluster "$pg_version" bench start >&2
+    started_cluster=1
+  fi
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 1; done
 fi
 export ENROLMENT_DB_NAME="$db" ENROLMENT_DB_PORT="$port"
@@ -93,14 +103,16 @@ cat > "$raw/machine.json" <<EOF
 EOF
 cat > "$raw/meta.json" <<EOF
 {"size": $size, "small": $small, "tenants": $tenants, "threads": $threads, "connections": $connections, "writeConnections": $write_connections,
- "duration": "$duration", "warmup": "$warmup", "mode": "$mode", "startedAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
+ "duration": "$duration", "warmup": "$warmup", "mode": "$mode", "fanout": $fanout, "due": $due, "readLoadConnections": $read_load_connections,
+ "startedAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
 EOF
 
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  # The benchmark's own cluster is stopped again (its data stays for inspection: pg_ctlcluster <version> bench start).
-  [ "$port" != "5432" ] && [ -n "${pg_version:-}" ] && pg_ctlcluster "$pg_version" bench stop >/dev/null 2>&1 || true
+  # The benchmark's own cluster is stopped again if this run started it (its data stays for inspection:
+  # pg_ctlcluster <version> bench start).
+  [ -n "${started_cluster:-}" ] && pg_ctlcluster "$pg_version" bench stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -180,6 +192,36 @@ dotnet "$bench_dll" count-completions --connection "$cs" > "$raw/completions-aft
 run_wrk baseline-completions "$raw/targets/completions-measured.tsv" "$baseline_url" "$write_connections" "$raw/targets/completions-warmup.tsv"
 dotnet "$bench_dll" count-completions --connection "$cs" > "$raw/completions-after-baseline.json"
 
+# 5. Fan-out: an audience of $fanout users assigned through the service (until all readable) vs a raw COPY of as
+# many event and document rows.
+seed_tenant="$(grep -o '"tenantId":"[^"]*"' "$raw/seed-small.json" | head -1 | cut -d'"' -f4)"
+log "fan-out of $fanout users through the service (tenant $seed_tenant)"
+dotnet "$bench_dll" fanout --url "$service_url" --tenant "$seed_tenant" --secret "$secret" --connection "$cs" --count "$fanout" > "$raw/fanout-service.json"
+log "fan-out: $(cat "$raw/fanout-service.json")"
+dotnet "$bench_dll" fanout-baseline --connection "$cs" --count "$fanout" > "$raw/fanout-baseline.json"
+log "fan-out baseline: $(cat "$raw/fanout-baseline.json")"
+
+# 7. $due enrolments due at one instant, with a steady read load (fewer connections than the saturating runs, so
+# the read latency measures interference rather than queueing): idle p99 first, then p99 while they transition.
+due_in=$(( 60 + due / 1000 ))
+due_at=$(( $(date +%s) + due_in ))
+log "seeding $due enrolments due in ${due_in}s (label D)"
+(cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" seed --tenants "$tenants" --enrolments "$due" --label D --secret "$secret" --mode "$mode" --due-in "$due_in") \
+  2> "$logs/seed-due.log" | grep '^{' | tail -1 > "$raw/seed-due.json"
+[ "$(date +%s)" -lt "$((due_at - 30))" ] || log "warning: seeding ended less than 30 s before the due instant; the idle read figure overlaps"
+run_wrk service-read-idle "$raw/targets/reads-full.tsv" "$service_url" "$read_load_connections"
+now=$(date +%s); [ "$now" -lt "$due_at" ] && { log "waiting $((due_at - now)) s for the due instant"; sleep "$((due_at - now))"; }
+dotnet "$bench_dll" transition-lag --connection "$cs" --label D --expected "$due" --timeout 1200 > "$raw/transitions.json" &
+lag_pid=$!
+chunk=0
+while kill -0 "$lag_pid" 2>/dev/null; do
+  chunk=$((chunk + 1))
+  BENCH_TARGETS="$raw/targets/reads-full.tsv" BENCH_THREADS="$threads" wrk -t"$threads" -c"$read_load_connections" -d15s --latency -s "$root/build/bench/rotate.lua" "$service_url" > "$logs/wrk-read-under-transitions-$chunk.txt"
+  grep '^{' "$logs/wrk-read-under-transitions-$chunk.txt" | tail -1 > "$raw/wrk-read-under-transitions-$chunk.json"
+done
+wait "$lag_pid" || log "not every due enrolment became overdue within the timeout"
+log "transitions: $(cat "$raw/transitions.json")"
+
 # 8. Peak resident memory of the service process over the whole run.
 awk '/VmHWM|VmRSS/ {gsub(":", "", $1); v[$1]=$2} END {printf "{\"vmHwmKiB\": %d, \"vmRssKiB\": %d}\n", v["VmHWM"], v["VmRSS"]}' "/proc/$service_pid/status" > "$raw/rss.json"
 log "service memory: $(cat "$raw/rss.json")"
@@ -189,6 +231,17 @@ sample_row="$(psql_db -qtA -F' ' -c "select tenant_id, assignment_id, id from en
 read -r t a i <<< "$sample_row"
 psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolmentview as d where d.id = '$i' and d.tenant_id = '$t'" > "$raw/explain-read.txt"
 psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolmentview as d where d.tenant_id = '$t' and d.assignment_id = '$a' and d.status = 'open' and d.id > '$i' order by d.id limit 101" > "$raw/explain-list.txt"
+
+# 6. Rebuild the enrolment view from every event (Marten's rebuild, through the service's own CLI) vs reading and
+# deserialising the same events raw. Last, because it rewrites the read model the other comparisons read.
+log "rebuilding the EnrolmentView projection from all events"
+(cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" projections rebuild -p EnrolmentView) > "$logs/rebuild.log" 2>&1
+rebuild_ms="$(grep -o 'Finished rebuilding EnrolmentView in [0-9]*' "$logs/rebuild.log" | grep -o '[0-9]*$' || true)"
+events_total="$(psql_db -qtA -c "select count(*) from enrolment.mt_events where type not like 'assignment%'")"
+echo "{\"events\": $events_total, \"seconds\": $(awk -v ms="${rebuild_ms:-0}" 'BEGIN {printf "%.3f", ms / 1000}')}" > "$raw/rebuild-service.json"
+log "rebuild: $(cat "$raw/rebuild-service.json")"
+dotnet "$bench_dll" rebuild-baseline --connection "$cs" > "$raw/rebuild-baseline.json"
+log "rebuild baseline: $(cat "$raw/rebuild-baseline.json")"
 
 dotnet "$bench_dll" report --dir "$out"
 log "wrote $out/report.md and $out/report.json"

@@ -5,6 +5,12 @@ using Enrolment.Benchmarks;
 //   targets  --connection <cs> --out <dir> --seed <seed.json>... [--small-label S] [--sample N]
 //                                                   request lists for wrk (one request a line), baseline write tables
 //   count-completions --connection <cs>            completion events, completion records, completed views (nothing lost)
+//   fanout   --url <service> --tenant <id> --secret <s> --connection <cs> [--count 100000]
+//                                                   assign an audience of N through the service, until all readable
+//   fanout-baseline --connection <cs> [--count 100000]   COPY the same number of event and document rows
+//   rebuild-baseline --connection <cs>              read + deserialise every enrolment event (no fold, no write)
+//   transition-lag --connection <cs> --label T --expected N [--timeout 600]
+//                                                   wait until N seeded enrolments are overdue; lag distribution
 //   report   --dir bench-results                    bench-results/raw/*.json → report.md + report.json
 var command = args.FirstOrDefault() ?? "";
 var options = Options.Parse(args.Skip(1).ToArray());
@@ -13,13 +19,17 @@ return command switch
     "baseline" => await Baseline.Run(options),
     "targets" => await Targets.Run(options),
     "count-completions" => await Targets.CountCompletions(options),
+    "fanout" => await FanOut.Service(options),
+    "fanout-baseline" => await FanOut.Baseline(options),
+    "rebuild-baseline" => await Rebuild.Baseline(options),
+    "transition-lag" => await Transitions.Lag(options),
     "report" => Report.Run(options),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|report [--option value ...] (see Program.cs)");
+    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|rebuild-baseline|transition-lag|report [--option value ...] (see Program.cs)");
     return 2;
 }
 

@@ -77,6 +77,40 @@ public static class Report
 
         figures.Add(new("4", "Record a completion (16 connections)", "server CPU ms per request", Num(sWrite, "cpuMsPerRequest"), Num(bWrite, "cpuMsPerRequest"), Div(Num(sWrite, "cpuMsPerRequest"), Num(bWrite, "cpuMsPerRequest")), "reported", null));
 
+        // (5) fan-out through the service until every enrolment is readable vs a raw COPY of as many rows.
+        var fanS = Load("fanout-service");
+        var fanB = Load("fanout-baseline");
+        var fanRatio = Div(Num(fanS, "enrolmentsPerSecond"), Num(fanB, "enrolmentsPerSecond"));
+        figures.Add(new("5", $"Fan-out: assign an audience of {Num(fanS, "count") ?? Num(meta, "fanout"):N0} users", "enrolments/s", Num(fanS, "enrolmentsPerSecond"), Num(fanB, "enrolmentsPerSecond"), fanRatio,
+            "≥ 0.2× raw COPY", fanRatio is null ? null : fanRatio >= 0.2 && Num(fanS, "readable") >= Num(fanS, "count"),
+            fanS is null ? "" : $"service: fan-out operation completed after {Num(fanS, "operationSeconds"):F1} s, all {Num(fanS, "readable"):N0} enrolments readable after {Num(fanS, "readableSeconds"):F1} s; baseline: one transaction, binary COPY of {Num(fanB, "count"):N0} event rows and {Num(fanB, "count"):N0} document rows"));
+        figures.Add(new("5", "Fan-out: end to end until all readable", "seconds", Num(fanS, "readableSeconds"), Num(fanB, "seconds"), Div(Num(fanS, "readableSeconds"), Num(fanB, "seconds")), "reported", null));
+
+        // (6) projection rebuild vs reading and deserialising the same events.
+        var rebS = Load("rebuild-service");
+        var rebB = Load("rebuild-baseline");
+        var rebSRate = Div(Num(rebS, "events"), Num(rebS, "seconds"));
+        var rebRatio = Div(rebSRate, Num(rebB, "eventsPerSecond"));
+        figures.Add(new("6", $"Rebuild the enrolment view from {Num(rebS, "events") ?? 0:N0} events", "events/s", rebSRate, Num(rebB, "eventsPerSecond"), rebRatio, "≥ 0.3× raw read + deserialise", rebRatio is null ? null : rebRatio >= 0.3,
+            rebS is null ? "" : $"service: `projections rebuild -p EnrolmentView` took {Num(rebS, "seconds"):F0} s; baseline read and deserialised {Num(rebB, "events"):N0} events in {Num(rebB, "seconds"):F0} s"));
+
+        // (7) N enrolments due at one instant: lag from the due instant to the stored overdue event, and the read
+        // latency (a steady, non-saturating read load) while they transition vs idle.
+        var tr = Load("transitions");
+        var idle = Load("wrk-service-read-idle");
+        var chunks = Directory.Exists(raw) ? Directory.GetFiles(raw, "wrk-read-under-transitions-*.json").Select(f => JsonNode.Parse(File.ReadAllText(f))).ToList() : [];
+        var busyP99 = chunks.Count == 0 ? null : chunks.Max(c => Num(c, "p99"));
+        var allDone = tr is not null && Num(tr, "overdue") >= Num(tr, "expected") && Num(tr, "duplicateStreams") == 0;
+        var expected = Num(tr, "expected") ?? Num(meta, "due");
+        figures.Add(new("7", $"{expected:N0} enrolments due at one instant: all overdue after", "seconds", Num(tr, "maxSeconds"), null, null, "≤ 60 s, each exactly once",
+            tr is null ? null : allDone && Num(tr, "maxSeconds") <= 60,
+            tr is null ? "" : $"{Num(tr, "overdue"):N0} of {Num(tr, "expected"):N0} became overdue, {Num(tr, "duplicateStreams"):F0} streams with two overdue events; lag min {Num(tr, "minSeconds"):F1} s, median {Num(tr, "medianSeconds"):F1} s, p90 {Num(tr, "p90Seconds"):F1} s, p99 {Num(tr, "p99Seconds"):F1} s"));
+        figures.Add(new("7", "Transition lag", "median s", Num(tr, "medianSeconds"), null, null, "reported", null));
+        figures.Add(new("7", "Transition lag", "p99 s", Num(tr, "p99Seconds"), null, null, "reported", null));
+        var readRatio = Div(busyP99, Num(idle, "p99"));
+        figures.Add(new("7", $"Read p99 during the transitions ÷ idle ({meta["readLoadConnections"]} connections)", "p99 ms", busyP99, Num(idle, "p99"), readRatio, "≤ 2× idle", readRatio is null ? null : readRatio <= 2,
+            chunks.Count == 0 ? "" : $"service column: the worst of {chunks.Count} consecutive 15 s read runs while the transitions ran; baseline column: the service's own idle p99"));
+
         // (8) peak resident memory of the service process.
         var rss = Load("rss");
         var hwm = Num(rss, "vmHwmKiB") / 1024.0;
@@ -89,12 +123,7 @@ public static class Report
         var seedEvents = seeds.Sum(s => Num(s, "events") ?? 0);
         var seedSeconds = seeds.Sum(s => Num(s, "seconds") ?? 0);
 
-        var notMeasured = new Dictionary<string, string>
-        {
-            ["5"] = "Fan-out of a 100,000-user audience vs raw COPY: not measured (not built in this round: needs an audience of 100k members, polling the operation until done, and a COPY baseline).",
-            ["6"] = "Projection rebuild vs raw read + deserialise: not measured (not built in this round).",
-            ["7"] = "100,000 enrolments due at one instant, lag distribution under read load: not measured (not built in this round).",
-        };
+        var notMeasured = new Dictionary<string, string>();
 
         var machineLine = $"{machine["cpu"]?.GetValue<string>() ?? "?"}, {machine["nproc"]} cores, {machine["memGiB"]} GiB RAM, " +
                           $"PostgreSQL {machine["postgres"]?.GetValue<string>() ?? "?"}, .NET {machine["dotnet"]?.GetValue<string>() ?? "?"}";
@@ -106,7 +135,7 @@ public static class Report
         md.AppendLine($"- Dataset: {size:N0} enrolments ({seedEvents:N0} events) over {meta["tenants"]} tenants; the 10,000 figures read only the first 10,000 seeded, measured before the rest was added");
         md.AppendLine($"- Load: wrk, {meta["threads"]} threads, {meta["connections"]} connections (completions: {meta["writeConnections"]}), {meta["duration"]} per run after a {meta["warmup"]} warm-up, each side alone; both servers, wrk and PostgreSQL share this machine");
         md.AppendLine($"- Seeding ({seedFull?["mode"] ?? seedSmall?["mode"]} mode): {seedEnrolments:N0} enrolments, {seedEvents:N0} events in {seedSeconds:F0} s = {Div(seedEnrolments, seedSeconds):N0} enrolments/s, {Div(seedEvents, seedSeconds):N0} events/s");
-        var loads = new[] { sFull, bFull, sSmall, bSmall, sList, bList, sWrite, bWrite }.Where(x => x?["load"] is not null).Select(x => x!["load"]!.GetValue<string>()).ToList();
+        var loads = new[] { sFull, bFull, sSmall, bSmall, sList, bList, sWrite, bWrite, idle }.Where(x => x?["load"] is not null).Select(x => x!["load"]!.GetValue<string>()).ToList();
         if (loads.Count > 0) md.AppendLine($"- 1-minute load average at the end of each run: {string.Join(", ", loads)} (above {machine["nproc"]} means other work shared the CPUs)");
         md.AppendLine();
         md.AppendLine("| # | figure | metric | service | baseline | ratio | goal | met |");
