@@ -13,15 +13,34 @@ namespace Enrolment.Api.Infrastructure;
 /// </summary>
 public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptionHandler
 {
-    /// <summary>Marten and Wolverine wrap driver errors; an outage is an Npgsql or socket error anywhere in the chain.</summary>
+    /// <summary>
+    /// Marten and Wolverine wrap driver errors; an outage is an Npgsql or socket error anywhere in the chain. An error the
+    /// server reports about the statement itself (a constraint, a value it cannot store) is not an outage: retrying
+    /// would fail the same way, so it must not answer 503.
+    /// </summary>
     private static bool DatabaseUnavailable(Exception exception)
     {
         for (Exception? e = exception; e is not null; e = e.InnerException)
         {
+            if (e is PostgresException postgres) return IsOutage(postgres.SqlState);
             if (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException) return true;
             if (e is AggregateException aggregate && aggregate.InnerExceptions.Any(DatabaseUnavailable)) return true;
         }
         return false;
+    }
+
+    /// <summary>
+    /// SQLSTATEs that say the server cannot serve now: connection exceptions (08), insufficient resources (53), operator
+    /// intervention such as a shutdown or a statement timeout (57), system errors (58).
+    /// </summary>
+    private static bool IsOutage(string sqlState) => sqlState is ['0', '8', ..] or ['5', '3' or '7' or '8', ..];
+
+    /// <summary>A value PostgreSQL cannot store or compute (class 22, data exception), e.g. a NUL character in text or JSON.</summary>
+    private static PostgresException? DataException(Exception exception)
+    {
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+            if (e is PostgresException { SqlState: [ '2', '2', .. ] } postgres) return postgres;
+        return null;
     }
 
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
@@ -31,8 +50,8 @@ public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptio
             BadHttpRequestException { StatusCode: 413 } => (413, "body-too-large", "Request body too large.", "The request body exceeds the configured limit (Limits:MaxRequestBodyBytes)."),
             BadHttpRequestException b => (b.StatusCode, "bad-request", "Bad request.", "The request could not be read: " + b.Message),
             JsonException => (400, "malformed-json", "Malformed JSON.", "The request body is not valid JSON for this route."),
+            _ when DataException(exception) is not null => (422, "unstorable-value", "The request is not valid.", "The request holds a value that cannot be stored (for example a NUL character in a text)."),
             ConcurrencyException or ExistingStreamIdCollisionException or DocumentAlreadyExistsException => (409, "concurrency-conflict", "Conflict.", "Another request changed this resource at the same time. Read it again and retry."),
-            NpgsqlException or TimeoutException => (503, "database-unavailable", "Service unavailable.", "The database is not reachable right now. Retry shortly."),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "client-closed-request", "Client closed request.", "The client went away."),
             _ => (500, "internal-error", "Internal server error.", "An unexpected fault occurred. Quote the traceId to the operator."),
         };

@@ -40,7 +40,8 @@ public static class Hosting
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = configuration.GetValue("Limits:MaxRequestBodyBytes", 4L * 1024 * 1024);
-            k.Limits.MaxRequestHeadersTotalSize = configuration.GetValue("Limits:MaxRequestHeadersBytes", 32 * 1024);
+            // Twice the documented limit: RequestLimits answers the documented one with a problem document.
+            k.Limits.MaxRequestHeadersTotalSize = 2 * RequestLimits.MaxRequestHeadersBytes(configuration);
             k.AddServerHeader = false;
         });
 
@@ -125,6 +126,7 @@ public static class Hosting
 
     public static void UseEnrolmentService(this WebApplication app)
     {
+        app.UseRequestHeaderLimit();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
@@ -134,7 +136,8 @@ public static class Hosting
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponse.Write });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = HealthResponse.Write });
         app.MapPrometheusScrapingEndpoint("/metrics");
-        app.MapOpenApi("/openapi/{documentName}.json");
+        // Only the documents that exist match, so any other name is the API's own 404 problem document.
+        app.MapOpenApi("/openapi/{documentName:regex(^v1$)}.json");
         app.MapScalarApiReference("/docs", o => o.WithTitle("Enrolment API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
 
         Features.Mimecast.MimecastSetup.MapMimecast(app);

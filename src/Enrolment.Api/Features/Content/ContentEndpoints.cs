@@ -21,6 +21,8 @@ public static class PutContentEndpoint
         if (!RouteIds.TryExternal(contentId, "contentId", out var problem)) return problem!;
         if (request is null) return Problems.Validation("body", "The body must be a JSON object.");
         if (request.Title is { Length: > MaxTitleLength }) return Problems.Validation("title", $"title must be at most {MaxTitleLength} characters.");
+        // PostgreSQL cannot store U+0000 in text or jsonb: refuse it here rather than fail at commit.
+        if (request.Title?.Contains('\0') == true) return Problems.Validation("title", "title must not contain the NUL character (U+0000).");
         var item = new ContentItem { Id = contentId, Title = request.Title, UpdatedAt = clock.GetCurrentInstant() };
         session.Store(item);
         return Results.Ok(item);
