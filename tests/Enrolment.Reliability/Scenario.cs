@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 
@@ -10,6 +11,10 @@ public sealed record TenantCredentials(string TenantId, string AllSecret, string
         new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{TenantId}:{secret}")));
 
     public AuthenticationHeaderValue All => Basic(AllSecret);
+
+    public AuthenticationHeaderValue Read => Basic(ReadSecret);
+
+    public AuthenticationHeaderValue Write => Basic(WriteSecret);
 }
 
 /// <summary>
@@ -44,11 +49,37 @@ public sealed class ScenarioContext
 
     /// <summary>Seed for every random choice, printed in the report so a failing run can be replayed.</summary>
     public int Seed { get; init; } = Environment.TickCount;
+
+    /// <summary>
+    /// A client whose requests reach the service from this address. The service counts failed authentications per
+    /// client address, so scenarios that fail on purpose spread them over addresses (and keep their valid traffic on an
+    /// address that never fails). Null: the scenarios bind their sockets to loopback addresses (127.x.y.z) themselves.
+    /// </summary>
+    public Func<IPAddress, HttpClient>? NewClientFrom { get; init; }
+
+    /// <summary>Issues a Mimecast key set for a tenant (`tenants mimecast-key`); null where the runner cannot (those probes are then skipped).</summary>
+    public Func<string, CancellationToken, Task<MimecastKeySet>>? IssueMimecastKey { get; init; }
+
+    /// <summary>The service's base address (for raw sockets); null in-process.</summary>
+    public Uri? BaseAddress { get; init; }
 }
+
+/// <summary>A Mimecast API 1.0 key set, as `tenants mimecast-key` prints it.</summary>
+public sealed record MimecastKeySet(string AccessKey, string SecretKey, string AppId, string AppKey);
 
 public interface IServiceControl
 {
+    /// <summary>Launches the process with the run's default settings (no-op if it runs); call <see cref="WaitUntilReady"/> next.</summary>
     Task Start(CancellationToken ct);
+    /// <summary>
+    /// Stops the service if it runs and launches it with these settings on top of the defaults (environment-variable
+    /// names, e.g. Limits__RequestsPerSecondPerTenant). The harness restarts it with the defaults after the scenario.
+    /// </summary>
+    Task StartWith(IReadOnlyDictionary<string, string> settings, CancellationToken ct);
+    /// <summary>True while the process launched last has not exited.</summary>
+    bool IsRunning { get; }
+    /// <summary>The id of the process launched last.</summary>
+    int? ProcessId { get; }
     /// <summary>SIGKILL: no shutdown hooks, no flush.</summary>
     Task KillHard();
     Task Stop();
@@ -62,8 +93,11 @@ public interface IDatabaseControl
     Task Start();
 }
 
-/// <summary>One measured figure: what was counted, its value, and the goal it is held to ("" = reported only).</summary>
-public sealed record Figure(string Name, string Value, string Goal = "");
+/// <summary>
+/// One measured figure: what was counted, its value, the goal it is held to ("" = reported only), and whether it met
+/// the goal (null = not said; the report then infers it from the scenario's result and findings).
+/// </summary>
+public sealed record Figure(string Name, string Value, string Goal = "", bool? Met = null);
 
 /// <summary>A scenario's outcome. <see cref="Passed"/> is false if any goal was missed; <see cref="Findings"/> say what.</summary>
 public sealed record ScenarioResult(string Scenario, string Promise, bool Passed, IReadOnlyList<Figure> Figures, IReadOnlyList<string> Findings, TimeSpan Duration);
