@@ -1,4 +1,3 @@
-using System.Buffers.Text;
 using System.Text;
 using System.Text.Json;
 using Npgsql;
@@ -41,7 +40,7 @@ public static class Targets
         // List pages: status filter, and a cursor taken from a random row (any id is a valid keyset position).
         await Write(dataSource, Path.Combine(outDir, "list-full.tsv"),
             "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolmentview order by random() limit $1",
-            [Math.Min(sample, 20_000)], r => $"GET\t/assignments/{r.GetGuid(1)}/enrolments?status=open&limit=100&cursor={EncodeCursor(r.GetGuid(2))}\t{Auth(r.GetString(0))}\t");
+            [Math.Min(sample, 20_000)], r => $"GET\t/assignments/{r.GetGuid(1)}/enrolments?status=open&limit=100&cursor={Uri.EscapeDataString(EncodeCursor(r.GetGuid(2)))}\t{Auth(r.GetString(0))}\t");
 
         // Completions: one open enrolment each, never the same twice; the baseline gets copies of those rows.
         var completions = options.Int("completions", 60_000);
@@ -102,8 +101,12 @@ public static class Targets
         Console.Error.WriteLine($"[targets] {Path.GetFileName(path)}: {count} requests");
     }
 
-    /// <summary>The service's cursor format: base64url of the enrolment id's big-endian bytes.</summary>
-    public static string EncodeCursor(Guid id) => Base64Url.EncodeToString(id.ToByteArray(bigEndian: true));
+    /// <summary>
+    /// The service's cursor (Marten's keyset cursor): "v1:" and the base64 of a JSON array of the last row's sort
+    /// keys, here the enrolment id alone. Any id is a valid position, so list requests can start anywhere.
+    /// </summary>
+    public static string EncodeCursor(Guid id) => "v1:" + Convert.ToBase64String(Encoding.UTF8.GetBytes($"[\"{id}\"]"));
 
-    public static Guid DecodeCursor(string cursor) => new(Base64Url.DecodeFromChars(cursor), bigEndian: true);
+    public static Guid DecodeCursor(string cursor) =>
+        Guid.Parse(JsonSerializer.Deserialize<string[]>(Convert.FromBase64String(cursor["v1:".Length..]))![0]);
 }

@@ -51,7 +51,13 @@ public static class Persistence
 
             opts.Schema.For<TenantAccount>().SingleTenanted();
 
-            opts.Projections.Add(new EnrolmentViewProjection(), ProjectionLifecycle.Inline);
+            // Rebuilds (`projections rebuild`) read events in large pages and write each view once per flush window
+            // rather than once per page: a stream's three events usually fall in one window.
+            opts.Projections.Add(new EnrolmentViewProjection(), ProjectionLifecycle.Inline, rebuild =>
+            {
+                rebuild.BatchSize = 5_000;
+                rebuild.RebuildFlushThreshold = 20_000;
+            });
             // The write model is also kept as an inline snapshot: a command loads one row instead of replaying the
             // stream, and the time-driven transitions find what is due through the indexed next_transition_at.
             opts.Projections.Add(new EnrolmentStateProjection(), ProjectionLifecycle.Inline);

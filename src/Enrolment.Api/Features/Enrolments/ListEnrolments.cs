@@ -1,9 +1,9 @@
-using System.Buffers.Text;
+using System.Text.Json;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;
-using Marten.Linq.MatchesSql;
+using Marten.Linq.CursorPaging;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Authorization;
 using Wolverine.Http;
@@ -13,8 +13,9 @@ namespace Enrolment.Api.Features.Enrolments;
 public sealed record EnrolmentPage(IReadOnlyList<EnrolmentView> Items, string? NextCursor);
 
 /// <summary>
-/// Keyset paging by enrolment id: the cursor is the last id of the previous page, so a page is an index range
-/// scan whatever the total. The cursor is opaque to clients (base64url of the id).
+/// Keyset paging by enrolment id (Marten's cursor paging): a page is an index range scan whatever the total, and
+/// its items are the stored JSON written to the response as it is — the read model is stored in the API's
+/// shape, so nothing is deserialised or serialised again. The cursor is opaque to clients.
 /// </summary>
 public static class EnrolmentLists
 {
@@ -29,32 +30,42 @@ public static class EnrolmentLists
         if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
         var take = limit ?? DefaultLimit;
         if (take is < 1 or > MaxLimit) errors["limit"] = [$"limit must be between 1 and {MaxLimit}."];
-        Guid after = Guid.Empty;
-        if (cursor is not null && !TryDecodeCursor(cursor, out after)) errors["cursor"] = ["cursor is not one this service issued: pass nextCursor from the previous page as it is."];
+        if (cursor is not null && !IsWellFormedCursor(cursor)) errors["cursor"] = [BadCursor];
         if (errors.Count > 0) return Problems.Validation("The list query is not valid.", errors);
 
         IQueryable<EnrolmentView> query = session.Query<EnrolmentView>();
         if (assignmentId is { } a) query = query.Where(v => v.AssignmentId == a);
         if (userId is not null) query = query.Where(v => v.UserId == userId);
         if (status is not null) query = query.Where(v => v.Status == status);
-        if (cursor is not null) query = query.Where(v => v.MatchesSql("d.id > ?", after));
-        var rows = await query.OrderBy(v => v.Id).Take(take + 1).ToListAsync(ct);
 
-        var hasMore = rows.Count > take;
-        var items = hasMore ? rows.Take(take).ToList() : rows.ToList();
-        return Results.Ok(new EnrolmentPage(items, hasMore ? EncodeCursor(items[^1].Id) : null));
+        CursorPageResult page;
+        try
+        {
+            page = await query.OrderBy(v => v.Id).ToJsonPageByCursorAsync(cursor, take, ct);
+        }
+        catch (Exception e) when (cursor is not null && e is FormatException or JsonException or ArgumentException or InvalidCastException)
+        {
+            // Well-formed base64 whose content Marten cannot read as a position: not a cursor this service issued.
+            return Problems.Validation("The list query is not valid.", new Dictionary<string, string[]> { ["cursor"] = [BadCursor] });
+        }
+        return new RawJsonPage(page);
     }
 
-    private static string EncodeCursor(Guid id) => Base64Url.EncodeToString(id.ToByteArray(bigEndian: true));
+    private const string BadCursor = "cursor is not one this service issued: pass nextCursor from the previous page as it is.";
 
-    private static bool TryDecodeCursor(string cursor, out Guid id)
+    // Marten's cursors are base64 of the last row's sort keys; anything much longer is not one of them.
+    private static bool IsWellFormedCursor(string cursor) => cursor.Length is > 0 and <= 256;
+
+    /// <summary>Writes <c>{"items":[…stored JSON…],"nextCursor":…}</c> with the items as Marten read them.</summary>
+    private sealed class RawJsonPage(CursorPageResult page) : IResult
     {
-        id = Guid.Empty;
-        if (cursor.Length != 22) return false;
-        var bytes = new byte[16];
-        if (Base64Url.DecodeFromChars(cursor, bytes, out _, out var written) != System.Buffers.OperationStatus.Done || written != 16) return false;
-        id = new Guid(bytes, bigEndian: true);
-        return true;
+        public Task ExecuteAsync(HttpContext http)
+        {
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.ContentType = "application/json; charset=utf-8";
+            var next = page.NextCursor is null ? "null" : JsonSerializer.Serialize(page.NextCursor);
+            return http.Response.WriteAsync($"{{\"items\":{page.ItemsJson},\"nextCursor\":{next}}}", http.RequestAborted);
+        }
     }
 }
 
