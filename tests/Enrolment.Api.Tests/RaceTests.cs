@@ -1,3 +1,10 @@
+using Enrolment.Api.Infrastructure;
+using Marten.Exceptions;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
 namespace Enrolment.Api.Tests;
 
 /// <summary>Lost races found by ./build/reliability.sh's races scenario, pinned down as rules.</summary>
@@ -25,5 +32,23 @@ public sealed class RaceTests(AppFixture fixture) : ScenarioTest(fixture)
             Assert.All(responses, r => Assert.True(r.Status == 202, $"Every membership change is accepted: {r}"));
             foreach (var accepted in responses) await WaitForOperation(accepted);
         }
+    }
+
+    [Theory]
+    [InlineData("40P01")] // deadlock_detected
+    [InlineData("40001")] // serialization_failure
+    public async Task A_transaction_PostgreSQL_rolls_back_to_settle_a_race_is_a_409_conflict_not_an_outage_or_a_500(string sqlState)
+    {
+        // Marten wraps the driver's error; the caller must see a lost race it can retry, as for an optimistic-concurrency conflict.
+        var rolledBack = new MartenCommandException(new NpgsqlCommand("update …"), new PostgresException("rolled back", "ERROR", "ERROR", sqlState));
+        var mapper = Host.Services.GetServices<IExceptionHandler>().OfType<ExceptionMapper>().Single();
+        var context = new DefaultHttpContext { RequestServices = Host.Services };
+        context.Response.Body = new MemoryStream();
+
+        Assert.True(await mapper.TryHandleAsync(context, rolledBack, CancellationToken.None));
+
+        context.Response.Body.Position = 0;
+        var problem = new ApiResponse(context.Response.StatusCode, context.Response.Headers, await new StreamReader(context.Response.Body).ReadToEndAsync());
+        Assert.Equal("concurrency-conflict", problem.AssertProblem(409).Str("code"));
     }
 }

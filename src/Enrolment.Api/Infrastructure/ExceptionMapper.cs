@@ -43,6 +43,17 @@ public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptio
         return null;
     }
 
+    /// <summary>
+    /// A transaction PostgreSQL rolled back to settle a race (class 40: serialization failure, deadlock): a lost race
+    /// like an optimistic-concurrency conflict, so the caller should read again and retry.
+    /// </summary>
+    private static bool LostRace(Exception exception)
+    {
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+            if (e is PostgresException { SqlState: ['4', '0', ..] }) return true;
+        return false;
+    }
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
     {
         var (status, code, title, detail) = DatabaseUnavailable(exception) ? (503, "database-unavailable", "Service unavailable.", "The database is not reachable right now. Retry shortly.") : exception switch
@@ -52,6 +63,7 @@ public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptio
             JsonException => (400, "malformed-json", "Malformed JSON.", "The request body is not valid JSON for this route."),
             _ when DataException(exception) is not null => (422, "unstorable-value", "The request is not valid.", "The request holds a value that cannot be stored (for example a NUL character in a text)."),
             ConcurrencyException or ExistingStreamIdCollisionException or DocumentAlreadyExistsException => (409, "concurrency-conflict", "Conflict.", "Another request changed this resource at the same time. Read it again and retry."),
+            _ when LostRace(exception) => (409, "concurrency-conflict", "Conflict.", "Another request changed this resource at the same time. Read it again and retry."),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "client-closed-request", "Client closed request.", "The client went away."),
             _ => (500, "internal-error", "Internal server error.", "An unexpected fault occurred. Quote the traceId to the operator."),
         };
