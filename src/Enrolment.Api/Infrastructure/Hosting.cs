@@ -34,6 +34,10 @@ public static class Hosting
             o.UseUtcTimestamp = true;
             o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
         });
+        // Wolverine logs a request body it cannot deserialise at Error, with a stack trace, under the request type's
+        // name. That is the client's mistake, already answered with a 400 problem document (and counted in the
+        // http.server.request.duration metric by status): not something to page anyone about.
+        builder.Logging.AddFilter("Enrolment.Api.Features.*Request", LogLevel.None);
         if (isCommand)
             builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
 
