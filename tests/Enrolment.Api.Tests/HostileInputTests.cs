@@ -1,9 +1,13 @@
 using System.Text.Json.Nodes;
 using Alba;
+using Enrolment.Api.Features.Mimecast;
 using Enrolment.Api.Infrastructure;
+using Enrolment.Reliability;
+using Marten;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using NodaTime;
 using Npgsql;
 
 namespace Enrolment.Api.Tests;
@@ -74,6 +78,30 @@ public sealed class HostileInputTests(AppFixture fixture) : ScenarioTest(fixture
             s.IgnoreStatusCode();
         });
         return new ApiResponse(result.Context.Response.StatusCode, result.Context.Response.Headers, await result.ReadAsTextAsync());
+    }
+
+    [Theory]
+    [InlineData("""{"data":[{"userId":"a\udc00b"}]}""")]
+    [InlineData("""{"data":[{"user\ud800Id":"u1"}]}""")]
+    [InlineData("""{"data":[],"meta":{"pagination":{"pageToken":"\ud800"}}}""")]
+    public async Task A_Mimecast_body_with_an_escaped_lone_surrogate_is_a_400_malformed_request_not_a_500(string body)
+    {
+        // JsonNode.Parse accepts the escape; reading the string threw InvalidOperationException in the handler (a 500).
+        MimecastKeySet key;
+        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().LightweightSession())
+        {
+            var issued = MimecastKeys.Issue(session, Host.Services.GetRequiredService<MimecastSecretCipher>(), TenantId, SystemClock.Instance.GetCurrentInstant());
+            await session.SaveChangesAsync();
+            key = new MimecastKeySet(issued.AccessKey, issued.SecretKey, issued.AppId, issued.AppKey);
+        }
+        using var client = Host.Server.CreateClient();
+
+        var reply = await client.Exchange(SecurityProbes.MimecastRequest(key, body), CancellationToken.None);
+
+        Assert.True(reply.Status == 400, reply.ToString());
+        var envelope = JsonNode.Parse(reply.Body)!;
+        Assert.Equal(400, envelope["meta"]!["status"]!.GetValue<int>());
+        Assert.Equal(MimecastCodes.MalformedRequest, envelope["fail"]![0]!["errors"]![0]!["code"]!.GetValue<string>());
     }
 
     [Fact]

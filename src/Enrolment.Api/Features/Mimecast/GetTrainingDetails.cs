@@ -87,6 +87,8 @@ public static class GetTrainingDetails
         }
         if (root is not JsonObject body)
             return BadRequest(MimecastCodes.MalformedRequest, "The request body must be a JSON object: { \"data\": [ … ] }.");
+        if (!StringsReadable(body))
+            return BadRequest(MimecastCodes.MalformedRequest, "The request body holds a string that is not valid Unicode (an escaped lone surrogate such as \\ud800).");
 
         var items = new List<JsonNode?>();
         switch (Property(body, "data"))
@@ -122,6 +124,39 @@ public static class GetTrainingDetails
             }
         }
         return (new TrainingRequest(items, pageSize, pageToken, after), null);
+    }
+
+    /// <summary>
+    /// JsonNode.Parse accepts an escaped lone surrogate ("\ud800") and throws only when that string is read, deep in the
+    /// handler: every name and string is read once here, so such a body is a malformed request rather than a 500.
+    /// </summary>
+    private static bool StringsReadable(JsonNode? node)
+    {
+        try
+        {
+            Read(node);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+
+        static void Read(JsonNode? node)
+        {
+            switch (node)
+            {
+                case JsonObject obj:
+                    foreach (var (_, value) in obj) Read(value);
+                    break;
+                case JsonArray array:
+                    foreach (var item in array) Read(item);
+                    break;
+                case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                    value.GetValue<string>();
+                    break;
+            }
+        }
     }
 
     /// <summary>Property names are read case-insensitively, as the rest of the API reads JSON.</summary>
