@@ -101,6 +101,8 @@ public static class SecurityProbes
         var handler = new SocketsHttpHandler
         {
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            // Header values go out as UTF-8 bytes, as a hostile client would send them (HttpClient refuses non-ASCII by default).
+            RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8,
             ConnectCallback = async (connect, token) =>
             {
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
