@@ -1,8 +1,12 @@
 using Enrolment.Api.Infrastructure;
+using Enrolment.Domain;
+using JasperFx;
+using Marten;
 using Marten.Exceptions;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using NodaTime;
 using Npgsql;
 
 namespace Enrolment.Api.Tests;
@@ -32,6 +36,38 @@ public sealed class RaceTests(AppFixture fixture) : ScenarioTest(fixture)
             Assert.All(responses, r => Assert.True(r.Status == 202, $"Every membership change is accepted: {r}"));
             foreach (var accepted in responses) await WaitForOperation(accepted);
         }
+    }
+
+    [Fact]
+    public async Task A_fan_out_batch_that_keeps_losing_races_is_retried_until_it_applies_never_dead_lettered()
+    {
+        // While reminders pour into an enrolment, the batch archiving it (its user left) loses the race for the
+        // stream again and again. After four lost races it went to the dead letters: the user stayed enrolled and the
+        // operation "running" for ever.
+        var assignmentId = await OpenAssignmentFor("u1", "u2");
+        var enrolmentId = await EnrolmentIdFor(assignmentId, "u1");
+        var stream = Guid.Parse(enrolmentId);
+        var store = Host.Services.GetRequiredService<IDocumentStore>();
+        using var storm = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var writers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            // Straight to the store, to change the stream faster than a batch can read and write it.
+            while (!storm.IsCancellationRequested)
+            {
+                await using var session = store.LightweightSession(TenantId);
+                var enrolment = await session.Events.FetchForWriting<EnrolmentState>(stream);
+                if (enrolment.Aggregate!.Status == EnrolmentStatus.Archived) return;
+                enrolment.AppendMany(EnrolmentRules.Remind(enrolment.Aggregate, SystemClock.Instance.GetCurrentInstant()).Events.Cast<object>().ToArray());
+                try { await session.SaveChangesAsync(); } catch (ConcurrencyException) { }
+            }
+        })).ToArray();
+        await Task.Delay(200);
+
+        var leave = (await Delete("/audiences/a1/members/u1")).AssertStatus(202);
+        await Task.WhenAll(writers);
+
+        await WaitForOperation(leave, timeout: TimeSpan.FromSeconds(60));
+        Assert.Equal("archived", (await GetEnrolment(assignmentId, enrolmentId)).Str("status"));
     }
 
     [Theory]

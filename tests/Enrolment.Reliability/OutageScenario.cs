@@ -151,6 +151,9 @@ public sealed class OutageScenario : IScenario
         // timeout) until the start was issued.
         var readyDuringDown = probes.Where(p => p.Path == "/health/ready" && p.Started >= down + TimeSpan.FromSeconds(1) && p.Started + p.Outcome.Latency <= restarting).ToList();
         var live = probes.Where(p => p.Path == "/health/live").ToList();
+        // Stragglers: 503s for requests sent after the database was back (pooled connections the restart had cut).
+        var late503 = all.Where(r => r.Started >= back && r.Outcome.Status == 503).ToList();
+        var lastLate503 = late503.Count == 0 ? (TimeSpan?)null : late503.Max(r => r.Started) - back;
         var readRecovery = FirstReadOk() - back;
         var readyRecovery = FirstReady() - back;
         var stillRunning = context.Service.IsRunning;
@@ -193,6 +196,7 @@ public sealed class OutageScenario : IScenario
             new("503 answers that are not problem documents", Tally.N(nonProblem503.Count), "0", nonProblem503.Count == 0),
             new("max latency of a request during the outage", Tally.Seconds(maxDuring), "< 15 s", maxDuring < MaxLatency),
             new("max latency of any request", Tally.Seconds(maxOverall)),
+            new("503s sent after the database was back", late503.Count == 0 ? "0" : $"{Tally.N(late503.Count)}, the last one sent {Tally.Seconds(lastLate503)} after its return"),
             new("/health/ready while down", Tally.ByStatus(readyDuringDown.Select(p => p.Outcome)), "all 503",
                 readyDuringDown.Count > 0 && readyDuringDown.All(p => p.Outcome.Status == 503)),
             new("/health/live throughout", Tally.ByStatus(live.Select(p => p.Outcome)), "all 200", live.Count > 0 && notLive.Count == 0),

@@ -55,6 +55,7 @@ public static class Hosting
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
         {
             ctx.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.Id ?? ctx.HttpContext.TraceIdentifier;
+            Problems.HideInternals(ctx.ProblemDetails);
         });
         services.AddExceptionHandler<ExceptionMapper>();
 
@@ -115,9 +116,15 @@ public static class Hosting
             opts.Policies.UseDurableLocalQueues();
             opts.Durability.ScheduledJobPollingTime = configuration.GetValue("Durability:ScheduledJobPollingTime", TimeSpan.FromSeconds(1));
 
-            // A lost optimistic-concurrency race or a concurrent stream start is retried: the state decides again.
+            // A lost optimistic-concurrency race or a concurrent stream start is retried: the state decides again. Under
+            // contention a message can lose many races in a row, and a dead-lettered fan-out batch would leave its
+            // membership change half applied; since every handler is safe to run again and a race cannot be lost for
+            // ever, retries go on with growing pauses (about 8 minutes in all) before the dead letters.
             opts.OnException<ConcurrencyException>().Or<JasperFx.Events.ExistingStreamIdCollisionException>().Or<Marten.Exceptions.ExistingStreamIdCollisionException>().Or<DocumentAlreadyExistsException>()
-                .RetryWithCooldown(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1))
+                .RetryWithCooldown(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(250),
+                    TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2))
+                .Then.ScheduleRetry(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1),
+                    TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(5))
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
 
