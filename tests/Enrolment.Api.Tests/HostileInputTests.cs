@@ -104,6 +104,21 @@ public sealed class HostileInputTests(AppFixture fixture) : ScenarioTest(fixture
         Assert.Equal(MimecastCodes.MalformedRequest, envelope["fail"]![0]!["errors"]![0]!["code"]!.GetValue<string>());
     }
 
+    [Theory]
+    [InlineData("/content/c1", """{"title":1}""", "$.title")]
+    [InlineData("/audiences/a1/members", """{"userIds":"u1"}""", "$.userIds")]
+    [InlineData("/content/c1", "[]", "$")]
+    public async Task A_value_of_the_wrong_type_is_a_400_that_names_the_JSON_path_but_no_NET_type(string url, string body, string path)
+    {
+        // System.Text.Json's message said "could not be converted to Enrolment.Api.Features.Content.PutContentRequest".
+        var problem = (await Put(url, body)).AssertProblem(400);
+
+        var detail = problem.Str("detail");
+        Assert.Contains($"Path: {path} ", detail);
+        Assert.DoesNotContain("Enrolment.", detail);
+        Assert.DoesNotContain("System.", detail);
+    }
+
     [Fact]
     public async Task An_unknown_OpenAPI_document_is_a_404_problem_document()
     {

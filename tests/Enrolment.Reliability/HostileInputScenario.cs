@@ -119,6 +119,7 @@ public sealed class HostileInputScenario : IScenario
             var overLimitWrong = context.Service is null ? [] : overLimit.Where(o => o.Reply.Status is not (0 or 413)).ToList();
             var notProblems = outcomes.Where(o => o.Reply.Status is >= 400 and < 500 && WhyNotAnError(o) is not null).ToList();
             var bare = outcomes.Where(o => o.Probe.BareAllowed && o.Reply.Status is >= 400 and < 500 && o.Reply.Body.Length == 0).ToList();
+            var internals = outcomes.Where(o => o.Reply.Status >= 400 && Internals(o.Reply.Body) is not null).ToList();
             var acceptedByMistake = outcomes.Where(o => o.Reply.Ok && o.Probe.MayWrite == Writes.Nothing && IsWrite(o.Probe)).ToList();
             var malformed = outcomes.Where(o => o.Probe.MalformedJson && o.Probe.ValidCredentials).ToList();
             var malformedWrong = malformed.Where(o => o.Reply.Status is not (400 or 422)).ToList();
@@ -137,6 +138,7 @@ public sealed class HostileInputScenario : IScenario
             Report(findings, "got no answer", noAnswer);
             Report(findings, "sent a body over the limit and were answered other than 413", overLimitWrong);
             Report(findings, "answered an error that is not a problem document (or, on the Mimecast route, not its error envelope)", notProblems, o => WhyNotAnError(o)!);
+            Report(findings, "answered an error that shows the service's internals", internals, o => $"it holds '{Internals(o.Reply.Body)}'");
             Report(findings, "were built to be refused but were accepted", acceptedByMistake);
             Report(findings, "sent malformed JSON with valid credentials and were not answered 400 or 422", malformedWrong);
             if (ready.Status != 200) findings.Add($"GET /health/ready after the run answered {ready}.");
@@ -158,13 +160,14 @@ public sealed class HostileInputScenario : IScenario
                 new("bodies over 4 MiB: 413 / connection closed while still sending", $"{Count(overLimit.Count(o => o.Reply.Status == 413))} / {Count(overLimit.Count(o => o.Reply.Status == 0))} of {Count(overLimit.Count)}", context.Service is null ? "" : "all 413 or closed"),
                 new("4xx that are not problem documents (Mimecast route: not its envelope)", Count(notProblems.Count), "0"),
                 new("4xx with an empty body from Kestrel beyond its hard limits", Count(bare.Count)),
+                new("errors showing internals (stack frames, .NET type names, SQL)", Count(internals.Count), "0"),
                 new("malformed JSON answered 400 or 422", $"{Count(malformed.Count - malformedWrong.Count)} of {Count(malformed.Count)}", "all"),
                 new("requests built to be refused that were accepted", Count(acceptedByMistake.Count), "0"),
                 new("odd but valid writes accepted", string.Join(", ", accepted.Select(a => $"{a.Key}: {Count(a.Value)}"))),
                 new("rows written not accounted for by accepted requests", Describe(unexplained), "none"),
                 new("GET /health/ready after", ready.Status.ToString(System.Globalization.CultureInfo.InvariantCulture), "200"),
             };
-            var passed = serverErrors.Count == 0 && noAnswer.Count == 0 && overLimitWrong.Count == 0 && notProblems.Count == 0 && acceptedByMistake.Count == 0
+            var passed = serverErrors.Count == 0 && noAnswer.Count == 0 && overLimitWrong.Count == 0 && internals.Count == 0 && notProblems.Count == 0 && acceptedByMistake.Count == 0
                          && malformedWrong.Count == 0 && ready.Status == 200 && unexplained.Count == 0;
             return new ScenarioResult(Name, Promise, passed, figures, findings, clock.Elapsed);
         }
@@ -202,6 +205,11 @@ public sealed class HostileInputScenario : IScenario
         if (o.Probe.Mimecast && IsMimecastError(o.Reply)) return null;
         return why;
     }
+
+    /// <summary>What gives the implementation away in an error body (PRODUCT.md: "no internals"), or null.</summary>
+    private static string? Internals(string body) =>
+        new[] { "   at ", ".cs:line", "Exception", "Enrolment.Api.", "Enrolment.Domain.", "System.", "Microsoft.", "Marten", "Wolverine", "Npgsql", "JasperFx", "mt_doc_", "mt_events", "select ", "/work/" }
+            .FirstOrDefault(marker => body.Contains(marker, StringComparison.Ordinal));
 
     private static bool IsMimecastError(Reply reply)
     {

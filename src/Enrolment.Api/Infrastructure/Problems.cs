@@ -1,5 +1,7 @@
+using System.Text.RegularExpressions;
 using Enrolment.Domain;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 
 namespace Enrolment.Api.Infrastructure;
 
@@ -25,6 +27,19 @@ public static class Problems
         RejectionKind.Conflict => Conflict(rejection.Code, rejection.Message),
         _ => Make(StatusCodes.Status422UnprocessableEntity, rejection.Code, "The request is not valid.", rejection.Message),
     };
+
+    // System.Text.Json's message for a value of the wrong type names the .NET type it was reading into.
+    private static readonly Regex ConvertedTo = new(@"The JSON value could not be converted to .+?\.(?= Path:|\s*$)", RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// Wolverine answers a body it cannot deserialise with System.Text.Json's message as the detail, which names the .NET type
+    /// it was reading into ("could not be converted to Enrolment.Api.Features…"): keep the JSON path and position, drop the type.
+    /// </summary>
+    public static void HideInternals(ProblemDetails problem)
+    {
+        if (problem.Detail is { } detail && detail.Contains("could not be converted to", StringComparison.Ordinal))
+            problem.Detail = ConvertedTo.Replace(detail, "The JSON value does not have the type this field takes.");
+    }
 
     public static ProblemHttpResult Make(int status, string code, string title, string detail, IDictionary<string, string[]>? errors = null)
     {
