@@ -154,6 +154,8 @@ public sealed class CredentialsScenario : IScenario
             var ratio = medianNear / medianFar;
             var inProcess = context.Service is null;
             figures.Add(new("wrong secrets timed (sharing 0 / all but one leading characters)", $"{Count(far.Count)} / {Count(near.Count)}"));
+            figures.Add(new("client addresses they came from (the service counts failures per address; no setting changed)",
+                $"{Count(warmUp + 2 * samples / FailuresPerAddress)}, {FailuresPerAddress} failures each, {(context.NewClientFrom is null ? "loopback sockets bound to 127.13.x.y" : "set by the runner")}"));
             figures.Add(new("median ms, sharing 0 / all but one", $"{medianFar:0.000} / {medianNear:0.000}"));
             figures.Add(new("ratio of medians (all but one ÷ none)", ratio.ToString("0.000", CultureInfo.InvariantCulture), inProcess ? "" : "0.8–1.25"));
             figures.Add(new("timing probes not answered 401", Count(timingNot401), "0"));
