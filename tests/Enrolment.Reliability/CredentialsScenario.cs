@@ -101,11 +101,11 @@ public sealed class CredentialsScenario : IScenario
             var retryAfter = blocked?.Header("Retry-After");
             var blockedWithRightSecret = await Send(1, Request(HttpMethod.Get, read, tenant.All));
             var otherClient = await Send(nextAddress++, Request(HttpMethod.Get, read, tenant.All));
-            var bruteForceOk = refusedBefore429 == MaxFailuresPerMinute && blocked is not null && WhyNotAProblem(blocked) is null
-                               && int.TryParse(retryAfter, CultureInfo.InvariantCulture, out var seconds) && seconds is >= 1 and <= 60 && otherClient.Status == 200;
-            figures.Add(new("Basic: 401s from one client before its first 429", Count(refusedBefore429), Count(MaxFailuresPerMinute)));
-            figures.Add(new("Basic: the 429", blocked is null ? "none" : $"Retry-After: {retryAfter ?? "missing"}, {(WhyNotAProblem(blocked) is null ? "a problem document" : "not a problem document")}", "Retry-After 1–60 s, problem document"));
-            figures.Add(new("Basic: the right secret from the blocked client / from another client", $"{blockedWithRightSecret.Status} / {otherClient.Status}", "429 / 200"));
+            var retryAfterOk = int.TryParse(retryAfter, CultureInfo.InvariantCulture, out var seconds) && seconds is >= 1 and <= 60;
+            var bruteForceOk = refusedBefore429 == MaxFailuresPerMinute && blocked is not null && WhyNotAProblem(blocked) is null && retryAfterOk && otherClient.Status == 200;
+            figures.Add(new("Basic: 401s from one client before its first 429", Count(refusedBefore429), Count(MaxFailuresPerMinute), refusedBefore429 == MaxFailuresPerMinute));
+            figures.Add(new("Basic: the 429", blocked is null ? "none" : $"Retry-After: {retryAfter ?? "missing"}, {(WhyNotAProblem(blocked) is null ? "a problem document" : "not a problem document")}", "Retry-After 1–60 s, problem document", retryAfterOk && blocked is not null && WhyNotAProblem(blocked) is null));
+            figures.Add(new("Basic: the right secret from the blocked client / from another client", $"{blockedWithRightSecret.Status} / {otherClient.Status}", "429 / 200", blockedWithRightSecret.Status == 429 && otherClient.Status == 200));
             passed &= bruteForceOk && blockedWithRightSecret.Status == 429;
             if (!bruteForceOk) findings.Add($"Basic brute force: {ByStatus(attempts.Select(r => r.Status))}; last answer {attempts[^1]}; another client with the right secret: {otherClient}.");
 
@@ -124,7 +124,7 @@ public sealed class CredentialsScenario : IScenario
                 var mcOther = await Send(nextAddress++, MimecastRequest(key, "{\"data\":[]}"));
                 var mcOk = mcRefused == MaxFailuresPerMinute && mcBlocked?.Header("Retry-After") is { Length: > 0 } && mcOther.Status == 200;
                 figures.Add(new("Mimecast: 401s from one client before its first 429 / Retry-After / another client signed right",
-                    $"{mcRefused} / {mcBlocked?.Header("Retry-After") ?? "none"} / {mcOther.Status}", $"{MaxFailuresPerMinute} / present / 200"));
+                    $"{mcRefused} / {mcBlocked?.Header("Retry-After") ?? "none"} / {mcOther.Status}", $"{MaxFailuresPerMinute} / present / 200", mcOk));
                 passed &= mcOk;
                 if (!mcOk) findings.Add($"Mimecast brute force: {ByStatus(mcAttempts.Select(r => r.Status))}; last {mcAttempts[^1]}; another client: {mcOther}.");
             }
@@ -157,8 +157,8 @@ public sealed class CredentialsScenario : IScenario
             figures.Add(new("client addresses they came from (the service counts failures per address; no setting changed)",
                 $"{Count(warmUp + 2 * samples / FailuresPerAddress)}, {FailuresPerAddress} failures each, {(context.NewClientFrom is null ? "loopback sockets bound to 127.13.x.y" : "set by the runner")}"));
             figures.Add(new("median ms, sharing 0 / all but one", $"{medianFar:0.000} / {medianNear:0.000}"));
-            figures.Add(new("ratio of medians (all but one ÷ none)", ratio.ToString("0.000", CultureInfo.InvariantCulture), inProcess ? "" : "0.8–1.25"));
-            figures.Add(new("timing probes not answered 401", Count(timingNot401), "0"));
+            figures.Add(new("ratio of medians (all but one ÷ none)", ratio.ToString("0.000", CultureInfo.InvariantCulture), inProcess ? "" : "0.8–1.25", inProcess ? null : ratio is >= 0.8 and <= 1.25));
+            figures.Add(new("timing probes not answered 401", Count(timingNot401), "0", timingNot401 == 0));
             passed &= timingNot401 == 0 && (inProcess || ratio is >= 0.8 and <= 1.25);
             if (inProcess) findings.Add("Timing is reported, not held to a goal, in-process (./build/test.sh makes no timed assertions).");
             findings.Add("Constant time: a Basic secret is hashed (SHA-256) and the hash compared with every stored hash of the tenant by " +
@@ -190,13 +190,13 @@ public sealed class CredentialsScenario : IScenario
 
             figures.Add(new("secrets looked for (each in several forms)", Count(secrets.Count)));
             figures.Add(new("responses scanned (bodies and headers)", Count(replies.Count)));
-            figures.Add(new("secrets found in responses", Count(inResponses.Count), "0"));
+            figures.Add(new("secrets found in responses", Count(inResponses.Count), "0", inResponses.Count == 0));
             figures.Add(new("log files scanned / lines / failed authentications logged (the scan's check)",
-                context.ServiceLogFiles.Count == 0 ? "none in this run" : $"{Count(context.ServiceLogFiles.Count)} / {Count(logLines)} / {Count(failuresLogged)}", context.ServiceLogFiles.Count == 0 ? "" : "… / … / ≥ 1"));
-            figures.Add(new("secrets found in logs", Count(inLogs.Count), "0"));
+                context.ServiceLogFiles.Count == 0 ? "none in this run" : $"{Count(context.ServiceLogFiles.Count)} / {Count(logLines)} / {Count(failuresLogged)}", context.ServiceLogFiles.Count == 0 ? "" : "… / … / ≥ 1", context.ServiceLogFiles.Count == 0 ? null : failuresLogged > 0));
+            figures.Add(new("secrets found in logs", Count(inLogs.Count), "0", inLogs.Count == 0));
             figures.Add(new("database columns scanned (text, json, bytea, … of every table)", Count(columns)));
-            figures.Add(new("secrets found in the database", Count(inDatabase.Count), "0"));
-            figures.Add(new("columns holding the tenant id (the scan's check)", Count(canaryColumns), "≥ 1"));
+            figures.Add(new("secrets found in the database", Count(inDatabase.Count), "0", inDatabase.Count == 0));
+            figures.Add(new("columns holding the tenant id (the scan's check)", Count(canaryColumns), "≥ 1", canaryColumns > 0));
             if (context.ServiceLogFiles.Count == 0) findings.Add("No service log files in this run: logs were not scanned.");
             foreach (var hit in inResponses.Concat(inLogs).Concat(inDatabase)) findings.Add("Secret in clear: " + hit);
             passed &= inResponses.Count == 0 && inLogs.Count == 0 && inDatabase.Count == 0 && canaryColumns > 0 && (context.ServiceLogFiles.Count == 0 || failuresLogged > 0);

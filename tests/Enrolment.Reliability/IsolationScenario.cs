@@ -128,11 +128,11 @@ public sealed class IsolationScenario : IScenario
                 new("probes by credentials", string.Join(", ", probes.GroupBy(p => p.Credentials).OrderBy(g => g.Key).Select(g => $"{g.Key}: {Count(g.Count())}"))),
                 new("answers by status", ByStatus(replies.Select(r => r.Status))),
                 new("probes that had to fail (A's ids, foreign credentials) / answered 2xx", $"{Count(probes.Count(p => p.MustFail))} / {Count(probes.Zip(replies).Count(p => p.First.MustFail && p.Second.Ok))}"),
-                new("leaks", Count(leaks.Count), "0"),
-                new("A's read models and rows unchanged", changedViews.Count == 0 && changedRows.Count == 0 ? "yes" : "no", "yes"),
+                new("leaks", Count(leaks.Count), "0", leaks.Count == 0),
+                new("A's read models and rows unchanged", changedViews.Count == 0 && changedRows.Count == 0 ? "yes" : "no", "yes", changedViews.Count == 0 && changedRows.Count == 0),
                 new("A's resources compared", Count(viewBefore.Count)),
-                new("A's resources the leak check would not recognise", Count(unrecognisable.Count), "0"),
-                new("answers ≥ 500 or none", Count(serverErrors), "0"),
+                new("A's resources the leak check would not recognise", Count(unrecognisable.Count), "0", unrecognisable.Count == 0),
+                new("answers ≥ 500 or none", Count(serverErrors), "0", serverErrors == 0),
             };
             return new ScenarioResult(Name, Promise, leaks.Count == 0 && serverErrors == 0 && unrecognisable.Count == 0, figures, findings, clock.Elapsed);
         }
