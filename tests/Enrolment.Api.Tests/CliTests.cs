@@ -9,7 +9,7 @@ namespace Enrolment.Api.Tests;
 /// </summary>
 public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
 {
-    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(120); // ~5 s on a quiet machine; far more under load
+    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(180); // ~5 s on a quiet machine; far more under load
     private static readonly Regex SecretFormat = new("^es_[A-Za-z0-9_-]{40,}$");
 
     private sealed record CliResult(int ExitCode, string StdOut, string StdErr)
