@@ -128,7 +128,9 @@ public static class Hosting
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
 
-            opts.OnException<NpgsqlException>()
+            // Marten wraps driver errors (a timeout, a cut connection) in its own exceptions: match them inside too, or the
+            // message would go straight to the dead letters.
+            opts.OnException<NpgsqlException>().OrInner<NpgsqlException>()
                 .RetryWithCooldown(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30))
                 .Then.ScheduleRetry(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5));
         });
