@@ -47,10 +47,9 @@ public static class ReportWriter
         run.Passed,
     };
 
-    // Where the scenario did not say, a figure with a goal is taken as met unless the scenario failed and names it
-    // among its findings.
+    // Where the scenario did not say, a figure with a goal is met if the scenario passed, and unknown otherwise.
     private static bool? Met(ScenarioResult r, Figure f) =>
-        f.Goal.Length == 0 ? null : f.Met ?? (r.Passed || !r.Findings.Any(x => x.Contains(f.Name, StringComparison.OrdinalIgnoreCase)));
+        f.Goal.Length == 0 ? null : f.Met ?? (r.Passed ? true : null);
 
     private static string Markdown(RunReport run)
     {
@@ -79,7 +78,7 @@ public static class ReportWriter
             s.AppendLine("| figure | value | goal | met |");
             s.AppendLine("| --- | ---: | --- | --- |");
             foreach (var f in r.Figures)
-                s.AppendLine(inv, $"| {Cell(f.Name)} | {Cell(f.Value)} | {Cell(f.Goal)} | {Met(r, f) switch { true => "yes", false => "**no**", null => "" }} |");
+                s.AppendLine(inv, $"| {Cell(f.Name)} | {Cell(f.Value)} | {Cell(f.Goal)} | {(f.Goal.Length == 0 ? "" : Met(r, f) switch { true => "yes", false => "**no**", null => "?" })} |");
             if (r.Findings.Count > 0)
             {
                 s.AppendLine();
