@@ -217,12 +217,13 @@ public sealed class HostileInputScenario : IScenario
         new[] { "   at ", ".cs:line", "Exception", "Enrolment.Api.", "Enrolment.Domain.", "System.", "Microsoft.", "Marten", "Wolverine", "Npgsql", "JasperFx", "mt_doc_", "mt_events", "select ", "/work/" }
             .FirstOrDefault(marker => body.Contains(marker, StringComparison.Ordinal) && !carried.Contains(marker, StringComparison.Ordinal));
 
-    /// <summary>The probe's URL, headers and body as text (built again: requests are single-use).</summary>
+    /// <summary>The probe's URL (as sent and decoded), headers and body as text (built again: requests are single-use).</summary>
     private static async Task<string> Carried(Probe probe)
     {
         using var request = probe.Build();
         var headers = string.Join("\n", request.Headers.Select(h => $"{h.Key}: {string.Join(",", h.Value)}"));
-        return $"{request.RequestUri}\n{headers}\n{(request.Content is null ? "" : await request.Content.ReadAsStringAsync())}";
+        var url = request.RequestUri?.OriginalString ?? "";
+        return $"{url}\n{Uri.UnescapeDataString(url)}\n{headers}\n{(request.Content is null ? "" : await request.Content.ReadAsStringAsync())}";
     }
 
     private static bool IsMimecastError(Reply reply)
