@@ -18,6 +18,12 @@ public sealed class TransitionSettings
     /// <summary>Enrolments transitioned per transaction.</summary>
     public int BatchSize { get; set; } = 500;
 
+    /// <summary>
+    /// Batches applied at the same time, each its own transaction on its own connection: while one waits on
+    /// PostgreSQL another uses the CPU. Batches of one round never share an enrolment, so they cannot conflict.
+    /// </summary>
+    public int MaxParallelBatches { get; set; } = 4;
+
     /// <summary>Set false to run a node that serves HTTP only (another node must then apply transitions).</summary>
     public bool Enabled { get; set; } = true;
 }
@@ -91,14 +97,20 @@ public sealed class TimeDrivenTransitions(
         try
         {
             var total = 0;
+            var limit = _settings.BatchSize * Math.Max(1, _settings.MaxParallelBatches);
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _settings.MaxParallelBatches), CancellationToken = ct };
             for (var round = 0; round < 1000 && !ct.IsCancellationRequested; round++)
             {
                 var now = clock.GetCurrentInstant();
-                var due = await FindDue(lockConnection, now, ct);
+                var due = await FindDue(lockConnection, now, limit, ct);
                 if (due.Count == 0) break;
-                foreach (var tenant in due.GroupBy(d => d.TenantId))
-                    total += await ApplyBatch(tenant.Key, tenant.Select(d => d.Id).ToArray(), ct);
-                if (due.Count < _settings.BatchSize) break;
+                // One transaction per tenant and batch; the round ends when all its batches have, so the next query
+                // sees what they wrote.
+                var batches = due.GroupBy(d => d.TenantId)
+                    .SelectMany(tenant => tenant.Select(d => d.Id).Chunk(_settings.BatchSize).Select(ids => (TenantId: tenant.Key, Ids: ids)));
+                await Parallel.ForEachAsync(batches, parallel, async (batch, token) =>
+                    Interlocked.Add(ref total, await ApplyBatch(batch.TenantId, batch.Ids, token)));
+                if (due.Count < limit) break;
             }
             return total;
         }
@@ -110,13 +122,13 @@ public sealed class TimeDrivenTransitions(
         }
     }
 
-    private async Task<List<(string TenantId, Guid Id)>> FindDue(NpgsqlConnection connection, Instant now, CancellationToken ct)
+    private async Task<List<(string TenantId, Guid Id)>> FindDue(NpgsqlConnection connection, Instant now, int limit, CancellationToken ct)
     {
         var sql = $"select tenant_id, id from {store.Options.DatabaseSchemaName}.mt_doc_enrolmentstate " +
                   "where next_transition_at_utc <= @now order by next_transition_at_utc limit @limit";
         await using var command = new NpgsqlCommand(sql, connection);
         command.Parameters.AddWithValue("now", now);
-        command.Parameters.AddWithValue("limit", _settings.BatchSize);
+        command.Parameters.AddWithValue("limit", limit);
         var due = new List<(string, Guid)>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) due.Add((reader.GetString(0), reader.GetGuid(1)));
