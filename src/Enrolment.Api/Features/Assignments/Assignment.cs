@@ -29,6 +29,14 @@ public sealed class Assignment
 
 public sealed partial class AssignmentProjection : SingleStreamProjection<Assignment, Guid>
 {
+    public AssignmentProjection()
+    {
+        // Evolve alone tells Marten nothing about the events, so it would apply this projection to every stream in a
+        // save, loading an Assignment for each enrolment (a wasted round trip per completion or batch).
+        IncludeType<AssignmentCreated>();
+        IncludeType<AssignmentRemoved>();
+    }
+
     public override Assignment? Evolve(Assignment? snapshot, Guid id, IEvent e)
     {
         switch (e.Data)

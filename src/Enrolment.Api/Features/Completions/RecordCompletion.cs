@@ -49,22 +49,32 @@ public static class CompletionRecorder
     /// </summary>
     public static async Task<(CompletionResult? Result, bool Conflict)> Record(IDocumentSession session, IMessageBus bus, string userId, Completion completion, Instant now, CancellationToken ct)
     {
-        var previous = await session.LoadAsync<CompletionRecord>(completion.CompletionId, ct);
-        if (previous is not null)
+        // One round trip for both: the record of an earlier completion with this id (a repeat answers from it, and
+        // then the candidates are not needed), and the ids of the user's enrolments this completion may complete.
+        var lookup = session.CreateBatchQuery();
+        var previousLookup = lookup.Load<CompletionRecord>(completion.CompletionId);
+        var candidatesLookup = lookup.Query<EnrolmentView>()
+            .Where(v => v.UserId == userId && v.PrimaryContentId == completion.ContentId && (v.Status == "open" || v.Status == "overdue"))
+            .Select(v => new Candidate(v.Id, v.AssignmentId))
+            .ToList();
+        await lookup.Execute(ct);
+
+        if (await previousLookup is { } previous)
         {
             var p = previous.Result;
             var same = p.UserId == userId && p.ContentId == completion.ContentId && p.CompletedAt == completion.CompletedAt && p.Answer == completion.Answer;
             return same ? (p, false) : (null, true);
         }
 
-        var candidates = await session.Query<EnrolmentView>()
-            .Where(v => v.UserId == userId && v.PrimaryContentId == completion.ContentId && (v.Status == "open" || v.Status == "overdue"))
-            .ToListAsync(ct);
+        var candidates = await candidatesLookup;
+        var fetch = session.CreateBatchQuery();
+        var fetches = candidates.Select(c => (Candidate: c, Stream: fetch.Events.FetchForWriting<EnrolmentState>(c.Id))).ToList();
+        if (fetches.Count > 0) await fetch.Execute(ct);
 
         var completed = new List<CompletedEnrolment>();
-        foreach (var candidate in candidates)
+        foreach (var (candidate, fetched) in fetches)
         {
-            var stream = await session.Events.FetchForWriting<EnrolmentState>(candidate.Id, ct);
+            var stream = await fetched;
             if (stream.Aggregate is null) continue;
             var decision = EnrolmentRules.Complete(stream.Aggregate, completion, now);
             if (decision.Events.Count == 0) continue;
@@ -79,6 +89,9 @@ public static class CompletionRecorder
         return (result, false);
     }
 }
+
+/// <summary>An enrolment a completion may complete, as the candidate lookup returns it.</summary>
+internal sealed record Candidate(Guid Id, Guid AssignmentId);
 
 public static class RecordCompletionEndpoint
 {
