@@ -119,8 +119,10 @@ public static class Hosting
             // A lost optimistic-concurrency race or a concurrent stream start is retried: the state decides again. Under
             // contention a message can lose many races in a row, and a dead-lettered fan-out batch would leave its
             // membership change half applied; since every handler is safe to run again and a race cannot be lost for
-            // ever, retries go on with growing pauses (about 8 minutes in all) before the dead letters.
+            // ever, retries go on with growing pauses (about 8 minutes in all) before the dead letters. A unique key
+            // violation is the same race seen by a bulk COPY (two fan-outs starting the same enrolment).
             opts.OnException<ConcurrencyException>().Or<JasperFx.Events.ExistingStreamIdCollisionException>().Or<Marten.Exceptions.ExistingStreamIdCollisionException>().Or<DocumentAlreadyExistsException>()
+                .Or<PostgresException>(e => e.SqlState == PostgresErrorCodes.UniqueViolation)
                 .RetryWithCooldown(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(250),
                     TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2))
                 .Then.ScheduleRetry(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1),

@@ -30,14 +30,6 @@ public static class EnrolmentChanges
         }
     }
 
-    public static async ValueTask Start(IDocumentSession session, EnrolmentAssigned assigned, IMessageBus bus, string tenantId)
-    {
-        session.Events.StartStream<EnrolmentState>(assigned.EnrolmentId, assigned);
-        var state = EnrolmentState.Fold(null, assigned);
-        var message = Integration(tenantId, null, state, assigned, 1)!;
-        await bus.PublishAsync(message);
-    }
-
     /// <summary>The integration event for one domain event, or null when consumers need none.</summary>
     public static object? Integration(string tenantId, EnrolmentState? before, EnrolmentState after, IEnrolmentEvent e, long version)
     {

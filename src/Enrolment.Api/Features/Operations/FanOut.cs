@@ -82,23 +82,24 @@ public static class SyncEnrolmentsHandler
         var existing = (await session.LoadManyAsync<EnrolmentView>(ct, wanted.Select(w => w.EnrolmentId).ToArray()))
             .ToDictionary(v => v.Id);
 
-        var changed = 0;
+        var toStart = new List<EnrolmentAssigned>();
         var toChange = new List<(Guid Id, bool Active, Assignment Assignment)>();
         foreach (var w in wanted)
         {
             if (!existing.TryGetValue(w.EnrolmentId, out var view))
             {
-                if (!w.Active) continue;
-                var schedule = w.Assignment.ToSchedule();
-                await EnrolmentChanges.Start(session,
-                    EnrolmentRules.Assign(w.EnrolmentId, w.Assignment.Id, w.UserId, batch.AudienceId, w.Assignment.PrimaryContentId, schedule, now), bus, tenantId);
-                changed++;
+                if (w.Active)
+                    toStart.Add(EnrolmentRules.Assign(w.EnrolmentId, w.Assignment.Id, w.UserId, batch.AudienceId, w.Assignment.PrimaryContentId, w.Assignment.ToSchedule(), now));
             }
             else if (w.Active == (view.Status == "archived"))
             {
                 toChange.Add((w.EnrolmentId, w.Active, w.Assignment));
             }
         }
+
+        // New enrolments are most of a large fan-out: started together by COPY in this handler's transaction.
+        await NewEnrolmentStreams.Start(session, toStart, bus, now, ct);
+        var changed = toStart.Count;
 
         foreach (var (id, active, assignment) in toChange)
         {

@@ -191,30 +191,12 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
         Phases["eventsCopy"] += watch.Elapsed.TotalSeconds;
 
         watch.Restart();
-        var documents = new List<object>();
-        foreach (var (projection, evolve) in InlineProjections(store))
-        foreach (var action in actions)
-        {
-            object? doc = null;
-            foreach (var e in action.Events) doc = evolve.Invoke(projection, [doc, action.Id, e]);
-            if (doc is not null) documents.Add(doc);
-        }
+        var documents = InlineDocuments.Fold(store, actions);
         Phases["fold"] += watch.Elapsed.TotalSeconds;
         watch.Restart();
         await store.BulkInsertDocumentsAsync(tenantId, documents, BulkInsertMode.InsertsOnly, batchSize);
         Phases["documentsCopy"] += watch.Elapsed.TotalSeconds;
     }
-
-    private static List<(object Projection, System.Reflection.MethodInfo Evolve)>? _inline;
-
-    /// <summary>The registered inline projections with an Evolve(doc, Guid, IEvent): the documents an append writes.</summary>
-    private static List<(object, System.Reflection.MethodInfo)> InlineProjections(DocumentStore store) => _inline ??= store.Options.Projections.All
-        .Where(p => p.Lifecycle == JasperFx.Events.Projections.ProjectionLifecycle.Inline)
-        .Select(p => ((object)p, p.GetType().GetMethods().FirstOrDefault(m => m.Name == "Evolve" && m.GetParameters() is { Length: 3 } ps
-            && ps[1].ParameterType == typeof(Guid) && ps[2].ParameterType == typeof(IEvent))))
-        .Where(x => x.Item2 is not null)
-        .Select(x => (x.Item1, x.Item2!))
-        .ToList();
 
     private static async Task EnsureTenant(DocumentStore store, string tenantId, string secret, Instant now)
     {
