@@ -67,8 +67,13 @@ public static class Report
             var records = Num(after, "completionRecordsThatCompleted") - Num(before, "completionRecordsThatCompleted");
             var views = Num(after, "completeViews") - Num(before, "completeViews");
             var ok = Num(sWrite, "requests") - Num(sWrite, "non2xx");
-            nothingLost = events == records && events == views && events >= ok;
-            note = $"answered 2xx {ok:F0}; completion events +{events:F0}, completion records +{records:F0}, complete views +{views:F0}: " +
+            // wrk goes round the target list: on a small dataset it comes back to enrolments it already completed, and
+            // a repeated completionId answers 200 and changes nothing. So at least min(2xx, distinct targets) new events.
+            var targetsFile = Path.Combine(raw, "targets", "completions-measured.tsv");
+            var targets = File.Exists(targetsFile) ? File.ReadLines(targetsFile).Count(l => l.Length > 0) : double.MaxValue;
+            var distinct = Math.Min(ok ?? 0, targets);
+            nothingLost = events == records && events == views && events >= distinct;
+            note = $"answered 2xx {ok:F0} ({distinct:F0} distinct enrolments); completion events +{events:F0}, completion records +{records:F0}, complete views +{views:F0}: " +
                    (nothingLost == true ? "nothing lost" : "MISMATCH");
         }
         figures.Add(new("4", "Record a completion (16 connections)", "requests/s", Num(sWrite, "rps"), Num(bWrite, "rps"), writeRatio, "≥ 0.5× baseline, nothing lost",
