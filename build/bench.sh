@@ -158,6 +158,12 @@ seed S "$small" small
 log "starting the service on $service_url and the baseline on $baseline_url"
 (cd "$api_dir" && ASPNETCORE_URLS="$service_url" Limits__RequestsPerSecondPerTenant=100000000 exec dotnet "$api_dll") > "$logs/service.log" 2>&1 &
 service_pid=$!; pids+=("$service_pid")
+# The service's resident set once a second (raw/rss-timeline.tsv: unix time, KiB), to tell which comparison its peak
+# (figure 8) belongs to; the log lines above carry the times of each step.
+(while kill -0 "$service_pid" 2>/dev/null; do
+   printf '%s\t%s\n' "$(date +%s)" "$(awk '/VmRSS/ {print $2}' "/proc/$service_pid/status" 2>/dev/null)"; sleep 1
+ done) > "$raw/rss-timeline.tsv" &
+pids+=("$!")
 dotnet "$bench_dll" baseline --port "${baseline_url##*:}" --connection "$cs" > "$logs/baseline.log" 2>&1 &
 baseline_pid=$!; pids+=("$baseline_pid")
 wait_for "$service_url" service
@@ -224,7 +230,8 @@ log "transitions: $(cat "$raw/transitions.json")"
 
 # 8. Peak resident memory of the service process over the whole run.
 awk '/VmHWM|VmRSS/ {gsub(":", "", $1); v[$1]=$2} END {printf "{\"vmHwmKiB\": %d, \"vmRssKiB\": %d}\n", v["VmHWM"], v["VmRSS"]}' "/proc/$service_pid/status" > "$raw/rss.json"
-log "service memory: $(cat "$raw/rss.json")"
+peak_at="$(sort -t$'\t' -k2,2n "$raw/rss-timeline.tsv" | tail -1 | cut -f1)"
+log "service memory: $(cat "$raw/rss.json")${peak_at:+; highest sampled RSS at $(date -u -d "@$peak_at" +%H:%M:%S)}"
 
 # Query plans behind the read and the list routes, for the report's bottleneck notes.
 sample_row="$(psql_db -qtA -F' ' -c "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolmentview order by random() limit 1")"

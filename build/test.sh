@@ -17,6 +17,24 @@ export ENROLMENT_TEST_CONNECTION="${ENROLMENT_TEST_CONNECTION:-Host=127.0.0.1;Po
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+
+# The service runs the handler code committed in src/Enrolment.Api/Internal/Generated (TypeLoadMode.Static). Regenerate
+# it from the handlers as they are now: if that changes anything, the committed code was stale (counted as a failure;
+# the tests below then run on the regenerated code).
+stale=0
+generated="src/Enrolment.Api/Internal/Generated"
+if "$root/build/codegen.sh" 2> "$log"; then
+  # Stale = the regenerated files differ from the index (committed or staged), or new files appeared.
+  if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
+     { ! git -C "$root" diff --quiet -- "$generated" || [ -n "$(git -C "$root" ls-files --others --exclude-standard -- "$generated")" ]; }; then
+    stale=1
+    echo "FAILED: $generated did not match the handlers; ./build/codegen.sh has regenerated it. Review and commit it:"
+    git -C "$root" status --short -- "$generated" | head -20
+  fi
+else
+  cat "$log"; stale=1; echo "FAILED: ./build/codegen.sh could not regenerate the handler code (see above)."
+fi
+
 dotnet test "$root/Enrolment.EventSourced.sln" -c Release --nologo "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
@@ -25,6 +43,7 @@ read -r passed failed skipped < <(grep -E "(Passed|Failed)! +- Failed: +[0-9]+, 
   sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \1 \3/' |
   awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}')
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "The build or a test host failed before tests could report; see above."; fi
+failed=$((failed + stale))
 summary="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
 echo "$summary"

@@ -542,26 +542,17 @@ ALTER TABLE enrolment.mt_doc_enrolmentstate NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_enrolmentstate DISABLE ROW LEVEL SECURITY;
 
 CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolmentview (
-    tenant_id             varchar                     NOT NULL DEFAULT '*DEFAULT*',
-    id                    uuid                        NOT NULL,
-    data                  jsonb                       NOT NULL,
-    mt_last_modified      timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
-    mt_dotnet_type        varchar                     NULL,
-    mt_version            bigint                      NOT NULL DEFAULT 0,
-    assignment_id         uuid                        NULL,
-    user_id               varchar                     NULL,
-    status                varchar                     NULL,
-    primary_content_id    varchar                     NULL,
+    tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
+    id                  uuid                        NOT NULL,
+    data                jsonb                       NOT NULL,
+    mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_dotnet_type      varchar                     NULL,
+    mt_version          bigint                      NOT NULL DEFAULT 0,
+    assignment_id       uuid                        NULL,
+    status              varchar                     NULL,
+    user_id             varchar                     NULL,
 CONSTRAINT pkey_mt_doc_enrolmentview_tenant_id_id PRIMARY KEY (tenant_id, id)
 );
-
-CREATE INDEX mt_doc_enrolmentview_idx_assignment_id ON enrolment.mt_doc_enrolmentview USING btree (assignment_id);
-
-CREATE INDEX mt_doc_enrolmentview_idx_user_id ON enrolment.mt_doc_enrolmentview USING btree (user_id);
-
-CREATE INDEX mt_doc_enrolmentview_idx_status ON enrolment.mt_doc_enrolmentview USING btree (status);
-
-CREATE INDEX mt_doc_enrolmentview_idx_primary_content_id ON enrolment.mt_doc_enrolmentview USING btree (primary_content_id);
 
 CREATE INDEX ix_enrolmentview_assignment_status_id ON enrolment.mt_doc_enrolmentview USING btree (tenant_id, (assignment_id), (status), (id));
 
@@ -729,7 +720,7 @@ END;
 $function$;
 
 
-CREATE OR REPLACE FUNCTION enrolment.mt_quick_append_events(stream uuid, stream_type varchar, tenantid varchar, event_ids uuid[], event_types varchar[], dotnet_types varchar[], bodies jsonb[], bdatas bytea[], expected_version bigint DEFAULT NULL::bigint) RETURNS bigint[] AS $$
+CREATE OR REPLACE FUNCTION enrolment.mt_quick_append_events(stream uuid, stream_type varchar, tenantid varchar, event_ids uuid[], event_types varchar[], dotnet_types varchar[], bodies jsonb[], bdatas bytea[], timestamps timestamp with time zone[], expected_version bigint DEFAULT NULL::bigint) RETURNS bigint[] AS $$
 DECLARE
 	event_version bigint;
 	stream_is_archived boolean;
@@ -801,7 +792,7 @@ BEGIN
 		insert into enrolment.mt_events
 			(seq_id, id, stream_id, version, data, bdata, type, tenant_id, timestamp, mt_dotnet_type, is_archived)
 		values
-			(seq, event_id, stream, event_version, body, bdatas[index], event_type, tenantid, (now() at time zone 'utc'), dotnet_types[index], FALSE);
+			(seq, event_id, stream, event_version, body, bdatas[index], event_type, tenantid, timestamps[index], dotnet_types[index], FALSE);
 
 		index := index + 1;
 	end loop;

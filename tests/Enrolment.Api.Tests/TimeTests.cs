@@ -160,11 +160,14 @@ public sealed class TimeTests : IAsyncLifetime
     public async Task Transitions_due_while_the_service_was_down_are_applied_once_when_it_starts_again()
     {
         var first = await Start(transitions: true);
-        var due = SystemClock.Instance.GetCurrentInstant() + Duration.FromSeconds(3);
+        // Far enough ahead that the first service has surely stopped before it (a loaded machine starts hosts slowly).
+        var due = SystemClock.Instance.GetCurrentInstant() + Duration.FromSeconds(8);
         var assignment = await Assign(first, ["u1", "u2", "u3"], new { audienceId = "staff", primaryContentId = "c1", dueDate = At(due) });
         await Stop(first);
+        var stoppedAt = SystemClock.Instance.GetCurrentInstant();
+        Assert.True(stoppedAt < due, $"the first service must stop before the due instant; setup took until {stoppedAt - due} after it");
 
-        await Task.Delay(TimeSpan.FromSeconds(4)); // the due date passes while no service runs
+        await Task.Delay((due + Duration.FromSeconds(4) - stoppedAt).ToTimeSpan()); // the due date passes while no service runs
         var probe = await Start(transitions: false);
         Assert.All(await Enrolments(probe, assignment), v => Assert.Equal("open", v.Status));
 

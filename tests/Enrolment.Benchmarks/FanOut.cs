@@ -115,7 +115,7 @@ public static class FanOut
             await events.CompleteAsync();
         }
         await using (var docs = await connection.BeginBinaryImportAsync(
-            "copy bench_baseline.fanout_docs (tenant_id, id, data, mt_dotnet_type, mt_version, assignment_id, user_id, status, primary_content_id) from stdin (format binary)"))
+            "copy bench_baseline.fanout_docs (tenant_id, id, data, mt_dotnet_type, mt_version, assignment_id, user_id, status) from stdin (format binary)"))
         {
             for (var i = 0; i < count; i++)
             {
@@ -128,7 +128,6 @@ public static class FanOut
                 await docs.WriteAsync(assignment, NpgsqlDbType.Uuid);
                 await docs.WriteAsync($"f{i}", NpgsqlDbType.Varchar);
                 await docs.WriteAsync("open", NpgsqlDbType.Varchar);
-                await docs.WriteAsync("fanout-content", NpgsqlDbType.Varchar);
             }
             await docs.CompleteAsync();
         }

@@ -141,7 +141,7 @@ public static class Report
         md.AppendLine($"- Load: wrk, {meta["threads"]} threads, {meta["connections"]} connections (completions: {meta["writeConnections"]}), {meta["duration"]} per run after a {meta["warmup"]} warm-up, each side alone; both servers, wrk and PostgreSQL share this machine");
         md.AppendLine($"- Seeding ({seedFull?["mode"] ?? seedSmall?["mode"]} mode): {seedEnrolments:N0} enrolments, {seedEvents:N0} events in {seedSeconds:F0} s = {Div(seedEnrolments, seedSeconds):N0} enrolments/s, {Div(seedEvents, seedSeconds):N0} events/s");
         var loads = new[] { sFull, bFull, sSmall, bSmall, sList, bList, sWrite, bWrite, idle }.Where(x => x?["load"] is not null).Select(x => x!["load"]!.GetValue<string>()).ToList();
-        if (loads.Count > 0) md.AppendLine($"- 1-minute load average at the end of each run: {string.Join(", ", loads)} (above {machine["nproc"]} means other work shared the CPUs)");
+        if (loads.Count > 0) md.AppendLine($"- 1-minute load average at the end of each run: {string.Join(", ", loads)} (it counts the run's own runnable threads too, wrk's connections and their PostgreSQL backends among them; a figure far above the other runs' means something else was using the CPUs)");
         md.AppendLine();
         md.AppendLine("| # | figure | metric | service | baseline | ratio | goal | met |");
         md.AppendLine("| --- | --- | --- | ---: | ---: | ---: | --- | --- |");

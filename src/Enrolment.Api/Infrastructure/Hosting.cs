@@ -110,6 +110,11 @@ public static class Hosting
 
         builder.Host.UseWolverine(opts =>
         {
+            // Handlers and endpoints run code Wolverine generates for them. It ships pre-generated and compiled into this
+            // assembly (Internal/Generated, written by ./build/codegen.sh; ./build/test.sh fails when it is stale) and is
+            // loaded Static: no C# compiler in the running service, a faster start and a smaller resident set.
+            // Codegen:TypeLoadMode=Dynamic compiles at start instead (what ./build/codegen.sh itself uses).
+            opts.CodeGeneration.TypeLoadMode = configuration.GetValue("Codegen:TypeLoadMode", JasperFx.CodeGeneration.TypeLoadMode.Static);
             opts.UseRuntimeCompilation();
             opts.UseSystemTextJsonForSerialization(Json.Configure);
             opts.Policies.AutoApplyTransactions();

@@ -75,14 +75,18 @@ public static class Persistence
             opts.Schema.For<EnrolmentState>().Duplicate(x => x.NextTransitionAtUtc!, pgType: "timestamptz");
             opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
 
-            // Lists filter on these; duplicated into columns with indexes so a page costs the same at any size.
+            // Lists filter on assignment, user and status and page by id: those are duplicated into columns, and three
+            // composite indexes make a page one index range scan of limit + 1 entries at any table size (at 1M rows:
+            // 38 ms -> 2.7 ms). The columns get no single-column index of their own (Duplicate() would add one each):
+            // nothing queries them alone, and every index costs every write, all of them when a status changes.
+            opts.Policies.ForAllDocuments(mapping =>
+            {
+                if (mapping.DocumentType != typeof(EnrolmentView)) return;
+                mapping.DuplicateField(nameof(EnrolmentView.AssignmentId));
+                mapping.DuplicateField(nameof(EnrolmentView.Status));
+                mapping.DuplicateField(nameof(EnrolmentView.UserId));
+            });
             opts.Schema.For<EnrolmentView>()
-                .Duplicate(x => x.AssignmentId)
-                .Duplicate(x => x.UserId)
-                .Duplicate(x => x.Status)
-                .Duplicate(x => x.PrimaryContentId)
-                // Lists page by id within (tenant, assignment[, status]) or (tenant, user[, status]): with these a page
-                // is one index range scan of limit + 1 entries at any table size (at 1M rows: 38 ms → 2.7 ms).
                 .Index([x => x.AssignmentId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolmentview_assignment_status_id")
                 .Index([x => x.AssignmentId, x => x.Id], idx => idx.Name = "ix_enrolmentview_assignment_id_id")
                 .Index([x => x.UserId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolmentview_user_status_id")
