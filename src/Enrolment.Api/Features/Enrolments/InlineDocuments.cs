@@ -17,7 +17,6 @@ namespace Enrolment.Api.Features.Enrolments;
 public static class InlineDocuments
 {
     private static readonly MethodInfo LoadOfT = typeof(InlineDocuments).GetMethod(nameof(LoadTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
-    private static List<(object Projection, MethodInfo Evolve)>? _inline;
 
     /// <summary>Every inline projection's document after these streams' events, one per stream and projection.</summary>
     public static List<object> Fold(IDocumentStore store, IEnumerable<StreamAction> streams)
@@ -53,8 +52,11 @@ public static class InlineDocuments
         return provider.BulkLoader.LoadAsync(tenant, serializer, connection, documents.Cast<T>(), ct);
     }
 
-    /// <summary>The registered inline projections with an Evolve(doc, Guid, IEvent): the documents an append writes.</summary>
-    private static List<(object, MethodInfo)> Projections(IDocumentStore store) => _inline ??= ((DocumentStore)store).Options.Projections.All
+    /// <summary>
+    /// This store's inline projections with an Evolve(doc, Guid, IEvent): the documents an append writes. Looked up on
+    /// each call (a few projections, once per batch) rather than cached, so it always belongs to the store passed in.
+    /// </summary>
+    private static List<(object, MethodInfo)> Projections(IDocumentStore store) => ((DocumentStore)store).Options.Projections.All
         .Where(p => p.Lifecycle == ProjectionLifecycle.Inline)
         .Select(p => ((object)p, p.GetType().GetMethods().FirstOrDefault(m => m.Name == "Evolve" && m.GetParameters() is { Length: 3 } ps
             && ps[1].ParameterType == typeof(Guid) && ps[2].ParameterType == typeof(IEvent))))
