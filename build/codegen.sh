@@ -9,10 +9,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 project_dir="$root/src/Enrolment.Api"
 generated="$project_dir/Internal/Generated"
 
+# The old generated code goes first: after a handler's signature changed it no longer compiles, and the service
+# builds without it (Dynamic mode below generates at start).
+rm -rf "$generated"
 dotnet build "$project_dir/Enrolment.Api.csproj" -c Release -nologo -v quiet >&2
 # From the project folder: the content root, where `codegen write` puts Internal/Generated. Dynamic, so that the
 # host can start whatever state the committed code is in; no database is needed.
-rm -rf "$generated"
 (cd "$project_dir" && Codegen__TypeLoadMode=Dynamic Logging__LogLevel__Default=Warning \
   dotnet "bin/Release/net10.0/Enrolment.Api.dll" codegen write) > /dev/null
 echo "[codegen] wrote $(find "$generated" -name '*.cs' | wc -l) files to ${generated#$root/}" >&2

@@ -53,6 +53,26 @@ public static class EnrolmentRules
             period, schedule.OpensAt(period), schedule.DueAt(period), now);
     }
 
+    /// <summary>
+    /// unassigned → scheduled | open, then the completions recorded before the enrolment existed
+    /// (<see cref="ApplyEarlierCompletions"/>): the events that start a new enrolment's stream.
+    /// </summary>
+    public static IReadOnlyList<IEnrolmentEvent> Enrol(Guid enrolmentId, Guid assignmentId, string userId, string audienceId, string primaryContentId, Schedule schedule,
+        IEnumerable<Completion> recordedBefore, Instant now)
+    {
+        var assigned = Assign(enrolmentId, assignmentId, userId, audienceId, primaryContentId, schedule, now);
+        return [assigned, .. ApplyEarlierCompletions(EnrolmentState.Fold(null, assigned), recordedBefore, now)];
+    }
+
+    /// <summary>Reinstate, then the completions recorded while the enrolment was archived or before (<see cref="ApplyEarlierCompletions"/>).</summary>
+    public static Decision Rejoin(EnrolmentState state, string audienceId, IEnumerable<Completion> recordedBefore, Instant now)
+    {
+        var reinstated = Reinstate(state, audienceId, now);
+        if (reinstated.Events.Count == 0) return reinstated;
+        var after = reinstated.Events.Aggregate(state, EnrolmentState.Fold);
+        return new Decision([.. reinstated.Events, .. ApplyEarlierCompletions(after, recordedBefore, now)]);
+    }
+
     /// <summary>archived → scheduled | open: the user rejoined. Anything not archived stays as it is.</summary>
     public static Decision Reinstate(EnrolmentState state, string audienceId, Instant now)
     {
@@ -79,6 +99,24 @@ public static class EnrolmentRules
             return Decision.Reject(RejectionKind.Conflict, "before-period", "The completion is older than the start of the current period, so it does not count for it.");
         var late = state.Status == EnrolmentStatus.Overdue || (state.DueDate is { } due && completion.CompletedAt > due);
         return Decision.Of(new EnrolmentCompleted(state.Id, completion.CompletionId, completion.ContentId, completion.CompletedAt, completion.Answer, late, now));
+    }
+
+    /// <summary>
+    /// Completions recorded before this enrolment existed or was reinstated (an LMS posting while the fan-out still
+    /// runs, or before the user joined), in the order they were recorded: each is decided as if it had arrived just
+    /// now, so the first that counts completes the enrolment and the rest change nothing (a recurring assignment
+    /// ignores those from before its current period).
+    /// </summary>
+    public static IReadOnlyList<IEnrolmentEvent> ApplyEarlierCompletions(EnrolmentState state, IEnumerable<Completion> recorded, Instant now)
+    {
+        var events = new List<IEnrolmentEvent>();
+        foreach (var completion in recorded)
+        foreach (var e in Complete(state, completion, now).Events)
+        {
+            events.Add(e);
+            state = EnrolmentState.Fold(state, e);
+        }
+        return events;
     }
 
     /// <summary>A reminder was sent: an eventLog entry, no status change. Archived enrolments take no reminders.</summary>

@@ -159,7 +159,7 @@ public sealed class EmbeddedBusTests(EmbeddedBusFixture fixture, ITestOutputHelp
         {
             var events = await BusTest.Events(Service, enrolment);
             Assert.Equal(user == winner ? 2 : 1, events.Count);
-            Assert.Equal(user == winner ? "complete" : "open", (await BusTest.View(Service, enrolment))!.Status);
+            Assert.Equal(user == winner ? EnrolmentStatus.Complete : EnrolmentStatus.Open, (await BusTest.View(Service, enrolment))!.Status);
         }
 
         var received = await Consumer.WaitFor(winnerEnrolment, 2, TimeSpan.FromSeconds(20));
@@ -311,7 +311,7 @@ public sealed class RabbitMqBusTests(RabbitMqBusFixture fixture, ITestOutputHelp
         var tenantHeader = new Dictionary<string, object?> { ["tenant-id"] = Tenant };
         await BusTest.Publish(channel, "enrolment.completions", body, tenantHeader);
 
-        await BusTest.Eventually(async () => (await BusTest.View(Service, E("u1")))?.Status == "complete", TimeSpan.FromSeconds(10),
+        await BusTest.Eventually(async () => (await BusTest.View(Service, E("u1")))?.Status == EnrolmentStatus.Complete, TimeSpan.FromSeconds(10),
             "u1 completed by the inbound message", () => BusTest.WhereIsCompletion(Service, "inbound-1"));
         var completed = (await BusTest.Events(Service, E("u1"))).OfType<EnrolmentCompleted>().Single();
         Assert.Equal("inbound-1", completed.CompletionId);
@@ -331,7 +331,7 @@ public sealed class RabbitMqBusTests(RabbitMqBusFixture fixture, ITestOutputHelp
         // A later message as a marker that the listener got that far.
         await BusTest.Publish(channel, "enrolment.completions",
             Scenarios.ToJson(new { completionId = "inbound-2", userId = "u2", contentId = content, completedAt = BusTest.Now() }), tenantHeader);
-        await BusTest.Eventually(async () => (await BusTest.View(Service, E("u2")))?.Status == "complete", TimeSpan.FromSeconds(20), "u2 completed by the marker message");
+        await BusTest.Eventually(async () => (await BusTest.View(Service, E("u2")))?.Status == EnrolmentStatus.Complete, TimeSpan.FromSeconds(20), "u2 completed by the marker message");
         await Task.Delay(TimeSpan.FromSeconds(1));
         Assert.Equal(eventsBefore.Count + 1, (await BusTest.AllEvents(Service)).Count); // u2's completion only
         Assert.Single((await BusTest.Events(Service, E("u1"))).OfType<EnrolmentCompleted>());
@@ -356,7 +356,7 @@ public sealed class RabbitMqBusTests(RabbitMqBusFixture fixture, ITestOutputHelp
             tenantId = Tenant, completionId = "body-tenant-1", userId = "u1", contentId = content, completedAt = BusTest.Now(),
         }));
 
-        await BusTest.Eventually(async () => (await BusTest.View(Service, e1))?.Status == "complete", TimeSpan.FromSeconds(10),
+        await BusTest.Eventually(async () => (await BusTest.View(Service, e1))?.Status == EnrolmentStatus.Complete, TimeSpan.FromSeconds(10),
             "u1 completed by the inbound message (tenant in the body only)", () => BusTest.WhereIsCompletion(Service, "body-tenant-1"));
         Assert.Equal("body-tenant-1", (await BusTest.Events(Service, e1)).OfType<EnrolmentCompleted>().Single().CompletionId);
         Assert.Equal([Tenant], await BusTest.CompletionRecordTenants(Service, "body-tenant-1"));
@@ -405,7 +405,7 @@ public sealed class RabbitMqBusTests(RabbitMqBusFixture fixture, ITestOutputHelp
 
         // Nothing else changed: no event appended, the enrolment still open, the inbound queue drained.
         Assert.Equal(eventsBefore, await BusTest.AllEvents(Service));
-        Assert.Equal("open", (await BusTest.View(Service, e1))!.Status);
+        Assert.Equal(EnrolmentStatus.Open, (await BusTest.View(Service, e1))!.Status);
         Assert.Equal(0u, (await channel.QueueDeclarePassiveAsync("enrolment.completions")).MessageCount);
     }
 }
@@ -566,7 +566,7 @@ public static class BusTest
         await Eventually(async () =>
         {
             await using var session = host.Services.GetRequiredService<IDocumentStore>().QuerySession(BusFixture.Tenant);
-            return await session.Query<EnrolmentView>().CountAsync(v => v.AssignmentId == id) == users.Length;
+            return await session.Query<EnrolmentState>().CountAsync(v => v.AssignmentId == id) == users.Length;
         }, TimeSpan.FromSeconds(20), "enrolments created by the fan-out");
         return id;
     }
@@ -580,10 +580,10 @@ public static class BusTest
         return await Task.WhenAll(calls);
     }
 
-    public static async Task<EnrolmentView?> View(IAlbaHost host, Guid enrolmentId)
+    public static async Task<EnrolmentState?> View(IAlbaHost host, Guid enrolmentId)
     {
         await using var session = host.Services.GetRequiredService<IDocumentStore>().QuerySession(BusFixture.Tenant);
-        return await session.LoadAsync<EnrolmentView>(enrolmentId);
+        return await session.LoadAsync<EnrolmentState>(enrolmentId);
     }
 
     public static async Task<IReadOnlyList<IEnrolmentEvent>> Events(IAlbaHost host, Guid enrolmentId)

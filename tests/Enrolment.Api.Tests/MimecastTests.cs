@@ -624,9 +624,9 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
         var recurring = new Schedule(t0, Period.FromDays(10), null, Period.FromDays(30), Schedule.DefaultTimeZone);
         var a = Guid.NewGuid();
         var b = Guid.NewGuid();
-        TrainingRecord? ra = null, rb = null;
-        void A(IEnrolmentEvent e) => ra = TrainingRecordProjection.Fold(ra, e);
-        void B(IEnrolmentEvent e) => rb = TrainingRecordProjection.Fold(rb, e);
+        EnrolmentState? ra = null, rb = null;
+        void A(IEnrolmentEvent e) => ra = EnrolmentState.Fold(ra, e);
+        void B(IEnrolmentEvent e) => rb = EnrolmentState.Fold(rb, e);
         MeritBadge Badge() => MeritBadge.For([ra!, rb!]);
 
         A(new EnrolmentAssigned(a, Guid.NewGuid(), "u1", "a1", "c1", recurring, 0, t0, Day(10), t0));

@@ -29,6 +29,8 @@ public static class Persistence
         var connectionString = configuration.GetConnectionString(ConnectionStringName)
             ?? throw new InvalidOperationException($"ConnectionStrings:{ConnectionStringName} is not set. Set it in appsettings.json or the environment variable ConnectionStrings__{ConnectionStringName}.");
 
+        services.AddSingleton<MartenTables.EnrolmentTable>();
+
         // Owned by the container, so a stopped host closes its connections.
         services.AddNpgsqlDataSource(connectionString, b =>
         {
@@ -62,39 +64,21 @@ public static class Persistence
 
             opts.Schema.For<TenantAccount>().SingleTenanted();
 
-            // Rebuilds (`projections rebuild`) read events in large pages and write each view once per flush window
-            // rather than once per page: a stream's three events usually fall in one window.
-            opts.Projections.Add(new EnrolmentViewProjection(), ProjectionLifecycle.Inline, rebuild =>
+            // One document per enrolment: the domain's own fold, projected inline (EnrolmentProjection). Rebuilds
+            // (`projections rebuild`) read events in large pages and write each document once per flush window rather
+            // than once per page: a stream's three events usually fall in one window.
+            opts.Projections.Add(new EnrolmentProjection(), ProjectionLifecycle.Inline, rebuild =>
             {
                 rebuild.BatchSize = 5_000;
                 rebuild.RebuildFlushThreshold = 20_000;
             });
-            // The write model is also kept as an inline snapshot: a command loads one row instead of replaying the
-            // stream, and the time-driven transitions find what is due through the indexed next_transition_at.
-            opts.Projections.Add(new EnrolmentStateProjection(), ProjectionLifecycle.Inline);
-            opts.Schema.For<EnrolmentState>().Duplicate(x => x.NextTransitionAtUtc!, pgType: "timestamptz");
             opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
-
-            // Lists filter on assignment, user and status and page by id: those are duplicated into columns, and three
-            // composite indexes make a page one index range scan of limit + 1 entries at any table size (at 1M rows:
-            // 38 ms -> 2.7 ms). The columns get no single-column index of their own (Duplicate() would add one each):
-            // nothing queries them alone, and every index costs every write, all of them when a status changes.
-            opts.Policies.ForAllDocuments(mapping =>
-            {
-                if (mapping.DocumentType != typeof(EnrolmentView)) return;
-                mapping.DuplicateField(nameof(EnrolmentView.AssignmentId));
-                mapping.DuplicateField(nameof(EnrolmentView.Status));
-                mapping.DuplicateField(nameof(EnrolmentView.UserId));
-            });
-            opts.Schema.For<EnrolmentView>()
-                .Index([x => x.AssignmentId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolmentview_assignment_status_id")
-                .Index([x => x.AssignmentId, x => x.Id], idx => idx.Name = "ix_enrolmentview_assignment_id_id")
-                .Index([x => x.UserId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolmentview_user_status_id")
-                .StartIndexesByTenantId();
+            MartenTables.EnrolmentTable.Configure(opts);
             opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
             opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);
             opts.Schema.For<FanOutBatchDone>().Duplicate(x => x.OperationId);
-            opts.Schema.For<CompletionRecord>();
+            // Completions recorded before an enrolment existed are looked up by user and content (EarlierCompletions).
+            opts.Schema.For<CompletionRecord>().Duplicate(x => x.Result.UserId).Duplicate(x => x.Result.ContentId);
             opts.Schema.For<ContentItem>();
         })
         .UseNpgsqlDataSource()

@@ -81,7 +81,7 @@ public static class RemoveAssignmentEndpoint
 
         var now = clock.GetCurrentInstant();
         stream.AppendOne(new AssignmentRemoved(id, now));
-        var users = await session.Query<EnrolmentView>().Where(v => v.AssignmentId == id && v.Status != "archived").Select(v => v.UserId).ToListAsync(ct);
+        var users = await session.Query<EnrolmentState>().Where(v => v.AssignmentId == id && v.Status != EnrolmentStatus.Archived).Select(v => v.UserId).ToListAsync(ct);
         var operation = await FanOut.Start(session, bus, "assignment-removed", stream.Aggregate.AudienceId, id, users, now);
         return Results.Accepted($"/operations/{operation.Id}", OperationStatus.Started(operation));
     }

@@ -21,6 +21,9 @@ public sealed class CompletionRecord
 {
     public string Id { get; set; } = "";
     public CompletionResult Result { get; set; } = null!;
+
+    /// <summary>What the enrolments created after it need of it (<see cref="EnrolmentRules.ApplyEarlierCompletions"/>).</summary>
+    public Completion ToCompletion() => new(Result.CompletionId, Result.ContentId, Result.CompletedAt, Result.Answer);
 }
 
 /// <summary>The rules of recording a completion, shared by POST /completions and the bus.</summary>
@@ -53,9 +56,9 @@ public static class CompletionRecorder
         // then the candidates are not needed), and the ids of the user's enrolments this completion may complete.
         var lookup = session.CreateBatchQuery();
         var previousLookup = lookup.Load<CompletionRecord>(completion.CompletionId);
-        var candidatesLookup = lookup.Query<EnrolmentView>()
-            .Where(v => v.UserId == userId && v.PrimaryContentId == completion.ContentId && (v.Status == "open" || v.Status == "overdue"))
-            .Select(v => new Candidate(v.Id, v.AssignmentId))
+        var candidatesLookup = lookup.Query<EnrolmentState>()
+            .Where(v => v.UserId == userId && v.PrimaryContentId == completion.ContentId && (v.Status == EnrolmentStatus.Open || v.Status == EnrolmentStatus.Overdue))
+            .Select(v => v.Id)
             .ToList();
         await lookup.Execute(ct);
 
@@ -66,22 +69,10 @@ public static class CompletionRecorder
             return same ? (p, false) : (null, true);
         }
 
-        var candidates = await candidatesLookup;
-        var fetch = session.CreateBatchQuery();
-        var fetches = candidates.Select(c => (Candidate: c, Stream: fetch.Events.FetchForWriting<EnrolmentState>(c.Id))).ToList();
-        if (fetches.Count > 0) await fetch.Execute(ct);
-
-        var completed = new List<CompletedEnrolment>();
-        foreach (var (candidate, fetched) in fetches)
-        {
-            var stream = await fetched;
-            if (stream.Aggregate is null) continue;
-            var decision = EnrolmentRules.Complete(stream.Aggregate, completion, now);
-            if (decision.Events.Count == 0) continue;
-            await EnrolmentChanges.Append(stream, decision.Events, bus, session.TenantId);
-            var late = decision.Events.OfType<EnrolmentCompleted>().Any(e => e.Late);
-            completed.Add(new CompletedEnrolment(candidate.Id, candidate.AssignmentId, "complete", late));
-        }
+        var decided = await EnrolmentCommands.Decide(session, bus, await candidatesLookup, state => EnrolmentRules.Complete(state, completion, now), ct);
+        var completed = decided.Where(d => d.Changed)
+            .Select(d => new CompletedEnrolment(d.Id, d.After!.AssignmentId, EnrolmentRules.Lower(d.After.Status), d.Decision.Events.OfType<EnrolmentCompleted>().Any(e => e.Late)))
+            .ToList();
 
         var result = new CompletionResult(completion.CompletionId, userId, completion.ContentId, completion.CompletedAt, completion.Answer, now, completed);
         // Insert, not upsert: a concurrent request with the same completionId fails here and nothing of it commits.
@@ -89,9 +80,6 @@ public static class CompletionRecorder
         return (result, false);
     }
 }
-
-/// <summary>An enrolment a completion may complete, as the candidate lookup returns it.</summary>
-internal sealed record Candidate(Guid Id, Guid AssignmentId);
 
 public static class RecordCompletionEndpoint
 {

@@ -1,70 +1,107 @@
-using System.Text.Json;
+using System.Buffers.Text;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
 using Marten;
-using Marten.Linq.CursorPaging;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Authorization;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
 
+/// <summary>A page of enrolments: <c>{ "items": [...], "nextCursor": null or string }</c>.</summary>
 public sealed record EnrolmentPage(IReadOnlyList<EnrolmentView> Items, string? NextCursor);
 
 /// <summary>
-/// Keyset paging by enrolment id (Marten's cursor paging): a page is an index range scan whatever the total, and
-/// its items are the stored JSON written to the response as it is — the read model is stored in the API's
-/// shape, so nothing is deserialised or serialised again. The cursor is opaque to clients.
+/// Keyset paging by enrolment id: a page is an index range scan whatever the total, and its items are the stored
+/// JSON (minus internal properties) written to the response as it is. The cursor is opaque to clients.
 /// </summary>
 public static class EnrolmentLists
 {
     public const int DefaultLimit = 100;
     public const int MaxLimit = 500;
-    private static readonly string[] Statuses = ["scheduled", "open", "overdue", "complete", "archived"];
+    private static readonly EnrolmentStatus[] Listable = [EnrolmentStatus.Scheduled, EnrolmentStatus.Open, EnrolmentStatus.Overdue, EnrolmentStatus.Complete, EnrolmentStatus.Archived];
+    private const string BadCursor = "cursor is not one this service issued: pass nextCursor from the previous page as it is.";
 
-    public static async Task<IResult> Page(IQuerySession session, Guid? assignmentId, string? userId, string? status, int? limit, string? cursor, CancellationToken ct)
+    public static async Task<IResult> Page(EnrolmentTable table, string tenantId, Guid? assignmentId, string? userId, string? status, int? limit, string? cursor, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
-        if (status is not null && !Statuses.Contains(status)) errors["status"] = [$"status must be one of {string.Join(", ", Statuses)}."];
+        EnrolmentStatus[]? statuses = null;
+        if (status is not null)
+        {
+            statuses = ParseStatuses(status);
+            if (statuses is null) errors["status"] = [$"status must be one of {string.Join(", ", Listable.Select(EnrolmentRules.Lower))}."];
+        }
         if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
         var take = limit ?? DefaultLimit;
         if (take is < 1 or > MaxLimit) errors["limit"] = [$"limit must be between 1 and {MaxLimit}."];
-        if (cursor is not null && !IsWellFormedCursor(cursor)) errors["cursor"] = [BadCursor];
+        Guid? after = null;
+        if (cursor is not null)
+        {
+            if (Cursors.TryDecode(cursor, out var id)) after = id;
+            else errors["cursor"] = [BadCursor];
+        }
         if (errors.Count > 0) return Problems.Validation("The list query is not valid.", errors);
 
-        IQueryable<EnrolmentView> query = session.Query<EnrolmentView>();
-        if (assignmentId is { } a) query = query.Where(v => v.AssignmentId == a);
-        if (userId is not null) query = query.Where(v => v.UserId == userId);
-        if (status is not null) query = query.Where(v => v.Status == status);
-
-        CursorPageResult page;
-        try
-        {
-            page = await query.OrderBy(v => v.Id).ToJsonPageByCursorAsync(cursor, take, ct);
-        }
-        catch (Exception e) when (cursor is not null && e is FormatException or JsonException or ArgumentException or InvalidCastException)
-        {
-            // Well-formed base64 whose content Marten cannot read as a position: not a cursor this service issued.
-            return Problems.Validation("The list query is not valid.", new Dictionary<string, string[]> { ["cursor"] = [BadCursor] });
-        }
-        return new RawJsonPage(page);
+        var (items, more) = await table.Page(tenantId, new EnrolmentTable.Filter(assignmentId, userId, statuses), after, take, ct);
+        return new RawJsonPage(items.Select(i => i.Json), more ? Cursors.Encode(items[^1].Id) : null);
     }
 
-    private const string BadCursor = "cursor is not one this service issued: pass nextCursor from the previous page as it is.";
-
-    // Marten's cursors are base64 of the last row's sort keys; anything much longer is not one of them.
-    private static bool IsWellFormedCursor(string cursor) => cursor.Length is > 0 and <= 256;
-
-    /// <summary>Writes <c>{"items":[…stored JSON…],"nextCursor":…}</c> with the items as Marten read them.</summary>
-    private sealed class RawJsonPage(CursorPageResult page) : IResult
+    /// <summary>One status, or several separated by commas; null when any is not a status a list can show.</summary>
+    public static EnrolmentStatus[]? ParseStatuses(string text)
     {
-        public Task ExecuteAsync(HttpContext http)
+        var result = new List<EnrolmentStatus>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var match = Listable.Where(s => EnrolmentRules.Lower(s) == part).ToArray();
+            if (match.Length == 0) return null;
+            result.Add(match[0]);
+        }
+        return result.Distinct().ToArray();
+    }
+
+    /// <summary>Opaque cursors: base64url of a version byte and the last enrolment id of the previous page.</summary>
+    public static class Cursors
+    {
+        private const byte Version = 2;
+
+        public static string Encode(Guid lastId)
+        {
+            var bytes = new byte[17];
+            bytes[0] = Version;
+            lastId.TryWriteBytes(bytes.AsSpan(1), bigEndian: true, out _);
+            return Base64Url.EncodeToString(bytes);
+        }
+
+        public static bool TryDecode(string cursor, out Guid lastId)
+        {
+            lastId = Guid.Empty;
+            if (cursor.Length is 0 or > 64) return false;
+            var bytes = new byte[Base64Url.GetMaxDecodedLength(cursor.Length)];
+            if (Base64Url.DecodeFromChars(cursor, bytes, out _, out var written) != System.Buffers.OperationStatus.Done || written != 17 || bytes[0] != Version)
+                return false;
+            lastId = new Guid(bytes.AsSpan(1, 16), bigEndian: true);
+            return true;
+        }
+    }
+
+    /// <summary>Writes <c>{"items":[…stored JSON…],"nextCursor":…}</c> with the items as PostgreSQL sent them.</summary>
+    private sealed class RawJsonPage(IEnumerable<string> items, string? nextCursor) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext http)
         {
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = "application/json; charset=utf-8";
-            var next = page.NextCursor is null ? "null" : JsonSerializer.Serialize(page.NextCursor);
-            return http.Response.WriteAsync($"{{\"items\":{page.ItemsJson},\"nextCursor\":{next}}}", http.RequestAborted);
+            var body = new System.Text.StringBuilder("{\"items\":[");
+            var first = true;
+            foreach (var item in items)
+            {
+                if (!first) body.Append(',');
+                body.Append(item);
+                first = false;
+            }
+            body.Append("],\"nextCursor\":").Append(nextCursor is null ? "null" : $"\"{nextCursor}\"").Append('}');
+            await http.Response.WriteAsync(body.ToString(), http.RequestAborted);
         }
     }
 }
@@ -74,11 +111,11 @@ public static class ListAssignmentEnrolmentsEndpoint
     [WolverineGet("/assignments/{assignmentId}/enrolments", OperationId = "listAssignmentEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The assignment's enrolments, filtered by status and userId, in pages of limit (1–500, default 100) with an opaque cursor.")]
-    public static async Task<IResult> Get(string assignmentId, string? status, string? userId, int? limit, string? cursor, IQuerySession session, CancellationToken ct)
+    public static async Task<IResult> Get(string assignmentId, string? status, string? userId, int? limit, string? cursor, IQuerySession session, EnrolmentTable table, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
         if (await session.LoadAsync<Assignments.Assignment>(aid, ct) is null) return Problems.NotFound($"There is no assignment {assignmentId}.");
-        return await EnrolmentLists.Page(session, aid, userId, status, limit, cursor, ct);
+        return await EnrolmentLists.Page(table, session.TenantId, aid, userId, status, limit, cursor, ct);
     }
 }
 
@@ -87,9 +124,9 @@ public static class ListUserEnrolmentsEndpoint
     [WolverineGet("/users/{userId}/enrolments", OperationId = "listUserEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The user's enrolments across assignments, filtered by status, paged like the assignment list.")]
-    public static async Task<IResult> Get(string userId, string? status, int? limit, string? cursor, IQuerySession session, CancellationToken ct)
+    public static async Task<IResult> Get(string userId, string? status, int? limit, string? cursor, IQuerySession session, EnrolmentTable table, CancellationToken ct)
     {
         if (!RouteIds.TryExternal(userId, "userId", out var problem)) return problem!;
-        return await EnrolmentLists.Page(session, null, userId, status, limit, cursor, ct);
+        return await EnrolmentLists.Page(table, session.TenantId, null, userId, status, limit, cursor, ct);
     }
 }

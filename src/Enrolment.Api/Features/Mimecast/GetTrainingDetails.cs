@@ -33,7 +33,7 @@ public sealed record MeritBadge(bool Earned, int CurrentStreak, int OnTimeComple
 {
     public const int StreakToEarn = 3;
 
-    public static MeritBadge For(IReadOnlyCollection<TrainingRecord> records)
+    public static MeritBadge For(IReadOnlyCollection<EnrolmentState> records)
     {
         var lastMiss = records.Max(r => r.LastMissAt);
         var streak = records.Sum(r => r.OnTimeSinceLastMiss.Count(at => lastMiss is null || at > lastMiss.Value));
@@ -186,7 +186,7 @@ public static class GetTrainingDetails
         var wanted = userIds.OfType<string>().Distinct(StringComparer.Ordinal).ToArray();
         var records = wanted.Length == 0
             ? []
-            : await session.Query<TrainingRecord>().Where(r => r.UserId.IsOneOf(wanted)).ToListAsync(ct);
+            : await session.Query<EnrolmentState>().Where(r => r.UserId.IsOneOf(wanted)).ToListAsync(ct);
         var details = await Details(session, records, ct);
 
         var data = new List<object>();
@@ -205,8 +205,8 @@ public static class GetTrainingDetails
     {
         // Keyset paging over distinct user ids: the page's users and all their records in one query. The order (and so
         // the page boundary) is the database's, on both sides of the comparison.
-        var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(TrainingRecord)).TableName.QualifiedName;
-        var records = await session.Query<TrainingRecord>()
+        var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
+        var records = await session.Query<EnrolmentState>()
             .Where(r => r.MatchesSql(
                 $"d.user_id in (select distinct u.user_id from {table} u where u.tenant_id = ? and u.user_id > ? order by u.user_id limit ?)",
                 session.TenantId, request.After ?? "", request.PageSize + 1))
@@ -230,9 +230,9 @@ public static class GetTrainingDetails
     }
 
     /// <summary>The training details of every user among the records, with the content titles loaded in one round trip.</summary>
-    private static async Task<Dictionary<string, TrainingDetails>> Details(IQuerySession session, IReadOnlyList<TrainingRecord> records, CancellationToken ct)
+    private static async Task<Dictionary<string, TrainingDetails>> Details(IQuerySession session, IReadOnlyList<EnrolmentState> records, CancellationToken ct)
     {
-        var contentIds = records.Where(r => !r.IsArchived).Select(r => r.ContentId).Distinct(StringComparer.Ordinal).ToArray();
+        var contentIds = records.Where(r => r.Status != EnrolmentStatus.Archived).Select(r => r.PrimaryContentId).Distinct(StringComparer.Ordinal).ToArray();
         var titles = contentIds.Length == 0
             ? new Dictionary<string, string?>()
             : (await session.LoadManyAsync<ContentItem>(ct, contentIds)).ToDictionary(c => c.Id, c => c.Title, StringComparer.Ordinal);
@@ -240,14 +240,15 @@ public static class GetTrainingDetails
         return records.GroupBy(r => r.UserId, StringComparer.Ordinal).ToDictionary(g => g.Key, g =>
         {
             // Archived enrolments are no longer assigned training; their history still counts for the merit badge.
-            var active = g.Where(r => !r.IsArchived).OrderBy(r => r.AssignedAt).ThenBy(r => r.ContentId, StringComparer.Ordinal).ToList();
+            var active = g.Where(r => r.Status != EnrolmentStatus.Archived).OrderBy(r => r.AssignedAt).ThenBy(r => r.PrimaryContentId, StringComparer.Ordinal).ToList();
             var training = active.Select(r => new TrainingItem(
-                titles.GetValueOrDefault(r.ContentId) is { Length: > 0 } title ? title : r.ContentId,
-                r.ContentId,
+                titles.GetValueOrDefault(r.PrimaryContentId) is { Length: > 0 } title ? title : r.PrimaryContentId,
+                r.PrimaryContentId,
                 r.AssignedAt,
-                r.Watched,
-                r.State.LastCompletedAt,
-                r.State.LastAnswer,
+                // Mimecast's watched: completed in the current period.
+                r.Status == EnrolmentStatus.Complete,
+                r.LastCompletedAt,
+                r.LastAnswer,
                 r.OnWatchlist)).ToList();
             return new TrainingDetails(g.Key, training, active.Any(r => r.NeedsEngagement), MeritBadge.For(g.ToList()));
         }, StringComparer.Ordinal);

@@ -38,8 +38,6 @@ public static class MimecastSetup
         {
             opts.Schema.For<MimecastKey>().SingleTenanted();
             opts.Schema.For<MimecastSeenRequest>().SingleTenanted().Duplicate(x => x.ExpiresAt, pgType: "timestamptz");
-            opts.Projections.Add(new TrainingRecordProjection(), ProjectionLifecycle.Inline);
-            opts.Schema.For<TrainingRecord>().Duplicate(x => x.UserId);
         });
     }
 

@@ -1,5 +1,6 @@
 using Enrolment.Api.Features.Assignments;
 using Enrolment.Api.Features.Audiences;
+using Enrolment.Api.Features.Completions;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Domain;
 using Marten;
@@ -79,39 +80,40 @@ public static class SyncEnrolmentsHandler
             wanted.Add((assignment, userId, Ids.EnrolmentId(tenantId, assignment.Id, userId),
                 assignment.IsActive && assignment.AudienceId == batch.AudienceId && members.Contains(userId)));
 
-        var existing = (await session.LoadManyAsync<EnrolmentView>(ct, wanted.Select(w => w.EnrolmentId).ToArray()))
+        var existing = (await session.LoadManyAsync<EnrolmentState>(ct, wanted.Select(w => w.EnrolmentId).ToArray()))
             .ToDictionary(v => v.Id);
 
-        var toStart = new List<EnrolmentAssigned>();
-        var toChange = new List<(Guid Id, bool Active, Assignment Assignment)>();
+        var toStart = new List<(Guid EnrolmentId, Assignment Assignment, string UserId)>();
+        var toChange = new Dictionary<Guid, (bool Active, Assignment Assignment, string UserId)>();
         foreach (var w in wanted)
         {
-            if (!existing.TryGetValue(w.EnrolmentId, out var view))
+            if (!existing.TryGetValue(w.EnrolmentId, out var state))
             {
-                if (w.Active)
-                    toStart.Add(EnrolmentRules.Assign(w.EnrolmentId, w.Assignment.Id, w.UserId, batch.AudienceId, w.Assignment.PrimaryContentId, w.Assignment.ToSchedule(), now));
+                if (w.Active) toStart.Add((w.EnrolmentId, w.Assignment, w.UserId));
             }
-            else if (w.Active == (view.Status == "archived"))
+            else if (w.Active == (state.Status == EnrolmentStatus.Archived))
             {
-                toChange.Add((w.EnrolmentId, w.Active, w.Assignment));
+                toChange[w.EnrolmentId] = (w.Active, w.Assignment, w.UserId);
             }
         }
+
+        // Completions recorded before these users were enrolled (or while they were archived) count for them now.
+        var joining = toStart.Select(s => s.UserId).Concat(toChange.Values.Where(c => c.Active).Select(c => c.UserId)).Distinct().ToArray();
+        var earlier = await EarlierCompletions.For(session, joining, assignments.Select(a => a.PrimaryContentId).Distinct().ToArray(), ct);
 
         // New enrolments are most of a large fan-out: started together by COPY in this handler's transaction.
-        await NewEnrolmentStreams.Start(session, toStart, bus, now, ct);
+        await NewEnrolmentStreams.Start(session, toStart.Select(s => EnrolmentRules.Enrol(s.EnrolmentId, s.Assignment.Id, s.UserId, batch.AudienceId,
+            s.Assignment.PrimaryContentId, s.Assignment.ToSchedule(), earlier.Of(s.UserId, s.Assignment.PrimaryContentId), now)).ToList(), bus, now, ct);
         var changed = toStart.Count;
 
-        foreach (var (id, active, assignment) in toChange)
+        var decided = await EnrolmentCommands.Decide(session, bus, toChange.Keys.ToArray(), state =>
         {
-            var stream = await session.Events.FetchForWriting<EnrolmentState>(id, ct);
-            if (stream.Aggregate is null) continue;
-            var decision = active
-                ? EnrolmentRules.Reinstate(stream.Aggregate, batch.AudienceId, now)
-                : EnrolmentRules.Archive(stream.Aggregate, assignment.IsActive ? ArchiveReason.LeftAudience : ArchiveReason.AssignmentRemoved, now);
-            if (decision.Events.Count == 0) continue;
-            await EnrolmentChanges.Append(stream, decision.Events, bus, tenantId);
-            changed++;
-        }
+            var (active, assignment, userId) = toChange[state.Id];
+            return active
+                ? EnrolmentRules.Rejoin(state, batch.AudienceId, earlier.Of(userId, assignment.PrimaryContentId), now)
+                : EnrolmentRules.Archive(state, assignment.IsActive ? ArchiveReason.LeftAudience : ArchiveReason.AssignmentRemoved, now);
+        }, ct);
+        changed += decided.Count(d => d.Changed);
 
         session.Store(new FanOutBatchDone { Id = $"{batch.OperationId:N}/{batch.Batch}", OperationId = batch.OperationId, Changed = changed, CompletedAt = now });
         logger.LogInformation("Fan-out {OperationId} batch {Batch}: {Users} users, {Changed} enrolments changed", batch.OperationId, batch.Batch, batch.UserIds.Length, changed);

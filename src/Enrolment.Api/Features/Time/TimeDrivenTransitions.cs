@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Enrolment.Api.Features.Enrolments;
+using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
 using JasperFx;
 using Marten;
@@ -41,7 +42,7 @@ public sealed class TransitionSettings
 /// request race for it.
 /// </summary>
 public sealed class TimeDrivenTransitions(
-    IDocumentStore store,
+    EnrolmentTable table,
     NpgsqlDataSource dataSource,
     IServiceScopeFactory scopes,
     IHostApplicationLifetime lifetime,
@@ -104,7 +105,7 @@ public sealed class TimeDrivenTransitions(
             for (var round = 0; round < 1000 && !ct.IsCancellationRequested; round++)
             {
                 var now = clock.GetCurrentInstant();
-                var due = await FindDue(lockConnection, now, limit, ct);
+                var due = await table.Due(lockConnection, now, limit, ct);
                 if (due.Count == 0) break;
                 // One transaction per tenant and batch; the round ends when all its batches have, so the next query
                 // sees what they wrote.
@@ -122,19 +123,6 @@ public sealed class TimeDrivenTransitions(
             unlock.Parameters.AddWithValue("key", LockKey);
             await unlock.ExecuteScalarAsync(CancellationToken.None);
         }
-    }
-
-    private async Task<List<(string TenantId, Guid Id)>> FindDue(NpgsqlConnection connection, Instant now, int limit, CancellationToken ct)
-    {
-        var sql = $"select tenant_id, id from {store.Options.DatabaseSchemaName}.mt_doc_enrolmentstate " +
-                  "where next_transition_at_utc <= @now order by next_transition_at_utc limit @limit";
-        await using var command = new NpgsqlCommand(sql, connection);
-        command.Parameters.AddWithValue("now", now);
-        command.Parameters.AddWithValue("limit", limit);
-        var due = new List<(string, Guid)>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) due.Add((reader.GetString(0), reader.GetGuid(1)));
-        return due;
     }
 
     private async Task<int> ApplyBatch(string tenantId, Guid[] ids, CancellationToken ct)
@@ -168,22 +156,11 @@ public static class ApplyDueTransitionsHandler
     public static async Task<int> Handle(ApplyDueTransitions command, IDocumentSession session, IMessageBus bus, IClock clock, ILogger<ApplyDueTransitions> logger, CancellationToken ct)
     {
         var now = clock.GetCurrentInstant();
-        var batch = session.CreateBatchQuery();
-        var fetches = command.EnrolmentIds.Select(id => batch.Events.FetchForWriting<EnrolmentState>(id)).ToArray();
-        await batch.Execute(ct);
-
-        var lags = new List<double>();
-        var transitions = 0;
-        foreach (var fetch in fetches)
-        {
-            var stream = await fetch;
-            if (stream.Aggregate is not { } state || state.NextTransitionAt is not { } dueAt) continue;
-            var decision = EnrolmentRules.Tick(state, now);
-            if (decision.Events.Count == 0) continue;
-            await EnrolmentChanges.Append(stream, decision.Events, bus, session.TenantId);
-            transitions += decision.Events.Count;
-            lags.Add(Math.Max(0, (now - dueAt).TotalMilliseconds));
-        }
+        // The state decides: one that is no longer due (completed meanwhile, or ticked by another node) changes nothing.
+        var decided = await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds,
+            state => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now), ct);
+        var lags = decided.Where(d => d.Changed).Select(d => Math.Max(0, (now - d.Before!.NextTransitionAt!.Value).TotalMilliseconds)).ToList();
+        var transitions = decided.Sum(d => d.Decision.Events.Count);
         if (transitions == 0) return 0;
         foreach (var lag in lags) TimeDrivenTransitions.Lag.Record(lag);
         TimeDrivenTransitions.Applied.Add(transitions);

@@ -1,0 +1,100 @@
+using Enrolment.Domain;
+using JasperFx.Events;
+using Marten;
+using Marten.Events;
+using Marten.Internal.Storage;
+using Marten.Storage;
+using NodaTime;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Enrolment.Api.Infrastructure.MartenTables;
+
+/// <summary>
+/// Starts many enrolment streams by binary COPY on the session's connection, in its transaction: the rows Marten's own
+/// append would write to mt_streams and mt_events, and the enrolment documents through Marten's bulk loader (insert
+/// only). Knows Marten's event tables column by column; <c>MartenTablesTests</c> compares what it writes with what an
+/// ordinary append writes, so an upgrade of Marten that changes them fails a test rather than production.
+///
+/// Only for streams that must not exist yet: a stream or document created meanwhile by another transaction fails the
+/// unique keys and the whole transaction rolls back.
+/// </summary>
+public static class StreamCopy
+{
+    /// <summary>COPYs the streams (each its events in order, versions from 1) and returns each stream's state after its events.</summary>
+    public static async Task<List<EnrolmentState>> StartStreams(IDocumentSession session, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, Instant now, CancellationToken ct)
+    {
+        var store = session.DocumentStore;
+        var events = (EventGraph)store.Options.Events;
+        var schema = events.DatabaseSchemaName;
+        var tenantId = session.TenantId;
+        var streamType = events.AggregateAliasFor(typeof(EnrolmentState));
+        var serializer = store.Options.Serializer();
+        var timestamp = now.ToDateTimeOffset();
+
+        // The session's own connection and transaction: what is copied here commits or rolls back with the rest of
+        // the handler's work (its outbox envelopes included) when Wolverine saves the session.
+        await session.BeginTransactionAsync(ct);
+        var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
+
+        var sequence = await NextSequenceValues(connection, $"{schema}.mt_events_sequence", streams.Sum(s => s.Count), ct);
+        var next = 0;
+
+        await using (var copy = await connection.BeginBinaryImportAsync(
+            $"copy {schema}.mt_streams (tenant_id, id, type, version, timestamp, created, is_archived) from stdin (format binary)", ct))
+        {
+            foreach (var stream in streams)
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(tenantId, NpgsqlDbType.Varchar, ct);
+                await copy.WriteAsync(stream[0].EnrolmentId, NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync(streamType, NpgsqlDbType.Varchar, ct);
+                await copy.WriteAsync((long)stream.Count, NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(timestamp, NpgsqlDbType.TimestampTz, ct);
+                await copy.WriteAsync(timestamp, NpgsqlDbType.TimestampTz, ct);
+                await copy.WriteAsync(false, NpgsqlDbType.Boolean, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+
+        await using (var copy = await connection.BeginBinaryImportAsync(
+            $"copy {schema}.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) from stdin (format binary)", ct))
+        {
+            foreach (var stream in streams)
+            for (var v = 0; v < stream.Count; v++)
+            {
+                var e = stream[v];
+                var mapping = events.EventMappingFor(e.GetType());
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(sequence[next++], NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(Guid.CreateVersion7(), NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync(e.EnrolmentId, NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync((long)v + 1, NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(serializer.ToJson(e), NpgsqlDbType.Jsonb, ct);
+                await copy.WriteAsync(mapping.EventTypeName, NpgsqlDbType.Varchar, ct);
+                await copy.WriteAsync(timestamp, NpgsqlDbType.TimestampTz, ct);
+                await copy.WriteAsync(tenantId, NpgsqlDbType.Varchar, ct);
+                await copy.WriteAsync(mapping.DotNetTypeName, NpgsqlDbType.Varchar, ct);
+                await copy.WriteAsync(false, NpgsqlDbType.Boolean, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+
+        // The document the inline EnrolmentProjection would have written: the same fold.
+        var states = streams.Select(s => EnrolmentState.Replay(s)!).ToList();
+        var provider = (MartenDocumentProvider<EnrolmentState>)session.Database.Providers.StorageFor<EnrolmentState>();
+        await provider.BulkLoader.LoadAsync(new Tenant(tenantId, session.Database), serializer, connection, states, ct);
+        return states;
+    }
+
+    private static async Task<long[]> NextSequenceValues(NpgsqlConnection connection, string sequence, int count, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("select nextval($1::regclass) from generate_series(1, $2)", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = sequence });
+        command.Parameters.Add(new NpgsqlParameter { Value = count });
+        var values = new long[count];
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        for (var i = 0; await reader.ReadAsync(ct); i++) values[i] = reader.GetInt64(0);
+        return values;
+    }
+}

@@ -1,0 +1,22 @@
+using NodaTime;
+
+namespace Enrolment.Domain;
+
+/// <summary>
+/// One entry of the enrolment's eventLog (PRODUCT.md, "The enrolment"): kept by <see cref="EnrolmentState.Fold"/>, one per
+/// event, with Thrive's names <see cref="Type"/> and <see cref="NextStatus"/>.
+/// </summary>
+public sealed record EventLogEntry(
+    string Type,
+    string? CompletionId,
+    EnrolmentStatus PreviousStatus,
+    EnrolmentStatus NextStatus,
+    Instant CreatedAt,
+    Instant UpdatedAt)
+{
+    /// <summary>Deprecated alias of <see cref="Type"/>, kept for clients of the first version until a major version drops it.</summary>
+    public string EventType => Type;
+
+    /// <summary>Deprecated alias of <see cref="NextStatus"/>, kept for clients of the first version until a major version drops it.</summary>
+    public EnrolmentStatus NewStatus => NextStatus;
+}
