@@ -234,16 +234,16 @@ peak_at="$(sort -t$'\t' -k2,2n "$raw/rss-timeline.tsv" | tail -1 | cut -f1)"
 log "service memory: $(cat "$raw/rss.json")${peak_at:+; highest sampled RSS at $(date -u -d "@$peak_at" +%H:%M:%S)}"
 
 # Query plans behind the read and the list routes, for the report's bottleneck notes.
-sample_row="$(psql_db -qtA -F' ' -c "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolmentview order by random() limit 1")"
+sample_row="$(psql_db -qtA -F' ' -c "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolment order by random() limit 1")"
 read -r t a i <<< "$sample_row"
-psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolmentview as d where d.id = '$i' and d.tenant_id = '$t'" > "$raw/explain-read.txt"
-psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolmentview as d where d.tenant_id = '$t' and d.assignment_id = '$a' and d.status = 'open' and d.id > '$i' order by d.id limit 101" > "$raw/explain-list.txt"
+psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolment as d where d.id = '$i' and d.tenant_id = '$t'" > "$raw/explain-read.txt"
+psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolment as d where d.tenant_id = '$t' and d.assignment_id = '$a' and d.status = 'Open' and d.id > '$i' order by d.id limit 101" > "$raw/explain-list.txt"
 
 # 6. Rebuild the enrolment view from every event (Marten's rebuild, through the service's own CLI) vs reading and
 # deserialising the same events raw. Last, because it rewrites the read model the other comparisons read.
-log "rebuilding the EnrolmentView projection from all events"
-(cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" projections rebuild -p EnrolmentView) > "$logs/rebuild.log" 2>&1
-rebuild_ms="$(grep -o 'Finished rebuilding EnrolmentView in [0-9]*' "$logs/rebuild.log" | grep -o '[0-9]*$' || true)"
+log "rebuilding the Enrolment projection from all events"
+(cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" projections rebuild -p Enrolment) > "$logs/rebuild.log" 2>&1
+rebuild_ms="$(grep -o 'Finished rebuilding Enrolment in [0-9]*' "$logs/rebuild.log" | grep -o '[0-9]*$' || true)"
 events_total="$(psql_db -qtA -c "select count(*) from enrolment.mt_events where type not like 'assignment%'")"
 echo "{\"events\": $events_total, \"seconds\": $(awk -v ms="${rebuild_ms:-0}" 'BEGIN {printf "%.3f", ms / 1000}')}" > "$raw/rebuild-service.json"
 log "rebuild: $(cat "$raw/rebuild-service.json")"

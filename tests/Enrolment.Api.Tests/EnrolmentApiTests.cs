@@ -85,13 +85,20 @@ public sealed class EnrolmentApiTests(AppFixture fixture) : ScenarioTest(fixture
 
         var entry = Assert.Single(EventLog(e))!.AsObject();
         Assert.Equal(
-            new[] { "completionId", "createdAt", "eventType", "newStatus", "previousStatus", "updatedAt" },
+            new[] { "completionId", "createdAt", "eventType", "newStatus", "nextStatus", "previousStatus", "type", "updatedAt" },
             entry.Select(p => p.Key).Order(StringComparer.Ordinal).ToArray());
         AssertLogEntry(entry, "enrolment.assigned", "unassigned", "open");
         Assert.True(entry.ContainsKey("completionId") && entry["completionId"] is null);
         Instant(entry, "createdAt");
         Instant(entry, "updatedAt");
         Assert.Equal(entry.Str("createdAt"), e.Str("updatedAt"));
+        // Thrive's names and the deprecated aliases carry the same values.
+        Assert.Equal(entry.Str("type"), entry.Str("eventType"));
+        Assert.Equal(entry.Str("nextStatus"), entry.Str("newStatus"));
+
+        // The list shows each enrolment exactly as the read by id does: no internal property in either.
+        var listed = (await Get($"/assignments/{assignmentId}/enrolments?userId=u2")).AssertStatus(200).Json["items"]!.AsArray().Single()!;
+        Assert.Equal(e.ToJsonString(), listed.ToJsonString());
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public static class Baseline
         // (1, 2) one enrolment by primary key, the stored JSON as it is.
         app.MapGet("/assignments/{assignmentId}/enrolments/{enrolmentId:guid}", async (Guid enrolmentId, HttpContext ctx) =>
         {
-            await using var cmd = dataSource.CreateCommand("select data from enrolment.mt_doc_enrolmentview where tenant_id = $1 and id = $2");
+            await using var cmd = dataSource.CreateCommand("select data from enrolment.mt_doc_enrolment where tenant_id = $1 and id = $2");
             cmd.Parameters.Add(new NpgsqlParameter { Value = Tenant(ctx) });
             cmd.Parameters.Add(new NpgsqlParameter { Value = enrolmentId });
             var json = (string?)await cmd.ExecuteScalarAsync(ctx.RequestAborted);
@@ -41,7 +41,7 @@ public static class Baseline
             var take = limit ?? 100;
             var after = cursor is null ? Guid.Empty : Targets.DecodeCursor(cursor);
             await using var cmd = dataSource.CreateCommand(
-                "select id, data from enrolment.mt_doc_enrolmentview where tenant_id = $1 and assignment_id = $2 and status = $3 and id > $4 order by id limit $5");
+                "select id, data from enrolment.mt_doc_enrolment where tenant_id = $1 and assignment_id = $2 and status = initcap($3) and id > $4 order by id limit $5");
             cmd.Parameters.Add(new NpgsqlParameter { Value = Tenant(ctx) });
             cmd.Parameters.Add(new NpgsqlParameter { Value = assignmentId });
             cmd.Parameters.Add(new NpgsqlParameter { Value = status });
@@ -80,7 +80,7 @@ public static class Baseline
             insert.Parameters.Add(new NpgsqlParameter { Value = request.EnrolmentId });
             insert.Parameters.Add(new NpgsqlParameter { Value = JsonSerializer.Serialize(request, JsonSerializerOptions.Web) });
             var update = new NpgsqlBatchCommand(
-                "update bench_baseline.docs set data = jsonb_set(jsonb_set(data, '{status}', '\"complete\"'), '{lastCompletedAt}', to_jsonb($3::text)), status = 'complete', mt_last_modified = now() where tenant_id = $1 and id = $2");
+                "update bench_baseline.docs set data = jsonb_set(jsonb_set(data, '{status}', '\"complete\"'), '{lastCompletedAt}', to_jsonb($3::text)), status = 'Complete', mt_last_modified = now() where tenant_id = $1 and id = $2");
             update.Parameters.Add(new NpgsqlParameter { Value = tenant });
             update.Parameters.Add(new NpgsqlParameter { Value = request.EnrolmentId });
             update.Parameters.Add(new NpgsqlParameter { Value = request.CompletedAt });

@@ -48,7 +48,7 @@ public static class FanOut
         long readable = 0;
         while (clock.Elapsed < TimeSpan.FromMinutes(30))
         {
-            await using var cmd = dataSource.CreateCommand("select count(*) from enrolment.mt_doc_enrolmentview where tenant_id = $1 and assignment_id = $2");
+            await using var cmd = dataSource.CreateCommand("select count(*) from enrolment.mt_doc_enrolment where tenant_id = $1 and assignment_id = $2");
             cmd.Parameters.Add(new NpgsqlParameter { Value = tenant });
             cmd.Parameters.Add(new NpgsqlParameter { Value = Guid.Parse(assignmentId) });
             readable = (long)(await cmd.ExecuteScalarAsync())!;
@@ -71,7 +71,7 @@ public static class FanOut
         string sampleEvent, sampleDoc;
         await using (var cmd = dataSource.CreateCommand("""
             select (select data::text from enrolment.mt_events where type = 'enrolment_assigned' limit 1),
-                   (select data::text from enrolment.mt_doc_enrolmentview where status = 'open' limit 1)
+                   (select data::text from enrolment.mt_doc_enrolment where status = 'Open' limit 1)
             """))
         await using (var reader = await cmd.ExecuteReaderAsync())
         {
@@ -85,7 +85,7 @@ public static class FanOut
             drop table if exists bench_baseline.fanout_docs;
             create table bench_baseline.fanout_events (like enrolment.mt_events including defaults);
             alter table bench_baseline.fanout_events add primary key (seq_id);
-            create table bench_baseline.fanout_docs (like enrolment.mt_doc_enrolmentview including defaults);
+            create table bench_baseline.fanout_docs (like enrolment.mt_doc_enrolment including defaults);
             alter table bench_baseline.fanout_docs add primary key (tenant_id, id);
             """))
             await cmd.ExecuteNonQueryAsync();
@@ -123,11 +123,11 @@ public static class FanOut
                 await docs.WriteAsync(tenant, NpgsqlDbType.Varchar);
                 await docs.WriteAsync(ids[i], NpgsqlDbType.Uuid);
                 await docs.WriteAsync(sampleDoc, NpgsqlDbType.Jsonb);
-                await docs.WriteAsync("Enrolment.Api.Features.Enrolments.EnrolmentView", NpgsqlDbType.Varchar);
+                await docs.WriteAsync("Enrolment.Domain.EnrolmentState", NpgsqlDbType.Varchar);
                 await docs.WriteAsync(1L, NpgsqlDbType.Bigint);
                 await docs.WriteAsync(assignment, NpgsqlDbType.Uuid);
                 await docs.WriteAsync($"f{i}", NpgsqlDbType.Varchar);
-                await docs.WriteAsync("open", NpgsqlDbType.Varchar);
+                await docs.WriteAsync("Open", NpgsqlDbType.Varchar);
             }
             await docs.CompleteAsync();
         }

@@ -97,7 +97,7 @@ public static class Report
         var rebSRate = Div(Num(rebS, "events"), Num(rebS, "seconds"));
         var rebRatio = Div(rebSRate, Num(rebB, "eventsPerSecond"));
         figures.Add(new("6", $"Rebuild the enrolment view from {Num(rebS, "events") ?? 0:N0} events", "events/s", rebSRate, Num(rebB, "eventsPerSecond"), rebRatio, "≥ 0.3× raw read + deserialise", rebRatio is null ? null : rebRatio >= 0.3,
-            rebS is null ? "" : $"service: `projections rebuild -p EnrolmentView` took {Num(rebS, "seconds"):F0} s; baseline read and deserialised {Num(rebB, "events"):N0} events in {Num(rebB, "seconds"):F0} s"));
+            rebS is null ? "" : $"service: `projections rebuild -p Enrolment` took {Num(rebS, "seconds"):F0} s; baseline read and deserialised {Num(rebB, "events"):N0} events in {Num(rebB, "seconds"):F0} s"));
 
         // (7) N enrolments due at one instant: lag from the due instant to the stored overdue event, and the read
         // latency (a steady, non-saturating read load) while they transition vs idle.

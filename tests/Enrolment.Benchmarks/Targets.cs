@@ -31,15 +31,15 @@ public static class Targets
         // Reads over the small subset (the first 10,000 seeded) and over everything.
         if (smallLabel != "")
             await Write(dataSource, Path.Combine(outDir, "reads-small.tsv"),
-                "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolmentview where tenant_id like $1 order by random() limit $2",
+                "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolment where tenant_id like $1 order by random() limit $2",
                 [$"eu-west-1\\_{smallLabel}%", sample], r => $"GET\t/assignments/{r.GetGuid(1)}/enrolments/{r.GetGuid(2)}\t{Auth(r.GetString(0))}\t");
         await Write(dataSource, Path.Combine(outDir, "reads-full.tsv"),
-            "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolmentview order by random() limit $1",
+            "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolment order by random() limit $1",
             [sample], r => $"GET\t/assignments/{r.GetGuid(1)}/enrolments/{r.GetGuid(2)}\t{Auth(r.GetString(0))}\t");
 
         // List pages: status filter, and a cursor taken from a random row (any id is a valid keyset position).
         await Write(dataSource, Path.Combine(outDir, "list-full.tsv"),
-            "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolmentview order by random() limit $1",
+            "select tenant_id, assignment_id, id from enrolment.mt_doc_enrolment order by random() limit $1",
             [Math.Min(sample, 20_000)], r => $"GET\t/assignments/{r.GetGuid(1)}/enrolments?status=open&limit=100&cursor={Uri.EscapeDataString(EncodeCursor(r.GetGuid(2)))}\t{Auth(r.GetString(0))}\t");
 
         // Completions: one open enrolment each, never the same twice; the baseline gets copies of those rows.
@@ -53,7 +53,7 @@ public static class Targets
             create table bench_baseline.events (seq_id bigserial primary key, tenant_id varchar not null, stream_id uuid not null,
                 type varchar not null, data jsonb not null, timestamp timestamptz not null default now());
             create table bench_baseline.docs as
-                select * from enrolment.mt_doc_enrolmentview where status = 'open' order by random() limit {completions};
+                select * from enrolment.mt_doc_enrolment where status = 'Open' order by random() limit {completions};
             alter table bench_baseline.docs add primary key (tenant_id, id);
             analyze bench_baseline.docs;
             """))
@@ -76,9 +76,9 @@ public static class Targets
         await using var cmd = dataSource.CreateCommand("""
             select (select count(*) from enrolment.mt_events where type = 'enrolment_completed'),
                    (select count(*) from enrolment.mt_doc_completionrecord where jsonb_array_length(data->'result'->'completed') > 0),
-                   (select count(*) from enrolment.mt_doc_enrolmentview where status = 'complete'),
+                   (select count(*) from enrolment.mt_doc_enrolment where status = 'Complete'),
                    (select count(*) from bench_baseline.events),
-                   (select count(*) from bench_baseline.docs where status = 'complete')
+                   (select count(*) from bench_baseline.docs where status = 'Complete')
             """);
         await using var r = await cmd.ExecuteReaderAsync();
         await r.ReadAsync();
@@ -107,6 +107,7 @@ public static class Targets
     /// </summary>
     public static string EncodeCursor(Guid id) => "v1:" + Convert.ToBase64String(Encoding.UTF8.GetBytes($"[\"{id}\"]"));
 
+    /// <summary>The service's cursor (base64url of a version byte and the last id, big-endian), read the same way by the baseline.</summary>
     public static Guid DecodeCursor(string cursor) =>
-        Guid.Parse(JsonSerializer.Deserialize<string[]>(Convert.FromBase64String(cursor["v1:".Length..]))![0]);
+        new(System.Buffers.Text.Base64Url.DecodeFromChars(cursor).AsSpan(1, 16), bigEndian: true);
 }

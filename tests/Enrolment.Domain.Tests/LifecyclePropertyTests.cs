@@ -145,8 +145,13 @@ public class LifecyclePropertyTests
             Assert.NotNull(replayed);
             var incremental = trace.Final;
             Assert.True(replayed.CompletionIds.SetEquals(incremental.CompletionIds));
-            // Record equality compares every other field; the set is compared by reference, hence SetEquals above.
-            Assert.Equal(incremental, replayed with { CompletionIds = incremental.CompletionIds });
+            Assert.Equal(incremental.EventLog, replayed.EventLog);
+            Assert.Equal(incremental.OnTimeSinceLastMiss, replayed.OnTimeSinceLastMiss);
+            // Record equality compares every other field; collections are compared by reference, hence the checks above.
+            Assert.Equal(incremental, replayed with
+            {
+                CompletionIds = incremental.CompletionIds, EventLog = incremental.EventLog, OnTimeSinceLastMiss = incremental.OnTimeSinceLastMiss,
+            });
             Assert.Equal(incremental.OnWatchlist, replayed.OnWatchlist);
             Assert.All(trace.Events, e => Assert.Equal(Scenarios.EnrolmentId, e.EnrolmentId));
         });

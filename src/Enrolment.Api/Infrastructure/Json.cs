@@ -27,7 +27,8 @@ public static class Json
         }
         options.Converters.Insert(0, new InstantConverter());
         options.Converters.Insert(0, new PeriodConverter());
-        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
+        // First, so that it wins over the enum converter Marten adds for its documents: one enum form everywhere.
+        options.Converters.Insert(0, new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
     }
 
     public static readonly JsonSerializerOptions Options = Create();

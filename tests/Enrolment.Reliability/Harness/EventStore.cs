@@ -68,7 +68,7 @@ public static class EventStore
     {
         await using var connection = Connect(connectionString);
         await connection.OpenAsync(ct);
-        await using var command = new NpgsqlCommand("select id, data->>'status' from enrolment.mt_doc_enrolmentview where tenant_id = @tenant", connection);
+        await using var command = new NpgsqlCommand("select id, data->>'status' from enrolment.mt_doc_enrolment where tenant_id = @tenant", connection);
         command.Parameters.AddWithValue("tenant", tenantId);
         var statuses = new Dictionary<Guid, string>();
         await using var reader = await command.ExecuteReaderAsync(ct);

@@ -13,6 +13,8 @@ public sealed partial class EnrolmentProjection : SingleStreamProjection<Enrolme
 {
     public EnrolmentProjection()
     {
+        // `projections rebuild -p Enrolment`
+        Name = "Enrolment";
         // Evolve alone tells Marten nothing about the events: declared, saves of assignment streams never load an enrolment.
         IncludeType<EnrolmentAssigned>();
         IncludeType<EnrolmentOpened>();

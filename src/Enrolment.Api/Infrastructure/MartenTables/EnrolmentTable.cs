@@ -24,9 +24,10 @@ public sealed class EnrolmentTable
     /// The stored properties that are not part of the API's enrolment: every JSON property of <see cref="EnrolmentState"/>
     /// that <see cref="EnrolmentView"/> does not have. Derived, so a property added to the state stays private by default.
     /// </summary>
-    public static readonly string[] InternalProperties = Json.Options.GetTypeInfo(typeof(EnrolmentState)).Properties.Select(p => p.Name)
-        .Except(Json.Options.GetTypeInfo(typeof(EnrolmentView)).Properties.Select(p => p.Name), StringComparer.Ordinal)
-        .ToArray();
+    public static readonly string[] InternalProperties = JsonNames(typeof(EnrolmentState)).Except(JsonNames(typeof(EnrolmentView)), StringComparer.Ordinal).ToArray();
+
+    private static IEnumerable<string> JsonNames(Type type) =>
+        new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver().GetTypeInfo(type, Json.Options).Properties.Select(p => p.Name);
 
     public static void Configure(StoreOptions opts)
     {

@@ -16,6 +16,9 @@ namespace Enrolment.Api.Infrastructure.MartenTables;
 /// only). Knows Marten's event tables column by column; <c>MartenTablesTests</c> compares what it writes with what an
 /// ordinary append writes, so an upgrade of Marten that changes them fails a test rather than production.
 ///
+/// The caller's session must have work of its own to save (a fan-out batch stores its batch marker): Marten commits
+/// the transaction only when SaveChangesAsync has something to write.
+///
 /// Only for streams that must not exist yet: a stream or document created meanwhile by another transaction fails the
 /// unique keys and the whole transaction rolls back.
 /// </summary>
@@ -84,6 +87,20 @@ public static class StreamCopy
         var states = streams.Select(s => EnrolmentState.Replay(s)!).ToList();
         var provider = (MartenDocumentProvider<EnrolmentState>)session.Database.Providers.StorageFor<EnrolmentState>();
         await provider.BulkLoader.LoadAsync(new Tenant(tenantId, session.Database), serializer, connection, states, ct);
+
+        // Marten keeps the stream version in the document's mt_version (FetchForWriting reads it back); the bulk loader
+        // writes 1. Streams of more than one event (completions recorded before the enrolment) are set right.
+        var longer = streams.Where(s => s.Count > 1).ToArray();
+        if (longer.Length > 0)
+        {
+            var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
+            await using var command = new NpgsqlCommand(
+                $"update {table} d set mt_version = v.version from unnest($2::uuid[], $3::bigint[]) as v(id, version) where d.tenant_id = $1 and d.id = v.id", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            command.Parameters.Add(new NpgsqlParameter { Value = longer.Select(s => s[0].EnrolmentId).ToArray() });
+            command.Parameters.Add(new NpgsqlParameter { Value = longer.Select(s => (long)s.Count).ToArray() });
+            await command.ExecuteNonQueryAsync(ct);
+        }
         return states;
     }
 
