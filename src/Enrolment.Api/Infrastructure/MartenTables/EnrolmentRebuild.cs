@@ -1,0 +1,144 @@
+using Enrolment.Domain;
+using JasperFx.Events;
+using Marten;
+using Marten.Events;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Enrolment.Api.Infrastructure.MartenTables;
+
+/// <summary>
+/// Rebuilds the enrolment documents from their streams in place, while the service runs: documents are overwritten
+/// batch by batch, never deleted first, so a reader always finds an enrolment (the old document until the new one is
+/// written). Each batch is one transaction that also records how far the rebuild got, so a killed rebuild resumes
+/// from its last batch. A document is only replaced by one folded from at least as many events (mt_version, which
+/// Marten keeps equal to the stream version), so a write that commits while a batch runs is never undone.
+///
+/// Why not `projections rebuild` (Marten's daemon): it first deletes every document (readers meet 404s until it
+/// ends, and after a failure), and it runs under a shard timeout that a large store reaches.
+/// </summary>
+public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource dataSource)
+{
+    private string Schema => store.Options.DatabaseSchemaName;
+    private string Progress => $"{Schema}.enrolment_rebuild_progress";
+    private string Table => store.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
+
+    public sealed record Position(string TenantId, Guid StreamId, long Streams, long Events, DateTimeOffset StartedAt);
+
+    /// <summary>Where an interrupted rebuild stopped, or null when none is under way. <paramref name="restart"/> forgets it.</summary>
+    public async Task<Position?> Resume(bool restart, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using (var create = new NpgsqlCommand(
+            $"create table if not exists {Progress} (one boolean primary key default true check (one), tenant_id varchar not null, " +
+            "stream_id uuid not null, streams bigint not null, events bigint not null, started_at timestamptz not null)", connection))
+            await create.ExecuteNonQueryAsync(ct);
+        if (restart)
+        {
+            await using var clear = new NpgsqlCommand($"delete from {Progress}", connection);
+            await clear.ExecuteNonQueryAsync(ct);
+            return null;
+        }
+        await using var read = new NpgsqlCommand($"select tenant_id, stream_id, streams, events, started_at from {Progress}", connection);
+        await using var reader = await read.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct)
+            ? new Position(reader.GetString(0), reader.GetGuid(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetFieldValue<DateTimeOffset>(4))
+            : null;
+    }
+
+    /// <summary>How many enrolment streams and events there are, for progress and the time left.</summary>
+    public async Task<(long Streams, long Events)> Totals(CancellationToken ct)
+    {
+        var streamType = ((EventGraph)store.Options.Events).AggregateAliasFor(typeof(EnrolmentState));
+        await using var command = dataSource.CreateCommand(
+            $"select (select count(*) from {Schema}.mt_streams where type = $1), (select count(*) from {Schema}.mt_events e join {Schema}.mt_streams s on s.tenant_id = e.tenant_id and s.id = e.stream_id where s.type = $1)");
+        command.Parameters.Add(new NpgsqlParameter { Value = streamType });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    /// <summary>
+    /// Rebuilds the next <paramref name="batchSize"/> streams after <paramref name="after"/> (stream order: tenant, id) in
+    /// one transaction, and records the new position in the same transaction. Null when there were none left.
+    /// </summary>
+    public async Task<Position?> NextBatch(Position after, int batchSize, CancellationToken ct)
+    {
+        var streamType = ((EventGraph)store.Options.Events).AggregateAliasFor(typeof(EnrolmentState));
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+
+        var streams = new List<(string TenantId, Guid Id)>(batchSize);
+        await using (var page = new NpgsqlCommand(
+            $"select tenant_id, id from {Schema}.mt_streams where type = $1 and (tenant_id, id) > ($2, $3) order by tenant_id, id limit $4", connection, tx))
+        {
+            page.Parameters.Add(new NpgsqlParameter { Value = streamType });
+            page.Parameters.Add(new NpgsqlParameter { Value = after.TenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
+            page.Parameters.Add(new NpgsqlParameter { Value = after.StreamId, NpgsqlDbType = NpgsqlDbType.Uuid });
+            page.Parameters.Add(new NpgsqlParameter { Value = batchSize });
+            await using var reader = await page.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) streams.Add((reader.GetString(0), reader.GetGuid(1)));
+        }
+        if (streams.Count == 0) return null;
+
+        // The events, deserialised by Marten (its type mapping and upcasting), one query per tenant of the batch.
+        var serializer = store.Options.Serializer();
+        var rows = new List<(string TenantId, EnrolmentState State, long Version)>(streams.Count);
+        long events = 0;
+        foreach (var tenant in streams.GroupBy(s => s.TenantId))
+        {
+            await using var session = store.QuerySession(tenant.Key);
+            var ids = tenant.Select(s => s.Id).ToArray();
+            var stored = await session.Events.QueryAllRawEvents().Where(e => e.StreamId.IsOneOf(ids)).OrderBy(e => e.Sequence).ToListAsync(ct);
+            events += stored.Count;
+            foreach (var stream in stored.GroupBy(e => e.StreamId))
+            {
+                var ordered = stream.OrderBy(e => e.Version).ToList();
+                var state = EnrolmentState.Replay(ordered.Select(e => e.Data).OfType<IEnrolmentEvent>());
+                if (state is not null) rows.Add((tenant.Key, state, ordered[^1].Version));
+            }
+        }
+
+        // Insert what is missing; replace a document only by one folded from at least as many events.
+        await using (var upsert = new NpgsqlCommand(
+            $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, assignment_id, status, user_id, next_transition_at_utc) " +
+            "select t, i, j::jsonb, now(), $5, v, a, s, u, n from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], $6::uuid[], $7::varchar[], $8::varchar[], $9::timestamptz[]) as x(t, i, j, v, a, s, u, n) " +
+            "on conflict (tenant_id, id) do update set data = excluded.data, mt_last_modified = excluded.mt_last_modified, mt_version = excluded.mt_version, " +
+            "assignment_id = excluded.assignment_id, status = excluded.status, user_id = excluded.user_id, next_transition_at_utc = excluded.next_transition_at_utc " +
+            "where d.mt_version <= excluded.mt_version", connection, tx))
+        {
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.TenantId).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.Id).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => serializer.ToJson(r.State)).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Version).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = typeof(EnrolmentState).FullName });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.AssignmentId).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => EnrolmentTable.StatusColumnValue(r.State.Status)).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.UserId).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.NextTransitionAtUtc).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            await upsert.ExecuteNonQueryAsync(ct);
+        }
+
+        var next = new Position(streams[^1].TenantId, streams[^1].Id, after.Streams + streams.Count, after.Events + events, after.StartedAt);
+        await using (var save = new NpgsqlCommand(
+            $"insert into {Progress} (tenant_id, stream_id, streams, events, started_at) values ($1, $2, $3, $4, $5) " +
+            "on conflict (one) do update set tenant_id = excluded.tenant_id, stream_id = excluded.stream_id, streams = excluded.streams, events = excluded.events", connection, tx))
+        {
+            save.Parameters.Add(new NpgsqlParameter { Value = next.TenantId });
+            save.Parameters.Add(new NpgsqlParameter { Value = next.StreamId });
+            save.Parameters.Add(new NpgsqlParameter { Value = next.Streams });
+            save.Parameters.Add(new NpgsqlParameter { Value = next.Events });
+            save.Parameters.Add(new NpgsqlParameter { Value = next.StartedAt });
+            await save.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+        return next;
+    }
+
+    /// <summary>The rebuild is complete: forget its position.</summary>
+    public async Task Finish(CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand($"delete from {Progress}");
+        await command.ExecuteNonQueryAsync(ct);
+    }
+}
