@@ -125,6 +125,7 @@ foreach (var scenario in toRun)
         Seed = seed,
         BaseAddress = baseAddress,
         IssueMimecastKey = (tenantId, ct) => Tenants.IssueMimecastKey(serviceDll, environment, tenantId, cliLog, ct),
+        StartCommand = args => Tenants.StartCommand(serviceDll, environment, args),
     };
     Log($"── {scenario.Name}: {scenario.Promise}");
     var clock = Stopwatch.StartNew();

@@ -60,6 +60,9 @@ public sealed class ScenarioContext
     /// <summary>Issues a Mimecast key set for a tenant (`tenants mimecast-key`); null where the runner cannot (those probes are then skipped).</summary>
     public Func<string, CancellationToken, Task<MimecastKeySet>>? IssueMimecastKey { get; init; }
 
+    /// <summary>Starts one of the service's commands (`enrolments rebuild`, ...) as its own process, output redirected; null in-process.</summary>
+    public Func<string[], System.Diagnostics.Process>? StartCommand { get; init; }
+
     /// <summary>The service's base address (for raw sockets); null in-process.</summary>
     public Uri? BaseAddress { get; init; }
 }

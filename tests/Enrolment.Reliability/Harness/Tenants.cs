@@ -24,6 +24,21 @@ public static class Tenants
             ?? throw new InvalidOperationException($"`tenants mimecast-key {tenantId}` printed no key set.");
     }
 
+    /// <summary>Starts a CLI command of the service without waiting for it (stdout and stderr redirected).</summary>
+    public static Process StartCommand(string serviceDll, IReadOnlyDictionary<string, string> environment, string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet", [serviceDll, .. args])
+        {
+            WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(serviceDll))!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var (key, value) in environment) info.Environment[key] = value;
+        info.Environment["Logging__LogLevel__Default"] = "Warning";
+        return Process.Start(info)!;
+    }
+
     /// <summary>Runs one CLI command; returns the last line of its stdout (the new secret).</summary>
     private static async Task<string> Cli(string serviceDll, IReadOnlyDictionary<string, string> environment, string[] args, string cliLog, CancellationToken ct)
     {
