@@ -83,6 +83,48 @@ public sealed class TracingTests(AppFixture fixture, ITestOutputHelper output) :
     }
 }
 
+/// <summary>The same trace on RabbitMQ: the AMQP message's traceparent names the request's trace, so a consumer's spans join it.</summary>
+[Collection(BusCollection.Name)]
+public sealed class RabbitMqTracingTests(RabbitMqTracingTests.Fixture fixture) : IClassFixture<RabbitMqTracingTests.Fixture>
+{
+    public sealed class Fixture : RabbitMqBusFixture
+    {
+        public SpanSink Spans { get; } = new();
+
+        protected override void ConfigureService(IWebHostBuilder builder)
+        {
+            builder.UseSetting("Tracing:Enabled", "true");
+            builder.ConfigureServices(s => s.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(Spans))));
+        }
+    }
+
+    [Fact]
+    public async Task A_completion_s_trace_reaches_the_rabbitmq_message_as_its_traceparent()
+    {
+        await using var connection = await fixture.Factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var deliveries = await BusTest.Subscribe(channel);
+        var (audience, content) = BusTest.NewAudienceAndContent();
+        var assignment = await BusTest.Assign(fixture.Service, fixture.Auth, audience, content, ["u1"]);
+        var enrolment = Ids.EnrolmentId(BusFixture.Tenant, assignment, "u1").ToString();
+
+        (await fixture.Service.Send(HttpMethod.Post, "/completions", fixture.Auth,
+            Scenarios.ToJson(new { completionId = "traced-rabbit-1", userId = "u1", contentId = content, completedAt = BusTest.Now() }))).AssertStatus(200);
+        BusTest.Delivery? Completed() => deliveries.FirstOrDefault(d => d.Json.GetProperty("enrolmentId").GetString() == enrolment
+                                                                       && d.Json.GetProperty("eventType").GetString() == "enrolment.completed");
+        await BusTest.Eventually(() => Task.FromResult(Completed() is not null), TimeSpan.FromSeconds(20), "the completed event on RabbitMQ");
+
+        var request = await fixture.Spans.WaitFor(s => s.Kind == ActivityKind.Server && s.GetTagItem("http.route") as string == "/completions"
+                                                       && s.TagObjects.Any(t => t.Key == "http.response.status_code" && t.Value?.ToString() == "200"), "the HTTP server span");
+        var traceparent = BusTest.Header(Completed()!.Props, "traceparent");
+        Assert.False(string.IsNullOrEmpty(traceparent), "The AMQP message carries a traceparent header");
+        // W3C: version-traceid-parentid-flags.
+        Assert.Equal(request.TraceId.ToHexString(), traceparent!.Split('-')[1]);
+        var trace = fixture.Spans.InTrace(request.TraceId);
+        Assert.Contains(trace, s => TracingTests.IsSendOf(s, "EnrolmentStatusChanged") && TracingTests.Reaches(s, request, trace));
+    }
+}
+
 /// <summary>An exporter that keeps every finished span, for the test to search while the host runs.</summary>
 public sealed class SpanSink : BaseExporter<Activity>
 {
