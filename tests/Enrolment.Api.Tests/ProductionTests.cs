@@ -125,27 +125,31 @@ public sealed class ProductionTests(AppFixture fixture) : ScenarioTest(fixture)
     // ---------------------------------------------------------------- shutdown
 
     [Fact]
-    public async Task On_shutdown_readiness_turns_503_at_once_then_new_requests_are_refused_with_503_and_retry_after()
+    public async Task On_shutdown_readiness_turns_503_at_once_requests_are_served_through_the_drain_delay_then_refused_with_503()
     {
-        var host = await AppFixture.StartHost(transitions: false);
+        var host = await AppFixture.StartHost(transitions: false, b => b.UseSetting("Shutdown:DrainDelay", "00:00:04"));
         try
         {
             (await host.Send(HttpMethod.Get, "/health/ready", null)).AssertStatus(200);
-            host.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication();
+            // What the host runs on SIGTERM before it stops Kestrel (called directly: a stopped TestServer takes no requests at all).
+            var drain = host.Services.GetServices<IHostedService>().OfType<IHostedLifecycleService>().Single(s => s.GetType().Name == "DrainOnStop");
+            var signalled = System.Diagnostics.Stopwatch.StartNew();
+            var draining = drain.StoppingAsync(CancellationToken.None);
             var ready = (await host.Send(HttpMethod.Get, "/health/ready", null)).AssertStatus(503);
             Assert.Contains("shutting down", ready.Body);
-            // During the drain delay requests are still served (a load balancer has not noticed yet).
-            (await host.Send(HttpMethod.Get, "/users/alice/enrolments", Auth)).AssertStatus(200);
+            // During the drain delay requests are still served: a load balancer has not noticed yet.
+            var served = await host.Send(HttpMethod.Get, "/users/alice/enrolments", Auth);
+            Assert.True(served.Status == 200 || signalled.Elapsed > TimeSpan.FromSeconds(4), $"Within the drain delay a request is served: {served}");
 
-            // What the host runs before it stops Kestrel: after the drain delay, nothing new is started.
-            var drain = host.Services.GetServices<IHostedService>().OfType<IHostedLifecycleService>().Single(s => s.GetType().Name == "DrainOnStop");
-            await drain.StoppingAsync(CancellationToken.None);
+            // After it nothing new is started: 503, Retry-After, Connection: close, and nothing written.
+            await draining;
             var refused = await host.Send(HttpMethod.Post, "/completions", Auth,
                 Scenarios.ToJson(new { completionId = "late-1", userId = "alice", contentId = "c1", completedAt = BusTest.Now() }));
+            Assert.True(signalled.Elapsed >= TimeSpan.FromSeconds(4), "Refused only after the drain delay");
             Assert.Equal("shutting-down", refused.AssertProblem(503)["code"]!.GetValue<string>());
             Assert.Equal("1", refused.Headers.RetryAfter.ToString());
             Assert.Equal("close", refused.Headers.Connection.ToString());
-            await using var session = host.Services.GetRequiredService<Marten.IDocumentStore>().QuerySession(TenantId);
+            await using var session = Host.Services.GetRequiredService<Marten.IDocumentStore>().QuerySession(TenantId);
             Assert.Null(await session.LoadAsync<Enrolment.Api.Features.Completions.CompletionRecord>("late-1"));
         }
         finally

@@ -85,7 +85,7 @@ public sealed class TracingTests(AppFixture fixture, ITestOutputHelper output) :
 
 /// <summary>The same trace on RabbitMQ: the AMQP message's traceparent names the request's trace, so a consumer's spans join it.</summary>
 [Collection(BusCollection.Name)]
-public sealed class RabbitMqTracingTests(RabbitMqTracingTests.Fixture fixture) : IClassFixture<RabbitMqTracingTests.Fixture>
+public sealed class RabbitMqTracingTests(RabbitMqTracingTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<RabbitMqTracingTests.Fixture>
 {
     public sealed class Fixture : RabbitMqBusFixture
     {
@@ -116,10 +116,12 @@ public sealed class RabbitMqTracingTests(RabbitMqTracingTests.Fixture fixture) :
 
         var request = await fixture.Spans.WaitFor(s => s.Kind == ActivityKind.Server && s.GetTagItem("http.route") as string == "/completions"
                                                        && s.TagObjects.Any(t => t.Key == "http.response.status_code" && t.Value?.ToString() == "200"), "the HTTP server span");
-        var traceparent = BusTest.Header(Completed()!.Props, "traceparent");
-        Assert.False(string.IsNullOrEmpty(traceparent), "The AMQP message carries a traceparent header");
-        // W3C: version-traceid-parentid-flags.
-        Assert.Equal(request.TraceId.ToHexString(), traceparent!.Split('-')[1]);
+        var props = Completed()!.Props;
+        foreach (var h in props.Headers ?? new Dictionary<string, object?>()) output.WriteLine($"header {h.Key} = {BusTest.Text(h.Value)}");
+        // Wolverine's header for the W3C trace context of the send (version-traceid-spanid-flags, as in traceparent).
+        var parent = BusTest.Header(props, "parent-id");
+        Assert.False(string.IsNullOrEmpty(parent), "The AMQP message carries the trace context (parent-id header)");
+        Assert.Equal(request.TraceId.ToHexString(), parent!.Split('-')[1]);
         var trace = fixture.Spans.InTrace(request.TraceId);
         Assert.Contains(trace, s => TracingTests.IsSendOf(s, "EnrolmentStatusChanged") && TracingTests.Reaches(s, request, trace));
     }
