@@ -501,7 +501,7 @@ public sealed class EmbeddedBusFixture : BusFixture
 }
 
 /// <summary>The service with Bus:Transport=rabbitmq, in a RabbitMQ virtual host created for this class and deleted after.</summary>
-public sealed class RabbitMqBusFixture : BusFixture
+public class RabbitMqBusFixture : BusFixture
 {
     private const string Broker = "127.0.0.1";
     private const string ManagementApi = "http://127.0.0.1:15672/api";
@@ -523,9 +523,13 @@ public sealed class RabbitMqBusFixture : BusFixture
         {
             b.UseSetting("Bus:Transport", "rabbitmq");
             b.UseSetting("Bus:RabbitMq:Uri", $"amqp://guest:guest@{Broker}:5672/{_vhost}");
+            ConfigureService(b);
         });
         Factory = new ConnectionFactory { HostName = Broker, Port = 5672, UserName = "guest", Password = "guest", VirtualHost = _vhost };
     }
+
+    /// <summary>For a fixture that needs more of the service (TracingTests adds an exporter).</summary>
+    protected virtual void ConfigureService(IWebHostBuilder builder) { }
 
     public override async Task DisposeAsync()
     {

@@ -711,13 +711,117 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.DoesNotContain("secretKey", unknownTenant.StdOut);
     }
 
+    // ---------------------------------------------------------------- key-encryption key rotation
+
+    [Fact]
+    public async Task Mimecast_rotate_key_re_encrypts_every_stored_secret_under_the_new_key_and_signed_requests_keep_working()
+    {
+        var key = await IssueKey();   // sealed under the fixture's (development) key-encryption key
+        var revoked = await IssueKey();
+        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().LightweightSession())
+        {
+            await MimecastKeys.Revoke(session, TenantId, revoked.AccessKey, SystemClock.Instance.GetCurrentInstant());
+            await session.SaveChangesAsync();
+        }
+        var newKek = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        var rotation = new Dictionary<string, string>
+        {
+            ["Mimecast__KeyEncryptionKey"] = newKek,
+            ["Mimecast__PreviousKeyEncryptionKey"] = MimecastSettings.DevelopmentKeyEncryptionKey,
+        };
+
+        var rotated = await CliWith(rotation, "mimecast", "rotate-key");
+        Assert.True(rotated.ExitCode == 0, $"`mimecast rotate-key` failed: {rotated}");
+        Assert.Contains("Re-encrypted 2 Mimecast secret keys", rotated.StdOut);
+        Assert.DoesNotContain(key.SecretKey, rotated.StdOut + rotated.StdErr);
+
+        // Only the new key opens the rows now, revoked ones included; the secret inside is the one the client holds.
+        var onlyNew = new MimecastSecretCipher(Options.Create(new MimecastSettings { KeyEncryptionKey = newKek }));
+        var onlyOld = Host.Services.GetRequiredService<MimecastSecretCipher>();
+        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession())
+        {
+            foreach (var client in new[] { key, revoked })
+            {
+                var stored = (await session.LoadAsync<MimecastKey>(client.AccessKey))!;
+                Assert.Equal(Convert.FromBase64String(client.SecretKey), onlyNew.Decrypt(stored.Id, stored.EncryptedSecretKey));
+                Assert.Null(onlyOld.Decrypt(stored.Id, stored.EncryptedSecretKey));
+            }
+        }
+
+        // A node configured with the new key alone serves the rotated key set.
+        var host = await AppFixture.StartHost(transitions: false, b => b.UseSetting("Mimecast:KeyEncryptionKey", newKek));
+        try
+        {
+            await OpenAssignmentFor("u1");
+            DataFor(AssertOk(await Send(host, TestSigner.Headers(key, DateTimeOffset.UtcNow, NewRequestId()), Users(new { userId = "u1" }))), "u1");
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+
+        // Running it again changes nothing: everything is already under the new key.
+        var again = await CliWith(rotation, "mimecast", "rotate-key");
+        Assert.True(again.ExitCode == 0, $"A second `mimecast rotate-key` failed: {again}");
+        Assert.Contains("Re-encrypted 0 Mimecast secret keys", again.StdOut);
+    }
+
+    [Fact]
+    public async Task Mimecast_rotate_key_without_a_previous_key_or_with_a_row_neither_key_opens_says_so_and_fails()
+    {
+        var noPrevious = await CliWith(new Dictionary<string, string> { ["Mimecast__KeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) },
+            "mimecast", "rotate-key");
+        Assert.True(noPrevious.ExitCode != 0, $"rotate-key without Mimecast:PreviousKeyEncryptionKey must fail: {noPrevious}");
+        Assert.Contains("Mimecast__PreviousKeyEncryptionKey", noPrevious.StdErr);
+
+        // A row sealed with some third key is reported by access key and left as it was.
+        var lost = await IssueKey();
+        var rotation = new Dictionary<string, string>
+        {
+            ["Mimecast__KeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+            ["Mimecast__PreviousKeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+        };
+        byte[] before;
+        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession())
+            before = (await session.LoadAsync<MimecastKey>(lost.AccessKey))!.EncryptedSecretKey;
+        var result = await CliWith(rotation, "mimecast", "rotate-key");
+        Assert.True(result.ExitCode != 0, $"Unreadable rows must fail the rotation: {result}");
+        Assert.Contains(lost.AccessKey, result.StdErr);
+        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession())
+            Assert.Equal(before, (await session.LoadAsync<MimecastKey>(lost.AccessKey))!.EncryptedSecretKey);
+    }
+
+    [Fact]
+    public async Task Mimecast_generate_key_prints_a_fresh_32_byte_key_alone_on_the_last_line()
+    {
+        static string Last(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()).Last(l => l.Length > 0);
+        var first = await Cli("mimecast", "generate-key");
+        var second = await Cli("mimecast", "generate-key");
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.True(MimecastSecretCipher.TryDecodeKey(Last(first.StdOut), out _), first.ToString());
+        Assert.NotEqual(Last(first.StdOut), Last(second.StdOut));
+    }
+
+    [Fact]
+    public void Outside_development_the_cipher_refuses_the_published_key_so_the_cli_cannot_issue_keys_under_it()
+    {
+        var production = new Microsoft.Extensions.Hosting.Internal.HostingEnvironment { EnvironmentName = "Production" };
+        var published = Options.Create(new MimecastSettings { KeyEncryptionKey = MimecastSettings.DevelopmentKeyEncryptionKey });
+        var refused = Assert.Throws<InvalidOperationException>(() => new MimecastSecretCipher(published, production));
+        Assert.Contains("openssl rand -base64 32", refused.Message);
+        var own = Options.Create(new MimecastSettings { KeyEncryptionKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) });
+        Assert.NotNull(new MimecastSecretCipher(own, production));
+    }
+
     private sealed record CliResult(int ExitCode, string StdOut, string StdErr)
     {
         public override string ToString() => $"exit {ExitCode}\n--- stdout\n{StdOut}\n--- stderr\n{(StdErr.Length > 4000 ? StdErr[^4000..] : StdErr)}";
     }
 
+    private static Task<CliResult> Cli(params string[] args) => CliWith(new Dictionary<string, string>(), args);
+
     /// <summary>Runs the built service as a command, as an operator does (see CliTests for why its own output directory).</summary>
-    private static async Task<CliResult> Cli(params string[] args)
+    private static async Task<CliResult> CliWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var testOutput = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
         var dll = Path.Combine(AppContext.BaseDirectory, "Enrolment.Api.dll");
@@ -736,6 +840,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
         start.Environment["ConnectionStrings__Enrolment"] = AppFixture.ConnectionString;
         start.Environment["DOTNET_ENVIRONMENT"] = "Development";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        foreach (var (name, value) in environment) start.Environment[name] = value;
 
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();

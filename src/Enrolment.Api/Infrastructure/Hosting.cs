@@ -1,5 +1,7 @@
 using System.Threading.RateLimiting;
 using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Api.Infrastructure.Production;
+using Enrolment.Api.Infrastructure.Telemetry;
 using HealthChecks.NpgSql;
 using JasperFx;
 using JasperFx.Events;
@@ -91,6 +93,10 @@ public static class Hosting
         });
 
         services.AddEnrolmentPersistence(configuration, builder.Environment);
+        services.AddPublishedDefaultsCheck(builder.Environment);
+        services.AddTrustedProxies(configuration);
+        services.AddGracefulShutdown(configuration);
+        services.AddEnrolmentTracing(configuration);
         Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
@@ -146,6 +152,8 @@ public static class Hosting
 
     public static void UseEnrolmentService(this WebApplication app)
     {
+        app.UseTrustedProxies();
+        app.UseGracefulShutdown();
         app.UseRequestHeaderLimit();
         app.UseExceptionHandler();
         app.UseStatusCodePages();

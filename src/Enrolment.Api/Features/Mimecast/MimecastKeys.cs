@@ -15,6 +15,12 @@ public sealed class MimecastSettings
     /// </summary>
     public string KeyEncryptionKey { get; set; } = "";
 
+    /// <summary>
+    /// Base64 of 32 bytes, optional: the key being rotated away from. Secrets sealed with it still decrypt, and
+    /// `mimecast rotate-key` re-encrypts them under <see cref="KeyEncryptionKey"/>; remove it once that has run.
+    /// </summary>
+    public string PreviousKeyEncryptionKey { get; set; } = "";
+
     /// <summary>How far x-mc-date may be from the service clock, either way.</summary>
     public TimeSpan AllowedClockSkew { get; set; } = TimeSpan.FromMinutes(15);
 
@@ -30,7 +36,7 @@ public sealed class MimecastSettings
     /// <summary>Failed authentications one client (IP address) may make per minute before it gets 429.</summary>
     public int MaxFailuresPerClientPerMinute { get; set; } = 10;
 
-    /// <summary>The development default of <see cref="KeyEncryptionKey"/>; a warning is logged when it is used outside Development.</summary>
+    /// <summary>The development default of <see cref="KeyEncryptionKey"/>; outside Development the service refuses it.</summary>
     public const string DevelopmentKeyEncryptionKey = "ZGV2LW9ubHktS0VLOnJlcGxhY2UtaW4tcHJvZC0zMmI=";
 }
 
@@ -55,18 +61,36 @@ public sealed class MimecastKey
 /// <summary>What `tenants mimecast-key` prints, once: the four values a Mimecast client is configured with.</summary>
 public sealed record IssuedMimecastKey(string AccessKey, string SecretKey, string AppId, string AppKey);
 
-/// <summary>AES-256-GCM with the configured key-encryption key. A wrong key or a tampered row fails to decrypt.</summary>
+/// <summary>
+/// AES-256-GCM with the configured key-encryption key. A wrong key or a tampered row fails to decrypt. During a
+/// rotation the previous key still decrypts, so a node with the new settings serves every key set before and after
+/// `mimecast rotate-key` has run.
+/// </summary>
 public sealed class MimecastSecretCipher
 {
     private const int NonceSize = 12;
     private const int TagSize = 16;
     private readonly byte[] key;
+    private readonly byte[]? previousKey;
 
-    public MimecastSecretCipher(IOptions<MimecastSettings> settings)
+    public MimecastSecretCipher(IOptions<MimecastSettings> settings, IHostEnvironment? environment = null)
     {
         if (!TryDecodeKey(settings.Value.KeyEncryptionKey, out key))
             throw new InvalidOperationException("Mimecast:KeyEncryptionKey must be the Base64 encoding of exactly 32 random bytes (AES-256).");
+        // Also for the CLI (`tenants mimecast-key`), which never starts the host and so never meets the start-up check.
+        if (environment is not null && !environment.IsDevelopment() && settings.Value.KeyEncryptionKey.Trim() == MimecastSettings.DevelopmentKeyEncryptionKey)
+            throw new InvalidOperationException("Mimecast:KeyEncryptionKey is the development key published in appsettings.json; outside Development it is refused. " +
+                                                "Generate a key with `openssl rand -base64 32` and set it as Mimecast__KeyEncryptionKey.");
+        if (!string.IsNullOrWhiteSpace(settings.Value.PreviousKeyEncryptionKey))
+        {
+            if (!TryDecodeKey(settings.Value.PreviousKeyEncryptionKey, out var previous))
+                throw new InvalidOperationException("Mimecast:PreviousKeyEncryptionKey must be empty or the Base64 encoding of exactly 32 bytes (the key being rotated away from).");
+            previousKey = previous;
+        }
     }
+
+    /// <summary>Whether Mimecast:PreviousKeyEncryptionKey is set (a rotation is under way).</summary>
+    public bool HasPreviousKey => previousKey is not null;
 
     public static bool TryDecodeKey(string? base64, out byte[] key)
     {
@@ -88,15 +112,23 @@ public sealed class MimecastSecretCipher
         return output;
     }
 
-    /// <summary>The secret key's bytes (the Base64-decoded secret key), or null if the row does not decrypt with this key.</summary>
-    public byte[]? Decrypt(string accessKey, byte[] sealedSecret)
+    /// <summary>The secret key's bytes (the Base64-decoded secret key), or null if the row decrypts with neither configured key.</summary>
+    public byte[]? Decrypt(string accessKey, byte[] sealedSecret) =>
+        DecryptWithCurrentKey(accessKey, sealedSecret) ?? DecryptWithPreviousKey(accessKey, sealedSecret);
+
+    public byte[]? DecryptWithCurrentKey(string accessKey, byte[] sealedSecret) => Open(key, accessKey, sealedSecret);
+
+    public byte[]? DecryptWithPreviousKey(string accessKey, byte[] sealedSecret) =>
+        previousKey is null ? null : Open(previousKey, accessKey, sealedSecret);
+
+    private static byte[]? Open(byte[] withKey, string accessKey, byte[] sealedSecret)
     {
         if (sealedSecret.Length <= NonceSize + TagSize) return null;
         var length = sealedSecret.Length - NonceSize - TagSize;
         var plain = new byte[length];
         try
         {
-            using var aes = new AesGcm(key, TagSize);
+            using var aes = new AesGcm(withKey, TagSize);
             aes.Decrypt(sealedSecret.AsSpan(0, NonceSize), sealedSecret.AsSpan(NonceSize, length), sealedSecret.AsSpan(NonceSize + length), plain, Encoding.UTF8.GetBytes(accessKey));
             return plain;
         }

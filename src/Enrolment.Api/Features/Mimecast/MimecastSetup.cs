@@ -22,7 +22,6 @@ public static class MimecastSetup
             .ValidateOnStart();
         services.AddSingleton<MimecastSecretCipher>();
         services.AddHostedService<SeenRequestCleanup>();
-        services.AddHostedService<DevelopmentKeyWarning>();
 
         // The route has its own authentication. Requests to it that reach the default (Basic) scheme are forwarded to
         // the Mimecast scheme, so Basic credentials are never accepted there and MC headers never count as Basic failures.
@@ -62,17 +61,4 @@ public static class MimecastSetup
     private sealed record JsonBody(IReadOnlyList<JsonBodyItem> Data, JsonBodyMeta? Meta);
     private sealed record JsonBodyItem(string UserId);
     private sealed record JsonBodyMeta(MimecastPagination? Pagination);
-
-    /// <summary>Warns once at start when the published development key-encryption key is used outside Development.</summary>
-    private sealed class DevelopmentKeyWarning(IOptions<MimecastSettings> settings, IHostEnvironment environment, ILogger<DevelopmentKeyWarning> logger) : IHostedService
-    {
-        public Task StartAsync(CancellationToken cancellationToken)
-        {
-            if (!environment.IsDevelopment() && settings.Value.KeyEncryptionKey.Trim() == MimecastSettings.DevelopmentKeyEncryptionKey)
-                logger.LogWarning("Mimecast:KeyEncryptionKey is the published development default. Set your own 32-byte key (Base64) before issuing Mimecast keys in production.");
-            return Task.CompletedTask;
-        }
-
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    }
 }

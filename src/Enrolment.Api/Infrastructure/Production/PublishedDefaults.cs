@@ -1,0 +1,80 @@
+using System.Net;
+using Enrolment.Api.Features.Mimecast;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Enrolment.Api.Infrastructure.Production;
+
+/// <summary>
+/// Outside Development the service refuses to start on a secret that this repository publishes: the development
+/// key-encryption key, or the sample database / RabbitMQ passwords used against a server on another machine.
+/// A forgotten setting then stops the deployment instead of quietly protecting production data with a public value.
+/// </summary>
+public static class PublishedDefaults
+{
+    /// <summary>The password db/start.sh gives the local `enrolment` role and appsettings.json uses.</summary>
+    public const string DevelopmentDatabasePassword = "enrolment";
+
+    public static void AddPublishedDefaultsCheck(this IServiceCollection services, IHostEnvironment environment)
+    {
+        if (environment.IsDevelopment()) return;
+        // Validated when the host starts, before any hosted service: commands that never start the host (db-apply,
+        // mimecast generate-key) still run, and the Mimecast cipher refuses the published key on its own.
+        services.AddSingleton<IValidateOptions<Check>, Validator>();
+        services.AddOptions<Check>().ValidateOnStart();
+    }
+
+    /// <summary>What is wrong with this configuration for production, one sentence per setting; empty when nothing is.</summary>
+    public static IReadOnlyList<string> Find(IConfiguration configuration)
+    {
+        var problems = new List<string>();
+
+        var kek = configuration["Mimecast:KeyEncryptionKey"]?.Trim();
+        if (string.IsNullOrEmpty(kek) || kek == MimecastSettings.DevelopmentKeyEncryptionKey)
+            problems.Add((string.IsNullOrEmpty(kek) ? "Mimecast:KeyEncryptionKey is not set" : "Mimecast:KeyEncryptionKey is the development key published in appsettings.json") +
+                         ". Generate a key with `openssl rand -base64 32` (or `dotnet Enrolment.Api.dll mimecast generate-key`) and set it as the environment variable " +
+                         "Mimecast__KeyEncryptionKey from your secret store. Mimecast keys issued under the old key: also set Mimecast__PreviousKeyEncryptionKey to it " +
+                         "and run `mimecast rotate-key` (README, Running in production).");
+
+        if (configuration.GetConnectionString(Persistence.ConnectionStringName) is { Length: > 0 } cs && UsesPublishedPassword(cs, out var dbHost))
+            problems.Add($"ConnectionStrings:{Persistence.ConnectionStringName} connects to {dbHost} with the published development password '{DevelopmentDatabasePassword}'. " +
+                         $"Give the database role a password of its own and set it in ConnectionStrings__{Persistence.ConnectionStringName}.");
+
+        var bus = configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings();
+        if (bus.Transport.Equals("rabbitmq", StringComparison.OrdinalIgnoreCase) && Uri.TryCreate(bus.RabbitMq.Uri, UriKind.Absolute, out var amqp)
+            && Uri.UnescapeDataString(amqp.UserInfo) == "guest:guest" && !IsLoopback(amqp.Host))
+            problems.Add($"Bus:RabbitMq:Uri signs in to {amqp.Host} as RabbitMQ's default guest:guest. Create a RabbitMQ user for the service and set it in Bus__RabbitMq__Uri " +
+                         "(amqp://user:password@host:5672).");
+
+        return problems;
+    }
+
+    private static bool UsesPublishedPassword(string connectionString, out string host)
+    {
+        host = "";
+        NpgsqlConnectionStringBuilder builder;
+        try { builder = new NpgsqlConnectionStringBuilder(connectionString); }
+        catch (ArgumentException) { return false; } // Npgsql itself reports a malformed connection string at start
+        host = builder.Host ?? "localhost";
+        // A password only this machine's users can reach the server with is a local setup, not a leak.
+        return builder.Password == DevelopmentDatabasePassword && !host.Split(',').All(h => IsLoopback(h.Split(':')[0]));
+    }
+
+    private static bool IsLoopback(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host.StartsWith('/') // a Unix socket directory
+        || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+
+    /// <summary>Marker options type: validating it at start runs <see cref="Find"/>.</summary>
+    public sealed class Check;
+
+    private sealed class Validator(IConfiguration configuration) : IValidateOptions<Check>
+    {
+        public ValidateOptionsResult Validate(string? name, Check options)
+        {
+            var problems = Find(configuration);
+            return problems.Count == 0
+                ? ValidateOptionsResult.Success
+                : ValidateOptionsResult.Fail(problems.Select(p => "Refusing to start outside Development: " + p));
+        }
+    }
+}
