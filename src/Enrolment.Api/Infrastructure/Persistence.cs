@@ -85,16 +85,21 @@ public static class Persistence
                 mapping.DuplicateField(nameof(EnrolmentView.AssignmentId));
                 mapping.DuplicateField(nameof(EnrolmentView.Status));
                 mapping.DuplicateField(nameof(EnrolmentView.UserId));
+                // The updatedAtFrom/updatedAtTo list filters (ours and Thrive's): a timestamptz column, range-scanned below.
+                mapping.DuplicateField(nameof(EnrolmentView.UpdatedAt), pgType: "timestamptz");
             });
             opts.Schema.For<EnrolmentView>()
                 .Index([x => x.AssignmentId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolmentview_assignment_status_id")
                 .Index([x => x.AssignmentId, x => x.Id], idx => idx.Name = "ix_enrolmentview_assignment_id_id")
                 .Index([x => x.UserId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolmentview_user_status_id")
+                .Index([x => x.AssignmentId, x => x.UpdatedAt], idx => idx.Name = "ix_enrolmentview_assignment_updated_at")
+                .Index([x => x.UserId, x => x.UpdatedAt], idx => idx.Name = "ix_enrolmentview_user_updated_at")
                 .StartIndexesByTenantId();
             opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
             opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);
             opts.Schema.For<FanOutBatchDone>().Duplicate(x => x.OperationId);
             opts.Schema.For<CompletionRecord>();
+            Features.Thrive.ListThriveCompletionsEndpoint.IndexCompletionRecords(opts);
             opts.Schema.For<ContentItem>();
         })
         .UseNpgsqlDataSource()

@@ -1,0 +1,73 @@
+using Enrolment.Api.Features.Completions;
+using Enrolment.Api.Features.Enrolments;
+using Enrolment.Api.Infrastructure;
+using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Domain;
+using Marten;
+using Marten.Linq;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using NodaTime;
+using Wolverine.Http;
+
+namespace Enrolment.Api.Features.Thrive;
+
+/// <summary>
+/// Thrive's completion list, read from the stored <see cref="CompletionRecord"/>s (every completion recorded through
+/// any route: POST /completions, the bus, Thrive's POST), oldest completedAt first.
+/// </summary>
+public static class ListThriveCompletionsEndpoint
+{
+    public const int MaxPerPage = 1000;
+
+    /// <summary>
+    /// The filtered members as timestamptz/text columns with composite indexes, so that a page is an index range scan:
+    /// by user, by content, or by completedAt alone (PostgreSQL combines them for user and content together).
+    /// </summary>
+    public static void IndexCompletionRecords(StoreOptions opts) =>
+        opts.Schema.For<CompletionRecord>()
+            .Duplicate(x => x.Result.CompletedAt, pgType: "timestamptz", configure: idx => idx.Name = "ix_completionrecord_completed_at")
+            .Duplicate(x => x.Result.UserId, configure: idx =>
+            {
+                idx.Name = "ix_completionrecord_user_completed_at";
+                idx.Columns = ["result_user_id", "result_completed_at"];
+            })
+            .Duplicate(x => x.Result.ContentId, configure: idx =>
+            {
+                idx.Name = "ix_completionrecord_content_completed_at";
+                idx.Columns = ["result_content_id", "result_completed_at"];
+            });
+
+    [WolverineGet("/rest/v1/learning/completions", OperationId = "thriveListCompletions"), Authorize(Policy = AuthPolicies.Read)]
+    [Tags(ThriveApi.Tag)]
+    [EndpointSummary("Thrive: completion records as a JSON array, filtered by userId, contentId and completedDateRangeStart (inclusive) / completedDateRangeEnd (exclusive), oldest first; page from 1, perPage 1–1000 (default 100). X-Total-Count holds the total, Link the other pages.")]
+    [ProducesResponseType<ThriveCompletion[]>(StatusCodes.Status200OK, "application/json")]
+    [ProducesResponseType<ProblemDetails>(StatusCodes.Status422UnprocessableEntity, "application/problem+json")]
+    public static async Task<IResult> Get(string? userId, string? contentId, string? completedDateRangeStart, string? completedDateRangeEnd, int? page, int? perPage,
+        IQuerySession session, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
+        if (contentId is not null && !Ids.IsValidExternalId(contentId)) errors["contentId"] = ["contentId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
+        var start = EnrolmentLists.ParseInstant(completedDateRangeStart, nameof(completedDateRangeStart), errors);
+        var end = EnrolmentLists.ParseInstant(completedDateRangeEnd, nameof(completedDateRangeEnd), errors);
+        if (start is { } s && end is { } e && e < s) errors[nameof(completedDateRangeEnd)] = ["completedDateRangeEnd must not be before completedDateRangeStart."];
+        var paging = ThrivePages.Parse(page, perPage, MaxPerPage, errors);
+        if (errors.Count > 0 || paging is null) return ThrivePages.Invalid(errors);
+
+        IQueryable<CompletionRecord> query = session.Query<CompletionRecord>();
+        if (userId is not null) query = query.Where(r => r.Result.UserId == userId);
+        if (contentId is not null) query = query.Where(r => r.Result.ContentId == contentId);
+        if (start is { } from) query = query.Where(r => r.Result.CompletedAt >= from);
+        if (end is { } to) query = query.Where(r => r.Result.CompletedAt < to);
+        query = query.OrderBy(r => r.Result.CompletedAt).ThenBy(r => r.Id);
+
+        var records = await query.Stats(out var stats).Skip(paging.Offset).Take(paging.PerPage).ToListAsync(ct);
+        var total = stats.TotalResults;
+        // A page past the last has no rows to carry count(*) over(): count apart.
+        if (records.Count == 0 && paging.Page > 1) total = await query.CountAsync(ct);
+        var json = System.Text.Json.JsonSerializer.Serialize(records.Select(r => ThriveCompletion.From(r.Result)), Json.Options);
+        return ThrivePages.Array(json, paging, total);
+    }
+
+}
