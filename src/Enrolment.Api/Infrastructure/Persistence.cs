@@ -41,6 +41,9 @@ public static class Persistence
         });
 
         var autoMigrate = configuration.GetValue("Database:AutoMigrate", environment.IsDevelopment());
+        // Weasel does not know NodaTime's Instant; Npgsql.NodaTime sends it as timestamptz. Needed for Instant members in
+        // duplicated columns and LINQ (the updatedAt and completedAt filters of the lists).
+        Weasel.Postgresql.PostgresqlProvider.Instance.RegisterMapping(typeof(NodaTime.Instant), "timestamp with time zone", NpgsqlTypes.NpgsqlDbType.TimestampTz);
 
         var marten = services.AddMarten(opts =>
         {

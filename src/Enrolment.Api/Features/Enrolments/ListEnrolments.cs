@@ -59,7 +59,10 @@ public static class EnrolmentLists
     /// The one query behind every enrolment list, ordered by enrolment id (stable pages for both kinds of paging).
     /// The filtered columns are indexed (Persistence: assignment/user with status, and with updatedAt).
     /// </summary>
-    public static IQueryable<EnrolmentView> Query(IQuerySession session, EnrolmentFilter filter)
+    public static IQueryable<EnrolmentView> Query(IQuerySession session, EnrolmentFilter filter) => Matching(session, filter).OrderBy(v => v.Id);
+
+    /// <summary>The enrolments the filter matches, in no particular order (what a count reads).</summary>
+    public static IQueryable<EnrolmentView> Matching(IQuerySession session, EnrolmentFilter filter)
     {
         IQueryable<EnrolmentView> query = session.Query<EnrolmentView>();
         if (filter.AssignmentId is { } a) query = query.Where(v => v.AssignmentId == a);
@@ -68,7 +71,7 @@ public static class EnrolmentLists
         else if (filter.Statuses.Count > 1) { var any = filter.Statuses.ToArray(); query = query.Where(v => any.Contains(v.Status)); }
         if (filter.UpdatedAtFrom is { } from) query = query.Where(v => v.UpdatedAt >= from);
         if (filter.UpdatedAtTo is { } to) query = query.Where(v => v.UpdatedAt < to);
-        return query.OrderBy(v => v.Id);
+        return query;
     }
 
     public static async Task<IResult> Page(IQuerySession session, Guid? assignmentId, string? userId, string? status, string? updatedAtFrom, string? updatedAtTo,

@@ -2,7 +2,6 @@ using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Api.Infrastructure;
 using Marten;
-using Marten.Linq;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Wolverine.Http;
@@ -11,7 +10,7 @@ namespace Enrolment.Api.Features.Thrive;
 
 /// <summary>
 /// Thrive's enrolment list: the same filters and query as our list (<see cref="EnrolmentLists.Query"/>), in numbered
-/// pages. The items are the stored enrolment JSON, as on our routes.
+/// pages, each enrolment as GET …/enrolments/{enrolmentId} answers it.
 /// </summary>
 public static class ListThriveEnrolmentsEndpoint
 {
@@ -33,12 +32,7 @@ public static class ListThriveEnrolmentsEndpoint
         if (filter is null || paging is null) return ThrivePages.Invalid(errors);
         if (await session.LoadAsync<Assignments.Assignment>(aid, ct) is null) return Problems.NotFound($"There is no assignment {assignmentId}.");
 
-        var query = EnrolmentLists.Query(session, filter);
-        using var items = new MemoryStream();
-        // The total comes with the page (count(*) over()); a page past the last has no rows to carry it, so count apart.
-        await query.Stats(out var stats).Skip(paging.Offset).Take(paging.PerPage).StreamJsonArray(items, ct);
-        var total = stats.TotalResults;
-        if (total == 0 && paging.Page > 1) total = await query.CountAsync(ct);
-        return ThrivePages.Array(System.Text.Encoding.UTF8.GetString(items.GetBuffer(), 0, (int)items.Length), paging, total);
+        var (items, total) = await ThrivePages.Read(() => EnrolmentLists.Query(session, filter), paging, ct);
+        return ThrivePages.Array(items, paging, total);
     }
 }

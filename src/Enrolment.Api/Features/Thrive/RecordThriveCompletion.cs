@@ -40,7 +40,7 @@ public static class RecordThriveCompletionEndpoint
             : "");
         var errors = CompletionRecorder.Validate(id, request.UserId, request.ContentId, completedAt, null, now);
         // A derived id breaks no rule of its own (without one, the fields it is made of carry the errors); a key does.
-        if (errors.Remove("completionId", out var keyErrors) && idempotencyKey is not null) errors[IdempotencyKeyHeader] = keyErrors;
+        if (errors.Remove("completionId", out _) && idempotencyKey is not null) errors["idempotencyKey"] = [$"The {IdempotencyKeyHeader} header must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
         if (errors.Count > 0) return Problems.Validation("The completion is not valid.", errors);
 
         var completion = new Completion(id, request.ContentId!, completedAt!.Value, null);

@@ -1,5 +1,6 @@
 using System.Text;
 using Enrolment.Api.Infrastructure;
+using Marten;
 using Microsoft.AspNetCore.Http.Extensions;
 using Microsoft.AspNetCore.WebUtilities;
 
@@ -31,10 +32,22 @@ public static class ThrivePages
         return errors.Count > 0 ? null : new ThrivePage(number, size);
     }
 
-    /// <summary>The page's items (already JSON) as an array, with the total and the links to the other pages.</summary>
-    public static IResult Array(string itemsJson, ThrivePage page, long total) => new ArrayResult(itemsJson, page, total);
+    /// <summary>
+    /// Reads one page and the total: the total comes with the page (count(*) over()); a page past the last has no rows
+    /// to carry it, so it is counted apart. <paramref name="query"/> builds the query afresh for each use.
+    /// </summary>
+    public static async Task<(IReadOnlyList<T> Items, long Total)> Read<T>(Func<IQueryable<T>> query, ThrivePage page, CancellationToken ct) where T : notnull
+    {
+        var items = await query().Stats(out var stats).Skip(page.Offset).Take(page.PerPage).ToListAsync(ct);
+        var total = stats.TotalResults;
+        if (items.Count == 0 && page.Page > 1) total = await query().CountAsync(ct);
+        return (items, total);
+    }
 
-    private sealed class ArrayResult(string itemsJson, ThrivePage page, long total) : IResult
+    /// <summary>The page's items as a bare array, with the total and the links to the other pages.</summary>
+    public static IResult Array<T>(IReadOnlyList<T> items, ThrivePage page, long total) => new ArrayResult<T>(items, page, total);
+
+    private sealed class ArrayResult<T>(IReadOnlyList<T> items, ThrivePage page, long total) : IResult
     {
         public Task ExecuteAsync(HttpContext http)
         {
@@ -43,7 +56,7 @@ public static class ThrivePages
             response.ContentType = "application/json; charset=utf-8";
             response.Headers[TotalCountHeader] = total.ToString(System.Globalization.CultureInfo.InvariantCulture);
             response.Headers.Link = Links(http.Request, page, total);
-            return response.WriteAsync(itemsJson, http.RequestAborted);
+            return System.Text.Json.JsonSerializer.SerializeAsync(response.Body, items, Json.Options, http.RequestAborted);
         }
     }
 
