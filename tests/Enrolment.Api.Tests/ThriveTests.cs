@@ -347,6 +347,24 @@ public sealed class ThriveTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.Empty((await Get("/audiences/a1/members")).AssertStatus(200).Json["userIds"]!.AsArray());
     }
 
+    // ---------------------------------------------------------------- the OpenAPI document
+
+    [Theory]
+    [InlineData("/rest/v1/assignments/{assignmentId}/enrolments", "get", new[] { "200", "404", "422" })]
+    [InlineData("/rest/v1/assignments/{assignmentId}/enrolments/{enrolmentId}", "get", new[] { "200", "404", "422" })]
+    [InlineData("/rest/v1/learning/completions", "post", new[] { "200", "409", "422" })]
+    [InlineData("/rest/v1/learning/completions", "get", new[] { "200", "422" })]
+    [InlineData("/rest/v1/audiences/{audienceId}/members", "post", new[] { "200", "207", "422" })]
+    public async Task The_OpenAPI_document_describes_each_Thrive_route_under_its_tag(string path, string method, string[] statuses)
+    {
+        var document = (await Host.Send(HttpMethod.Get, "/openapi/v1.json", null)).AssertStatus(200).Json;
+        var operation = document["paths"]?[path]?[method];
+        Assert.True(operation is not null, $"{method} {path} is not in the OpenAPI document");
+        Assert.Contains("Thrive compatibility", operation["tags"]!.AsArray().Select(t => t!.GetValue<string>()));
+        Assert.False(string.IsNullOrWhiteSpace(operation["summary"]?.GetValue<string>()));
+        foreach (var status in statuses) Assert.True(operation["responses"]?[status] is not null, $"{method} {path} documents no {status}: {operation["responses"]?.ToJsonString()}");
+    }
+
     // ---------------------------------------------------------------- list filters (ours and Thrive's)
 
     [Fact]
