@@ -2,7 +2,6 @@ using Enrolment.Api.Features.Completions;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
-using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -41,9 +40,9 @@ public static class ListThriveCompletionsEndpoint
     public static async Task<IResult> Get(string? userId, string? contentId, string? completedDateRangeStart, string? completedDateRangeEnd, int? page, int? perPage,
         IQuerySession session, CancellationToken ct)
     {
+        if (userId is not null && !RouteIds.TryExternal(userId, "userId", out var problem)) return problem!;
+        if (contentId is not null && !RouteIds.TryExternal(contentId, "contentId", out problem)) return problem!;
         var errors = new Dictionary<string, string[]>();
-        if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
-        if (contentId is not null && !Ids.IsValidExternalId(contentId)) errors["contentId"] = ["contentId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
         var start = EnrolmentLists.ParseInstant(completedDateRangeStart, nameof(completedDateRangeStart), errors);
         var end = EnrolmentLists.ParseInstant(completedDateRangeEnd, nameof(completedDateRangeEnd), errors);
         if (start is { } s && end is { } e && e < s) errors[nameof(completedDateRangeEnd)] = ["completedDateRangeEnd must not be before completedDateRangeStart."];
