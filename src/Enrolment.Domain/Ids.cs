@@ -24,12 +24,18 @@ public static partial class Ids
     /// the user (a name-based UUID, RFC 9562 version 5), so two concurrent joins race for the same stream and
     /// the loser finds it instead of creating a duplicate.
     /// </summary>
-    public static Guid EnrolmentId(string tenantId, Guid assignmentId, string userId)
+    public static Guid EnrolmentId(string tenantId, Guid assignmentId, string userId) =>
+        NameBased(Namespace, $"{tenantId}\n{assignmentId:N}\n{userId}");
+
+    /// <summary>A name-based UUID (RFC 9562 version 5): the same namespace and name always give the same id.</summary>
+    public static Guid NameBased(Guid @namespace, string text) => NameBased(@namespace.ToByteArray(bigEndian: true), text);
+
+    private static Guid NameBased(byte[] @namespace, string text)
     {
-        var name = Encoding.UTF8.GetBytes($"{tenantId}\n{assignmentId:N}\n{userId}");
-        var input = new byte[Namespace.Length + name.Length];
-        Namespace.CopyTo(input, 0);
-        name.CopyTo(input, Namespace.Length);
+        var name = Encoding.UTF8.GetBytes(text);
+        var input = new byte[@namespace.Length + name.Length];
+        @namespace.CopyTo(input, 0);
+        name.CopyTo(input, @namespace.Length);
         var hash = SHA1.HashData(input);
         var bytes = hash.AsSpan(0, 16).ToArray();
         bytes[6] = (byte)((bytes[6] & 0x0F) | 0x50); // version 5

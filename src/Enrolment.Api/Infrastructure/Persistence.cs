@@ -43,6 +43,9 @@ public static class Persistence
         });
 
         var autoMigrate = configuration.GetValue("Database:AutoMigrate", environment.IsDevelopment());
+        // Weasel does not know NodaTime's Instant; Npgsql.NodaTime sends it as timestamptz. Needed for Instant members in
+        // duplicated columns and LINQ (the updatedAt and completedAt filters of the lists).
+        Weasel.Postgresql.PostgresqlProvider.Instance.RegisterMapping(typeof(NodaTime.Instant), "timestamp with time zone", NpgsqlTypes.NpgsqlDbType.TimestampTz);
 
         var marten = services.AddMarten(opts =>
         {
@@ -78,7 +81,8 @@ public static class Persistence
             opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);
             opts.Schema.For<FanOutBatchDone>().Duplicate(x => x.OperationId);
             // Completions recorded before an enrolment existed are looked up by user and content (EarlierCompletions).
-            opts.Schema.For<CompletionRecord>().Duplicate(x => x.Result.UserId).Duplicate(x => x.Result.ContentId);
+            // and Thrive's completion list filters on user, content and completedAt (EarlierCompletions uses the first two).
+            Features.Thrive.ListThriveCompletionsEndpoint.IndexCompletionRecords(opts);
             opts.Schema.For<ContentItem>();
         })
         .UseNpgsqlDataSource()

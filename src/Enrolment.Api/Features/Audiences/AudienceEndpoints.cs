@@ -37,6 +37,13 @@ public static class Membership
 
     public static async Task<IResult> Apply(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
     {
+        var change = await Change(session, bus, now, audienceId, joins, leaves);
+        return Results.Accepted(change.Operation.Href, change);
+    }
+
+    /// <summary>Stores the membership change and starts its fan-out; Wolverine commits both with the request.</summary>
+    public static async Task<MembershipChange> Change(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves)
+    {
         // Member rows are written in one order (by user id) whatever the request's order: concurrent changes over the
         // same users then wait for each other instead of deadlocking in PostgreSQL.
         var leaving = leaves.ToHashSet(StringComparer.Ordinal);
@@ -46,7 +53,7 @@ public static class Membership
             else session.Store(new AudienceMember { Id = AudienceMember.Key(audienceId, userId), AudienceId = audienceId, UserId = userId, JoinedAt = now });
         }
         var operation = await FanOut.Start(session, bus, "audience-changed", audienceId, null, joins.Concat(leaves).ToArray(), now);
-        return Results.Accepted($"/operations/{operation.Id}", new MembershipChange(audienceId, joins.Count, leaves.Count, OperationStatus.Started(operation)));
+        return new MembershipChange(audienceId, joins.Count, leaves.Count, OperationStatus.Started(operation));
     }
 
     public static async Task<HashSet<string>> Current(IQuerySession session, string audienceId, CancellationToken ct) =>

@@ -5,6 +5,7 @@ using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using NodaTime;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
@@ -23,16 +24,11 @@ public static class EnrolmentLists
     private static readonly EnrolmentStatus[] Listable = [EnrolmentStatus.Scheduled, EnrolmentStatus.Open, EnrolmentStatus.Overdue, EnrolmentStatus.Complete, EnrolmentStatus.Archived];
     private const string BadCursor = "cursor is not one this service issued: pass nextCursor from the previous page as it is.";
 
-    public static async Task<IResult> Page(EnrolmentTable table, string tenantId, Guid? assignmentId, string? userId, string? status, int? limit, string? cursor, CancellationToken ct)
+    public static async Task<IResult> Page(EnrolmentTable table, string tenantId, Guid? assignmentId, string? userId, string? status, string? updatedAtFrom, string? updatedAtTo,
+        int? limit, string? cursor, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
-        EnrolmentStatus[]? statuses = null;
-        if (status is not null)
-        {
-            statuses = ParseStatuses(status);
-            if (statuses is null) errors["status"] = [$"status must be one of {string.Join(", ", Listable.Select(EnrolmentRules.Lower))}."];
-        }
-        if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
+        var filter = ParseFilter(assignmentId, userId, status, updatedAtFrom, updatedAtTo, errors);
         var take = limit ?? DefaultLimit;
         if (take is < 1 or > MaxLimit) errors["limit"] = [$"limit must be between 1 and {MaxLimit}."];
         Guid? after = null;
@@ -41,10 +37,36 @@ public static class EnrolmentLists
             if (Cursors.TryDecode(cursor, out var id)) after = id;
             else errors["cursor"] = [BadCursor];
         }
-        if (errors.Count > 0) return Problems.Validation("The list query is not valid.", errors);
+        if (filter is null || errors.Count > 0) return Problems.Validation("The list query is not valid.", errors);
 
-        var (items, more) = await table.Page(tenantId, new EnrolmentTable.Filter(assignmentId, userId, statuses), after, take, ct);
+        var (items, more) = await table.Page(tenantId, filter, after, take, ct);
         return new RawJsonPage(items.Select(i => i.Json), more ? Cursors.Encode(items[^1].Id) : null);
+    }
+
+    /// <summary>
+    /// Reads the filters every enrolment list takes (ours and Thrive's) into <paramref name="errors"/> or a filter:
+    /// <c>status</c> is one status or a comma-separated list of them, <c>updatedAtFrom</c> (inclusive) and
+    /// <c>updatedAtTo</c> (exclusive) ISO-8601 instants.
+    /// </summary>
+    public static EnrolmentTable.Filter? ParseFilter(Guid? assignmentId, string? userId, string? status, string? updatedAtFrom, string? updatedAtTo, Dictionary<string, string[]> errors)
+    {
+        EnrolmentStatus[]? statuses = null;
+        if (status is not null && (statuses = ParseStatuses(status)) is null)
+            errors["status"] = [$"status must be one of {string.Join(", ", Listable.Select(EnrolmentRules.Lower))}, or several of them separated by commas (status=open,overdue)."];
+        if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
+        var from = ParseInstant(updatedAtFrom, "updatedAtFrom", errors);
+        var to = ParseInstant(updatedAtTo, "updatedAtTo", errors);
+        if (from is { } f && to is { } t && t < f) errors["updatedAtTo"] = ["updatedAtTo must not be before updatedAtFrom."];
+        return errors.Count > 0 ? null : new EnrolmentTable.Filter(assignmentId, userId, statuses, from, to);
+    }
+
+    /// <summary>An optional instant query parameter, or its error under its name.</summary>
+    public static Instant? ParseInstant(string? text, string name, Dictionary<string, string[]> errors)
+    {
+        if (text is null) return null;
+        if (Json.TryParseInstant(text, out var instant)) return instant;
+        errors[name] = [$"{name} must be an ISO-8601 instant such as 2023-08-23T09:09:16.076Z."];
+        return null;
     }
 
     /// <summary>One status, or several separated by commas; null when any is not a status a list can show.</summary>
@@ -110,12 +132,13 @@ public static class ListAssignmentEnrolmentsEndpoint
 {
     [WolverineGet("/assignments/{assignmentId}/enrolments", OperationId = "listAssignmentEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
-    [EndpointSummary("The assignment's enrolments, filtered by status and userId, in pages of limit (1–500, default 100) with an opaque cursor.")]
-    public static async Task<IResult> Get(string assignmentId, string? status, string? userId, int? limit, string? cursor, IQuerySession session, EnrolmentTable table, CancellationToken ct)
+    [EndpointSummary("The assignment's enrolments, filtered by status (one or a comma-separated list), userId and updatedAtFrom (inclusive) / updatedAtTo (exclusive), in pages of limit (1–500, default 100) with an opaque cursor.")]
+    public static async Task<IResult> Get(string assignmentId, string? status, string? userId, string? updatedAtFrom, string? updatedAtTo, int? limit, string? cursor,
+        IQuerySession session, EnrolmentTable table, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
         if (await session.LoadAsync<Assignments.Assignment>(aid, ct) is null) return Problems.NotFound($"There is no assignment {assignmentId}.");
-        return await EnrolmentLists.Page(table, session.TenantId, aid, userId, status, limit, cursor, ct);
+        return await EnrolmentLists.Page(table, session.TenantId, aid, userId, status, updatedAtFrom, updatedAtTo, limit, cursor, ct);
     }
 }
 
@@ -123,10 +146,10 @@ public static class ListUserEnrolmentsEndpoint
 {
     [WolverineGet("/users/{userId}/enrolments", OperationId = "listUserEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
-    [EndpointSummary("The user's enrolments across assignments, filtered by status, paged like the assignment list.")]
-    public static async Task<IResult> Get(string userId, string? status, int? limit, string? cursor, IQuerySession session, EnrolmentTable table, CancellationToken ct)
+    [EndpointSummary("The user's enrolments across assignments, filtered by status and updatedAt like the assignment list, paged like it.")]
+    public static async Task<IResult> Get(string userId, string? status, string? updatedAtFrom, string? updatedAtTo, int? limit, string? cursor, IQuerySession session, EnrolmentTable table, CancellationToken ct)
     {
         if (!RouteIds.TryExternal(userId, "userId", out var problem)) return problem!;
-        return await EnrolmentLists.Page(table, session.TenantId, null, userId, status, limit, cursor, ct);
+        return await EnrolmentLists.Page(table, session.TenantId, null, userId, status, updatedAtFrom, updatedAtTo, limit, cursor, ct);
     }
 }

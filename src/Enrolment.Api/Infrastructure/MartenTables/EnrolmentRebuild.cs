@@ -101,10 +101,10 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
 
         // Insert what is missing; replace a document only by one folded from at least as many events.
         await using (var upsert = new NpgsqlCommand(
-            $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, assignment_id, status, user_id, next_transition_at_utc) " +
-            "select t, i, j::jsonb, now(), $5, v, a, s, u, n from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], $6::uuid[], $7::varchar[], $8::varchar[], $9::timestamptz[]) as x(t, i, j, v, a, s, u, n) " +
+            $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, assignment_id, status, user_id, next_transition_at_utc, updated_at) " +
+            "select t, i, j::jsonb, now(), $5, v, a, s, u, n, w from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], $6::uuid[], $7::varchar[], $8::varchar[], $9::timestamptz[], $10::timestamptz[]) as x(t, i, j, v, a, s, u, n, w) " +
             "on conflict (tenant_id, id) do update set data = excluded.data, mt_last_modified = excluded.mt_last_modified, mt_version = excluded.mt_version, " +
-            "assignment_id = excluded.assignment_id, status = excluded.status, user_id = excluded.user_id, next_transition_at_utc = excluded.next_transition_at_utc " +
+            "assignment_id = excluded.assignment_id, status = excluded.status, user_id = excluded.user_id, next_transition_at_utc = excluded.next_transition_at_utc, updated_at = excluded.updated_at " +
             "where d.mt_version <= excluded.mt_version", connection, tx))
         {
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.TenantId).ToArray() });
@@ -116,6 +116,7 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => EnrolmentTable.StatusColumnValue(r.State.Status)).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.UserId).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.NextTransitionAtUtc).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.UpdatedAt.ToDateTimeOffset()).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
             await upsert.ExecuteNonQueryAsync(ct);
         }
 

@@ -44,11 +44,15 @@ public sealed class EnrolmentTable
             mapping.DuplicateField(nameof(EnrolmentState.AssignmentId));
             mapping.DuplicateField(nameof(EnrolmentState.Status));
             mapping.DuplicateField(nameof(EnrolmentState.UserId));
+            // The updatedAtFrom/updatedAtTo list filters (ours and Thrive's): a timestamptz column, range-scanned below.
+            mapping.DuplicateField(nameof(EnrolmentState.UpdatedAt), pgType: "timestamptz");
         });
         opts.Schema.For<EnrolmentState>()
             .Index([x => x.AssignmentId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolment_assignment_status_id")
             .Index([x => x.AssignmentId, x => x.Id], idx => idx.Name = "ix_enrolment_assignment_id_id")
             .Index([x => x.UserId, x => x.Status, x => x.Id], idx => idx.Name = "ix_enrolment_user_status_id")
+            .Index([x => x.AssignmentId, x => x.UpdatedAt], idx => idx.Name = "ix_enrolment_assignment_updated_at")
+            .Index([x => x.UserId, x => x.UpdatedAt], idx => idx.Name = "ix_enrolment_user_updated_at")
             .StartIndexesByTenantId();
     }
 
@@ -85,8 +89,50 @@ public sealed class EnrolmentTable
     /// </summary>
     public async Task<(List<(Guid Id, string Json)> Items, bool More)> Page(string tenantId, Filter filter, Guid? afterId, int limit, CancellationToken ct)
     {
-        var sql = new StringBuilder($"select id, (data - $1::text[])::text from {_table} where tenant_id = $2");
-        await using var command = _dataSource.CreateCommand();
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var command = PageCommand(tenantId, filter, afterId, limit + 1, offset: null);
+        command.Connection = connection;
+        var items = new List<(Guid, string)>(limit + 1);
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+            while (await reader.ReadAsync(ct)) items.Add((reader.GetGuid(0), reader.GetString(1)));
+        var more = items.Count > limit;
+        if (more) items.RemoveAt(limit);
+        return (items, more);
+    }
+
+    /// <summary>
+    /// Numbered pages (Thrive's paging): the rows after skipping <paramref name="offset"/>, and the total the filter
+    /// matches (carried by each row; counted apart when the page is past the last).
+    /// </summary>
+    public async Task<(List<string> Items, long Total)> OffsetPage(string tenantId, Filter filter, int offset, int limit, CancellationToken ct)
+    {
+        var items = new List<string>(limit);
+        long total = 0;
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using (var command = PageCommand(tenantId, filter, null, limit, offset))
+        {
+            command.Connection = connection;
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) { items.Add(reader.GetString(1)); total = reader.GetInt64(2); }
+        }
+        if (items.Count == 0 && offset > 0)
+        {
+            await using var count = PageCommand(tenantId, filter, null, 1, 0);
+            count.Connection = connection;
+            await using var reader = await count.ExecuteReaderAsync(ct);
+            total = await reader.ReadAsync(ct) ? reader.GetInt64(2) : 0;
+        }
+        return (items, total);
+    }
+
+    /// <summary>
+    /// The one list query: filtered on indexed columns, in id order, after a keyset position or an offset (then with
+    /// the total as a third column). Public so that tests can check its plan uses the indexes; the caller sets the connection.
+    /// </summary>
+    public NpgsqlCommand PageCommand(string tenantId, Filter filter, Guid? afterId, int limit, int? offset)
+    {
+        var sql = new StringBuilder($"select id, (data - $1::text[])::text{(offset is null ? "" : ", count(*) over ()")} from {_table} where tenant_id = $2");
+        var command = new NpgsqlCommand();
         command.Parameters.Add(new NpgsqlParameter { Value = InternalProperties, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
         void Where(string condition, object value, NpgsqlDbType type)
@@ -98,19 +144,18 @@ public sealed class EnrolmentTable
         if (filter.UserId is { } u) Where("user_id = @", u, NpgsqlDbType.Varchar);
         if (filter.Statuses is { Count: > 0 } statuses)
             Where("status = any(@)", statuses.Select(StatusColumnValue).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar);
-        if (filter.UpdatedFrom is { } from) Where("(data ->> 'updatedAt') >= @", Json.Format(from), NpgsqlDbType.Text);
-        if (filter.UpdatedTo is { } to) Where("(data ->> 'updatedAt') < @", Json.Format(to), NpgsqlDbType.Text);
+        if (filter.UpdatedFrom is { } from) Where("updated_at >= @", from.ToDateTimeOffset(), NpgsqlDbType.TimestampTz);
+        if (filter.UpdatedTo is { } to) Where("updated_at < @", to.ToDateTimeOffset(), NpgsqlDbType.TimestampTz);
         if (afterId is { } after) Where("id > @", after, NpgsqlDbType.Uuid);
-        command.Parameters.Add(new NpgsqlParameter { Value = limit + 1, NpgsqlDbType = NpgsqlDbType.Integer });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit, NpgsqlDbType = NpgsqlDbType.Integer });
         sql.Append(" order by id limit $").Append(command.Parameters.Count);
+        if (offset is { } skip)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = skip, NpgsqlDbType = NpgsqlDbType.Integer });
+            sql.Append(" offset $").Append(command.Parameters.Count);
+        }
         command.CommandText = sql.ToString();
-
-        var items = new List<(Guid, string)>(limit + 1);
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) items.Add((reader.GetGuid(0), reader.GetString(1)));
-        var more = items.Count > limit;
-        if (more) items.RemoveAt(limit);
-        return (items, more);
+        return command;
     }
 
     /// <summary>How Marten stores the duplicated status column (the enum's name, as EnumStorage.AsString writes it).</summary>

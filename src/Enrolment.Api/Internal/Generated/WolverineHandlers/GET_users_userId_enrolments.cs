@@ -45,6 +45,8 @@ namespace Internal.Generated.WolverineHandlers
             }
 
             var status = httpContext.Request.Query["status"];
+            var updatedAtFrom = httpContext.Request.Query["updatedAtFrom"];
+            var updatedAtTo = httpContext.Request.Query["updatedAtTo"];
             string limit_rawValue = httpContext.Request.Query["limit"];
             System.Nullable<int> limit = default;
 
@@ -61,7 +63,7 @@ namespace Internal.Generated.WolverineHandlers
             var cursor = httpContext.Request.Query["cursor"];
             
             // The actual HTTP request handler execution
-            var result = await Enrolment.Api.Features.Enrolments.ListUserEnrolmentsEndpoint.Get(userId, status, limit, cursor, ((Marten.IQuerySession)documentSession), _enrolmentTable, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await Enrolment.Api.Features.Enrolments.ListUserEnrolmentsEndpoint.Get(userId, status, updatedAtFrom, updatedAtTo, limit, cursor, ((Marten.IQuerySession)documentSession), _enrolmentTable, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }
