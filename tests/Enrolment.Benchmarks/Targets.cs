@@ -105,7 +105,14 @@ public static class Targets
     /// The service's cursor (Marten's keyset cursor): "v1:" and the base64 of a JSON array of the last row's sort
     /// keys, here the enrolment id alone. Any id is a valid position, so list requests can start anywhere.
     /// </summary>
-    public static string EncodeCursor(Guid id) => "v1:" + Convert.ToBase64String(Encoding.UTF8.GetBytes($"[\"{id}\"]"));
+    /// <summary>A cursor as the service issues it (EnrolmentLists.Cursors): base64url of version byte 2 and the id, big-endian.</summary>
+    public static string EncodeCursor(Guid id)
+    {
+        var bytes = new byte[17];
+        bytes[0] = 2;
+        id.TryWriteBytes(bytes.AsSpan(1), bigEndian: true, out _);
+        return System.Buffers.Text.Base64Url.EncodeToString(bytes);
+    }
 
     /// <summary>The service's cursor (base64url of a version byte and the last id, big-endian), read the same way by the baseline.</summary>
     public static Guid DecodeCursor(string cursor) =>
