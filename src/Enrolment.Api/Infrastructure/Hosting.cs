@@ -94,6 +94,7 @@ public static class Hosting
         Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
+        Features.Changes.ChangeFeedSetup.AddChangeFeed(services, isCommand);
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
@@ -102,7 +103,7 @@ public static class Hosting
         services.AddOpenTelemetry().WithMetrics(m => m
             .AddAspNetCoreInstrumentation()
             .AddRuntimeInstrumentation()
-            .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, "Marten", "Wolverine:*")
+            .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, Features.Changes.ChangeFeedMetrics.Meter.Name, "Marten", "Wolverine:*")
             .AddPrometheusExporter());
 
         services.AddOpenApi();
