@@ -60,7 +60,7 @@ public sealed class ChangeFeedSchema(StoreOptions options) : FeatureSchemaBase("
               END IF;
               RETURN NULL;
             END;
-            $function$
+            $function$;
             """);
 
         yield return new ChangeFeedTriggers(PostgresqlProvider.Instance.Parse($"{Schema}.mt_events"), $"{Schema}.{TableName}", $"{Schema}.{FunctionName}");
