@@ -68,20 +68,11 @@ public static class Hosting
 
         // Per-tenant request rate limit; exceeding it answers 429 with Retry-After.
         var permitsPerSecond = configuration.GetValue("Limits:RequestsPerSecondPerTenant", 1000);
+        services.AddSingleton(new TenantRateLimit(permitsPerSecond));
+        services.AddOptions<Microsoft.AspNetCore.RateLimiting.RateLimiterOptions>().Configure<TenantRateLimit>((o, limit) => o.GlobalLimiter = limit.Limiter);
         services.AddRateLimiter(o =>
         {
             o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(ctx =>
-            {
-                var tenant = ctx.User.FindFirst(BasicAuthenticationHandler.TenantClaim)?.Value;
-                return tenant is null
-                    ? RateLimitPartition.GetNoLimiter("anonymous")
-                    : RateLimitPartition.GetTokenBucketLimiter(tenant, _ => new TokenBucketRateLimiterOptions
-                    {
-                        TokenLimit = permitsPerSecond, TokensPerPeriod = permitsPerSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                        QueueLimit = 0, AutoReplenishment = true,
-                    });
-            });
             o.OnRejected = async (ctx, ct) =>
             {
                 ctx.HttpContext.Response.Headers.RetryAfter = "1";
@@ -151,6 +142,7 @@ public static class Hosting
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
+        app.UseRateLimitHeaders();
         app.UseRateLimiter();
         app.UseAuthorization();
 
