@@ -95,6 +95,11 @@ public sealed class ChangeFeedTests(AppFixture fixture) : ScenarioTest(fixture)
         var (after, _) = await Drain(tail);
         Assert.Equal([("enrolment.reminded", alice, 3L)], after.Select(c => (c.EventType, c.EnrolmentId, c.StreamVersion)));
         Assert.Equal(6, caughtUp.Count);
+
+        // The feed's lag and what it served are in /metrics.
+        var metrics = (await Host.Send(HttpMethod.Get, "/metrics", null)).AssertStatus(200).Body;
+        Assert.Contains("enrolment_changes_lag_seconds", metrics);
+        Assert.Contains("enrolment_changes_served", metrics);
     }
 
     [Fact]
