@@ -182,6 +182,19 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
     // ---------------------------------------------------------------- signature vectors
 
     [Fact]
+    public async Task Answers_carry_the_rate_limit_in_the_IETF_names_and_in_Mimecasts_own_with_milliseconds()
+    {
+        var key = await IssueKey();
+        var response = await Call(key);
+        AssertOk(response);
+        Assert.Equal("1000", response.Headers["X-RateLimit-Limit"].ToString());
+        Assert.InRange(int.Parse(response.Headers["X-RateLimit-Remaining"]!), 0, 1000);
+        Assert.Equal("1000", response.Headers["X-RateLimit-Reset"].ToString());
+        Assert.Equal("1000", response.Headers["RateLimit-Limit"].ToString());
+        Assert.Equal("1", response.Headers["RateLimit-Reset"].ToString());
+    }
+
+    [Fact]
     public void The_test_signer_reproduces_the_signature_computed_by_hand_with_openssl()
     {
         Assert.Equal(KnownVector.Signature, TestSigner.Sign(KnownVector.SecretKey, KnownVector.DataToSign));

@@ -70,20 +70,11 @@ public static class Hosting
 
         // Per-tenant request rate limit; exceeding it answers 429 with Retry-After.
         var permitsPerSecond = configuration.GetValue("Limits:RequestsPerSecondPerTenant", 1000);
+        services.AddSingleton(new TenantRateLimit(permitsPerSecond));
+        services.AddOptions<Microsoft.AspNetCore.RateLimiting.RateLimiterOptions>().Configure<TenantRateLimit>((o, limit) => o.GlobalLimiter = limit.Limiter);
         services.AddRateLimiter(o =>
         {
             o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(ctx =>
-            {
-                var tenant = ctx.User.FindFirst(BasicAuthenticationHandler.TenantClaim)?.Value;
-                return tenant is null
-                    ? RateLimitPartition.GetNoLimiter("anonymous")
-                    : RateLimitPartition.GetTokenBucketLimiter(tenant, _ => new TokenBucketRateLimiterOptions
-                    {
-                        TokenLimit = permitsPerSecond, TokensPerPeriod = permitsPerSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                        QueueLimit = 0, AutoReplenishment = true,
-                    });
-            });
             o.OnRejected = async (ctx, ct) =>
             {
                 ctx.HttpContext.Response.Headers.RetryAfter = "1";
@@ -100,6 +91,7 @@ public static class Hosting
         Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
+        Features.Changes.ChangeFeedSetup.AddChangeFeed(services, isCommand);
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
@@ -108,7 +100,7 @@ public static class Hosting
         services.AddOpenTelemetry().WithMetrics(m => m
             .AddAspNetCoreInstrumentation()
             .AddRuntimeInstrumentation()
-            .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, "Marten", "Wolverine:*")
+            .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, Features.Changes.ChangeFeedMetrics.Meter.Name, "Marten", "Wolverine:*")
             .AddPrometheusExporter());
 
         services.AddOpenApi();
@@ -158,6 +150,7 @@ public static class Hosting
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
+        app.UseRateLimitHeaders();
         app.UseRateLimiter();
         app.UseAuthorization();
 

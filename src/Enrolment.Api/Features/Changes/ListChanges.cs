@@ -1,0 +1,192 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text;
+using Enrolment.Api.Infrastructure;
+using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Domain;
+using JasperFx.Events;
+using Marten;
+using Marten.Events;
+using Microsoft.AspNetCore.Authorization;
+using NodaTime;
+using Npgsql;
+using Wolverine.Http;
+
+namespace Enrolment.Api.Features.Changes;
+
+/// <summary>One enrolment change: one event of an enrolment's stream.</summary>
+public sealed record ChangeItem(
+    string Cursor,
+    string EventType,
+    Guid EnrolmentId,
+    Guid AssignmentId,
+    string UserId,
+    string PreviousStatus,
+    string NewStatus,
+    string? CompletionId,
+    Instant OccurredAt,
+    long StreamVersion);
+
+/// <summary>A page of the feed; <see cref="NextCursor"/> is always set: poll again with it, now or later.</summary>
+public sealed record ChangePage(IReadOnlyList<ChangeItem> Items, string NextCursor);
+
+/// <summary>
+/// The cursor: opaque to clients, base64url of (version, tenant, transaction id, sequence). The tenant is in it so
+/// that another tenant's cursor is refused rather than silently read as a position in this tenant's feed.
+/// </summary>
+public static class ChangeCursor
+{
+    public static string Encode(string tenantId, FeedPosition position) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(FormattableString.Invariant($"1|{tenantId}|{position.TransactionId}|{position.Sequence}")))
+            .TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>The position, or null with the reason the cursor is refused.</summary>
+    public static FeedPosition? Decode(string cursor, string tenantId, out string? error)
+    {
+        error = "after is not a cursor this service issued: pass a nextCursor (or an item's cursor) as it is.";
+        if (cursor.Length is 0 or > 256) return null;
+        string text;
+        try
+        {
+            var base64 = cursor.Replace('-', '+').Replace('_', '/');
+            text = Encoding.UTF8.GetString(Convert.FromBase64String(base64.PadRight(base64.Length + (4 - base64.Length % 4) % 4, '=')));
+        }
+        catch (FormatException) { return null; }
+        var parts = text.Split('|');
+        if (parts.Length != 4 || parts[0] != "1"
+            || !ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var tx)
+            || !long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var seq)) return null;
+        if (parts[1] != tenantId)
+        {
+            error = "after is a cursor of another tenant's feed: a cursor only works with the credentials it was issued to.";
+            return null;
+        }
+        error = null;
+        return new FeedPosition(tx, seq);
+    }
+}
+
+public static class ListChangesEndpoint
+{
+    public const int DefaultLimit = 100;
+    public const int MaxLimit = 1000;
+
+    [WolverineGet("/changes", OperationId = "listChanges"), Authorize(Policy = AuthPolicies.Read)]
+    [Tags("Changes")]
+    [EndpointSummary("The tenant's enrolment changes in commit order, from the cursor 'after' (omitted: from the beginning); filters assignmentId and userId; limit 1–1000 (default 100). Poll again with nextCursor: every committed change is returned exactly once.")]
+    public static async Task<IResult> Get(string? after, int? limit, string? assignmentId, string? userId, HttpContext http, IDocumentStore store,
+        NpgsqlDataSource dataSource, ChangeFeedEventTypes eventTypes, CancellationToken ct)
+    {
+        var tenantId = http.User.FindFirst(BasicAuthenticationHandler.TenantClaim)!.Value;
+        var errors = new Dictionary<string, string[]>();
+        var take = limit ?? DefaultLimit;
+        if (take is < 1 or > MaxLimit) errors["limit"] = [$"limit must be between 1 and {MaxLimit}."];
+        Guid? assignment = null;
+        if (assignmentId is not null)
+        {
+            if (assignmentId.Length <= 64 && Guid.TryParse(assignmentId, out var a)) assignment = a;
+            else errors["assignmentId"] = ["assignmentId must be an id issued by this service (a UUID)."];
+        }
+        if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
+        var from = FeedPosition.Start;
+        if (after is not null)
+        {
+            if (ChangeCursor.Decode(after, tenantId, out var cursorError) is { } position) from = position;
+            else errors["after"] = [cursorError!];
+        }
+        if (errors.Count > 0) return Problems.Validation("The change feed query is not valid.", errors);
+
+        var read = await ChangeFeedQuery.Read(store, dataSource, tenantId, from, take, eventTypes.Names, assignment, userId, ct);
+        var items = await Describe(store, tenantId, read.Rows, ct);
+
+        // A full page continues after its last item. A short one has read everything below the horizon, and nothing below
+        // it can still appear: the next poll may start at the horizon (and, with filters, skips what did not match).
+        var next = read.Rows.Count == take
+            ? read.Rows[^1].Position
+            : FeedPosition.Max(read.Rows.Count > 0 ? read.Rows[^1].Position : from, new FeedPosition(Math.Max(read.Horizon, 1) - 1, long.MaxValue));
+        ChangeFeedMetrics.Served.Add(items.Count);
+        return Results.Ok(new ChangePage(items, ChangeCursor.Encode(tenantId, next)));
+    }
+
+    /// <summary>
+    /// Each row as a change. Statuses come from the stream's events up to that version, folded with the domain's
+    /// <see cref="EnrolmentEvents.StatusAfter"/>; assignment and user from its first event. One round trip for all streams.
+    /// </summary>
+    private static async Task<List<ChangeItem>> Describe(IDocumentStore store, string tenantId, IReadOnlyList<FeedRow> rows, CancellationToken ct)
+    {
+        if (rows.Count == 0) return [];
+        await using var session = store.QuerySession(tenantId);
+        var batch = session.CreateBatchQuery();
+        var streams = rows.GroupBy(r => r.StreamId)
+            .ToDictionary(g => g.Key, g => batch.Events.FetchStream(g.Key, version: g.Max(r => r.Version)));
+        await batch.Execute(ct);
+
+        var described = new Dictionary<(Guid, long), ChangeItem>();
+        foreach (var (streamId, fetch) in streams)
+        {
+            var events = (await fetch).Where(e => e.Data is IEnrolmentEvent).ToList();
+            var assigned = events.Select(e => e.Data).OfType<EnrolmentAssigned>().FirstOrDefault();
+            var status = EnrolmentStatus.Unassigned;
+            foreach (var stored in events)
+            {
+                var (e, version) = ((IEnrolmentEvent)stored.Data, stored.Version);
+                var before = status;
+                status = EnrolmentEvents.StatusAfter(e, before);
+                described[(streamId, version)] = new ChangeItem("", EnrolmentEvents.EventType(e), streamId, assigned?.AssignmentId ?? Guid.Empty,
+                    assigned?.UserId ?? "", EnrolmentRules.Lower(before), EnrolmentRules.Lower(status), EnrolmentEvents.CompletionId(e), e.At, version);
+            }
+        }
+        return rows.Where(r => described.ContainsKey((r.StreamId, r.Version)))
+            .Select(r => described[(r.StreamId, r.Version)] with { Cursor = ChangeCursor.Encode(tenantId, r.Position) })
+            .ToList();
+    }
+}
+
+/// <summary>Marten's stored type names of the enrolment events: the feed is enrolment changes, not assignment events.</summary>
+public sealed class ChangeFeedEventTypes(IDocumentStore store)
+{
+    public IReadOnlyList<string> Names { get; } = typeof(IEnrolmentEvent).Assembly.GetTypes()
+        .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(IEnrolmentEvent).IsAssignableFrom(t))
+        .Select(t => ((EventGraph)store.Options.Events).EventMappingFor(t).EventTypeName)
+        .ToArray();
+}
+
+/// <summary>The feed's lag in /metrics: how long its horizon has been held back, sampled in the background.</summary>
+public sealed class ChangeFeedMetrics(NpgsqlDataSource dataSource, IConfiguration configuration, ILogger<ChangeFeedMetrics> logger) : BackgroundService
+{
+    public static readonly Meter Meter = new("Enrolment.Changes");
+    public static readonly Counter<long> Served = Meter.CreateCounter<long>("enrolment.changes.served", "{change}", "Changes returned by GET /changes.");
+    private static double lagSeconds;
+
+    static ChangeFeedMetrics() =>
+        Meter.CreateObservableGauge("enrolment.changes.lag", () => Volatile.Read(ref lagSeconds), "s",
+            "How long the change feed trails commits at most: the age of the oldest write transaction still open in the PostgreSQL cluster, which holds back every later change.");
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = configuration.GetValue("ChangeFeed:LagSampleInterval", TimeSpan.FromSeconds(5));
+        using var timer = new PeriodicTimer(interval);
+        do
+        {
+            try
+            {
+                if (await ChangeFeedQuery.HorizonAge(dataSource, stoppingToken) is { } age) Volatile.Write(ref lagSeconds, age);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
+            {
+                logger.LogDebug(e, "Could not sample the change feed's lag; the metric keeps its last value");
+            }
+        } while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+}
+
+public static class ChangeFeedSetup
+{
+    public static void AddChangeFeed(IServiceCollection services, bool isCommand)
+    {
+        services.ConfigureMarten(ChangeFeedSchema.Register);
+        services.AddSingleton<ChangeFeedEventTypes>();
+        if (!isCommand) services.AddHostedService<ChangeFeedMetrics>();
+    }
+}
