@@ -94,6 +94,7 @@ public static class Hosting
         Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
+        Features.Audit.AuditSetup.AddAudit(services, configuration, isCommand);
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
