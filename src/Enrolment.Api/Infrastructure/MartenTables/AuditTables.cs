@@ -111,6 +111,18 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
         while (await reader.ReadAsync(ct)) yield return (reader.GetGuid(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3));
     }
 
+    /// <summary>One stream's chain entries by version.</summary>
+    public async Task<Dictionary<long, (string Hash, string PreviousHash)>> Hashes(string tenantId, Guid streamId, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand($"select version, hash, previous_hash from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and stream_id = $2");
+        command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
+        command.Parameters.Add(new NpgsqlParameter { Value = streamId, NpgsqlDbType = NpgsqlDbType.Uuid });
+        var hashes = new Dictionary<long, (string, string)>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) hashes[reader.GetInt64(0)] = (reader.GetString(1), reader.GetString(2));
+        return hashes;
+    }
+
     /// <summary>Tenants that have events, chain entries or checkpoints: a tenant whose every row was deleted is still checked.</summary>
     public async Task<List<string>> Tenants(string checkpointTable, CancellationToken ct)
     {
