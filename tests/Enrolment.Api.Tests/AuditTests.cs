@@ -41,10 +41,13 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
 
     private async Task Sql(string sql, Guid stream)
     {
-        await using var command = Db.CreateCommand(sql);
-        command.Parameters.AddWithValue(TenantId);
-        command.Parameters.AddWithValue(stream);
-        await command.ExecuteNonQueryAsync();
+        foreach (var statement in sql.Split("; "))
+        {
+            await using var command = Db.CreateCommand(statement);
+            if (statement.Contains("$1")) command.Parameters.AddWithValue(TenantId);
+            if (statement.Contains("$2")) command.Parameters.AddWithValue(stream);
+            await command.ExecuteNonQueryAsync();
+        }
     }
 
     private async Task<(int Exit, string Output)> VerifyExport(string url)
@@ -79,7 +82,7 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
 
         var result = await Verify();
         Assert.True(result.Broken is null, result.Broken);
-        Assert.True(result.Events >= 5, $"assignment stream, two enrolments started by COPY, one completion: {result.Events} events");
+        Assert.True(result.Events >= 4, $"two enrolments started by COPY (two events each with the completion): {result.Events} events");
         Assert.NotNull(result.Anchor);
 
         var events = (await Get($"/assignments/{assignment}/enrolments/{enrolment}/events")).AssertStatus(200).Json.AsArray();
