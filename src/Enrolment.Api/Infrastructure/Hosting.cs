@@ -92,6 +92,7 @@ public static class Hosting
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
         Features.Changes.ChangeFeedSetup.AddChangeFeed(services, isCommand);
+        Features.Audit.AuditSetup.AddAudit(services, configuration, isCommand);
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));

@@ -77,6 +77,7 @@ public static class Persistence
             });
             opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
             MartenTables.EnrolmentTable.Configure(opts);
+            Features.Audit.AuditSetup.Configure(opts);
             opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
             opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);
             opts.Schema.For<FanOutBatchDone>().Duplicate(x => x.OperationId);

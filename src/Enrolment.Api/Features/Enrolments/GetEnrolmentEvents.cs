@@ -8,21 +8,24 @@ using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
 
-public sealed record StoredEvent(long Sequence, long Version, string EventType, Instant Timestamp, object Data);
+public sealed record StoredEvent(long Sequence, long Version, string EventType, Instant Timestamp, object Data, string? Hash, string? PreviousHash);
 
 public static class GetEnrolmentEventsEndpoint
 {
     [WolverineGet("/assignments/{assignmentId}/enrolments/{enrolmentId}/events", OperationId = "getEnrolmentEvents"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
-    [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored) and data.")]
-    public static async Task<IResult> Get(string assignmentId, string enrolmentId, IQuerySession session, CancellationToken ct)
+    [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored), data, hash and previousHash.")]
+    public static async Task<IResult> Get(string assignmentId, string enrolmentId, IQuerySession session, Infrastructure.MartenTables.AuditTables audit, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
         if (!RouteIds.TryGuid(enrolmentId, "enrolmentId", out var eid, out problem)) return problem!;
         var events = await session.Events.FetchStreamAsync(eid, token: ct);
         if (events.Count == 0 || events[0].Data is not EnrolmentAssigned first || first.AssignmentId != aid)
             return Problems.NotFound($"Assignment {assignmentId} has no enrolment {enrolmentId}.");
+        // The hash chain (docs/audit.md): each event's hash and its predecessor's.
+        var chain = await audit.Hashes(session.TenantId, eid, ct);
         return Results.Ok(events.Select(e => new StoredEvent(e.Sequence, e.Version,
-            e.Data is IEnrolmentEvent d ? EnrolmentEvents.EventType(d) : e.EventTypeName, Instant.FromDateTimeOffset(e.Timestamp), e.Data)).ToList());
+            e.Data is IEnrolmentEvent d ? EnrolmentEvents.EventType(d) : e.EventTypeName, Instant.FromDateTimeOffset(e.Timestamp), e.Data,
+            chain.GetValueOrDefault(e.Version).Hash, chain.GetValueOrDefault(e.Version).PreviousHash)).ToList());
     }
 }

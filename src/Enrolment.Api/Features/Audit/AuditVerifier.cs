@@ -1,0 +1,76 @@
+using Enrolment.Api.Infrastructure.MartenTables;
+
+namespace Enrolment.Api.Features.Audit;
+
+/// <summary>
+/// Recomputes one tenant's chain page by page in (stream, version) order: each event's hash from its stored fields and
+/// its predecessor's hash, each link, the versions without gaps; then the checkpoint chain and the latest checkpoint's
+/// heads against what is stored now. Stops at the first broken link but counts the rest of the page.
+/// </summary>
+public static class AuditVerifier
+{
+    public sealed record Result(long Events, long Streams, string? Broken, int BrokenCount, AuditCheckpoint? Anchor);
+
+    public static async Task<Result> Tenant(AuditTables tables, AuditCheckpoints checkpoints, string tenantId, int pageSize, CancellationToken ct)
+    {
+        var chain = await checkpoints.ForTenant(tenantId, ct);
+        string? broken = null;
+        var brokenCount = 0;
+        void Break(string what) { broken ??= what; brokenCount++; }
+
+        var previous = AuditHash.Zeros;
+        for (var i = 0; i < chain.Count; i++)
+        {
+            var c = chain[i];
+            if (c.Id != i + 1) Break($"tenant {tenantId}: checkpoint {i + 1} is missing (the next stored is {c.Id}): checkpoints were deleted");
+            if (c.PreviousHash != previous) Break($"tenant {tenantId}: checkpoint {c.Id} does not link to checkpoint {c.Id - 1} (previousHash {c.PreviousHash}, expected {previous})");
+            var hash = AuditHash.Checkpoint(tenantId, c.Id, c.HighWaterSequence, c.TakenAt, c.StreamCount, c.HeadsDigest, c.PreviousHash);
+            if (hash != c.Hash) Break($"tenant {tenantId}: checkpoint {c.Id} was changed (its hash is {c.Hash}, its fields hash to {hash})");
+            previous = c.Hash;
+        }
+        var anchor = chain.LastOrDefault();
+        var heads = Heads.Start(anchor?.HighWaterSequence ?? 0);
+
+        long events = 0, streams = 0;
+        Guid stream = Guid.Empty;
+        long version = 0;
+        string previousHash = AuditHash.Zeros;
+        while (true)
+        {
+            var page = await tables.Page(tenantId, stream, version, pageSize, ct);
+            foreach (var row in page)
+            {
+                if (row.StreamId != stream || streams == 0) { stream = row.StreamId; version = 0; previousHash = AuditHash.Zeros; streams++; }
+                var where = $"tenant {tenantId}, enrolment {row.StreamId}, version {row.Version}";
+                if (row.Version != version + 1) Break($"{where}: version {version + 1} is missing before it (an event was removed)");
+                version = row.Version;
+                if (row.Event is null) { Break($"{where}: the event was removed (its hash {row.Chain!.Hash} is still in the chain)"); previousHash = row.Chain.Hash; continue; }
+                events++;
+                if (row.Chain is null) { Break($"{where}: the event has no hash: it was inserted behind the service's back (or predates the chain: run `audit backfill`)"); continue; }
+                var c = row.Chain;
+                if (c.PreviousHash != previousHash) Break($"{where}: previousHash {c.PreviousHash} is not the hash of version {row.Version - 1} ({previousHash})");
+                var recomputed = AuditHash.Event(row.Event, c.PreviousHash);
+                if (recomputed != c.Hash) Break($"{where}: the event was changed: {Difference(row.Event, c)} (stored hash {c.Hash}, recomputed {recomputed})");
+                heads.Add(row.StreamId, row.Version, c.Sequence, c.Hash);
+                previousHash = c.Hash;
+            }
+            if (broken is not null || page.Count < pageSize) break;
+        }
+        if (broken is null && anchor is not null)
+        {
+            var (digest, count) = heads.Finish();
+            if (digest != anchor.HeadsDigest)
+                Break($"tenant {tenantId}: the stream heads anchored by checkpoint {anchor.Id} no longer match ({anchor.StreamCount} streams then, {count} now at the same high-water sequence {anchor.HighWaterSequence}): a stream or the last events of one were deleted");
+        }
+        return new Result(events, streams, broken, brokenCount, anchor);
+    }
+
+    private static string Difference(AuditHash.EventFields e, AuditChainEntry c)
+    {
+        var parts = new List<string>();
+        if (e.Type != c.EventType) parts.Add($"type is {e.Type}, was {c.EventType}");
+        if (e.Timestamp != c.Timestamp) parts.Add($"timestamp is {e.Timestamp}, was {c.Timestamp}");
+        if (AuditHash.Sha256Hex(e.Data) != c.DataSha256) parts.Add("data differs from what was stored");
+        return parts.Count > 0 ? string.Join("; ", parts) : "its actor metadata or its identity (tenant, stream, version) differs";
+    }
+}

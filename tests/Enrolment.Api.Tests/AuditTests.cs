@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using Enrolment.Api.Features.Audit;
+using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Domain;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Enrolment.Api.Tests;
+
+/// <summary>
+/// The tamper-evident history (docs/audit.md): every write path chains its events in its own transaction, `audit verify`
+/// names the first broken link of each kind of tampering done with SQL behind the service's back, and the export
+/// passes the shipped verifier (docs/verify_export.py, written without the service's code) until it is tampered with.
+/// </summary>
+public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
+{
+    private NpgsqlDataSource Db => Host.Services.GetRequiredService<NpgsqlDataSource>();
+
+    // Marten's ResetAllData empties its own tables; the chain is ours.
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        await using var command = Db.CreateCommand("truncate enrolment.audit_chain");
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Two enrolments started by the fan-out's COPY, one completed over HTTP; returns the assignment and u1's enrolment.</summary>
+    private async Task<(Guid Assignment, Guid Enrolment)> History()
+    {
+        await PutContent("c1");
+        await SetMembers("a1", ["u1", "u2"]);
+        var assignment = Guid.Parse(await CreateAssignment("a1", "c1"));
+        (await Post("/completions", new { completionId = "x1", userId = "u1", contentId = "c1", completedAt = Now() })).AssertStatus(200);
+        return (assignment, Ids.EnrolmentId(TenantId, assignment, "u1"));
+    }
+
+    private Task Checkpoint() => Host.Services.GetRequiredService<AuditCheckpoints>().Take(wait: true, CancellationToken.None);
+
+    private Task<AuditVerifier.Result> Verify() => AuditVerifier.Tenant(Host.Services.GetRequiredService<AuditTables>(),
+        Host.Services.GetRequiredService<AuditCheckpoints>(), TenantId, 3, CancellationToken.None); // small pages: paging is exercised
+
+    private async Task Sql(string sql, Guid stream)
+    {
+        foreach (var statement in sql.Split("; "))
+        {
+            await using var command = Db.CreateCommand(statement);
+            if (statement.Contains("$1")) command.Parameters.AddWithValue(TenantId);
+            if (statement.Contains("$2")) command.Parameters.AddWithValue(stream);
+            await command.ExecuteNonQueryAsync();
+        }
+    }
+
+    private async Task<(int Exit, string Output)> VerifyExport(string url)
+    {
+        var response = (await Get(url)).AssertStatus(200);
+        Assert.Equal("application/x-ndjson", response.ContentType);
+        var file = Path.GetTempFileName();
+        await File.WriteAllTextAsync(file, response.Body);
+        var script = Path.Combine(Root(), "docs", "verify_export.py");
+        var start = new ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add(script);
+        start.ArgumentList.Add(file);
+        using var process = Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        File.Delete(file);
+        return (process.ExitCode, output);
+    }
+
+    private static string Root()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "docs", "verify_export.py"))) return dir.FullName;
+        throw new InvalidOperationException("docs/verify_export.py not found above the test output");
+    }
+
+    [Fact]
+    public async Task Copy_and_http_writes_are_chained_and_an_intact_history_verifies_in_the_service_and_in_the_shipped_script()
+    {
+        var (assignment, enrolment) = await History();
+        await Checkpoint();
+
+        var result = await Verify();
+        Assert.True(result.Broken is null, result.Broken);
+        Assert.True(result.Events >= 4, $"two enrolments started by COPY (two events each with the completion): {result.Events} events");
+        Assert.NotNull(result.Anchor);
+
+        var events = (await Get($"/assignments/{assignment}/enrolments/{enrolment}/events")).AssertStatus(200).Json.AsArray();
+        Assert.True(events.Count >= 2);
+        Assert.Equal(new string('0', 64), events[0].Str("previousHash"));
+        for (var i = 1; i < events.Count; i++) Assert.Equal(events[i - 1].Str("hash"), events[i].Str("previousHash"));
+        Assert.All(events, e => Assert.Matches("^[0-9a-f]{64}$", e.Str("hash")));
+
+        foreach (var url in new[] { "/audit/export", $"/audit/export?assignmentId={assignment}", "/audit/export?userId=u1", $"/audit/export?assignmentId={assignment}&userId=u1" })
+        {
+            var (exit, output) = await VerifyExport(url);
+            Assert.True(exit == 0, $"{url}: {output}");
+        }
+        var one = (await Get($"/audit/export?assignmentId={assignment}&userId=u1")).Body.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(events.Count + 1, one.Length); // u1's events, then the anchor
+    }
+
+    [Theory]
+    [InlineData("edit-data", "update enrolment.mt_events set data = data || '{\"answer\": 1}' where tenant_id = $1 and stream_id = $2 and version = 2", "data differs")]
+    [InlineData("edit-timestamp", "update enrolment.mt_events set timestamp = timestamp - interval '1 day' where tenant_id = $1 and stream_id = $2 and version = 2", "timestamp is")]
+    [InlineData("delete-event", "delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 2", "was removed")]
+    [InlineData("insert-event", "alter table enrolment.mt_events disable trigger mt_audit_chain; insert into enrolment.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) select nextval('enrolment.mt_events_sequence'), gen_random_uuid(), stream_id, 99, data, type, timestamp, tenant_id, mt_dotnet_type, false from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 1; alter table enrolment.mt_events enable trigger mt_audit_chain", "version")]
+    [InlineData("delete-stream", "delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_streams where tenant_id = $1 and id = $2", "stream heads")]
+    public async Task Audit_verify_names_the_enrolment_when_sql_tampers_behind_the_service(string kind, string sql, string what)
+    {
+        var (_, enrolment) = await History();
+        await Checkpoint();
+        Assert.True((await Verify()).Broken is not { } b0 || false, (await Verify()).Broken);
+
+        await Sql(sql, enrolment);
+
+        var result = await Verify();
+        Assert.True(result.Broken is not null, $"{kind} must be detected");
+        Assert.Contains(what, result.Broken);
+        if (kind != "delete-stream") Assert.Contains($"enrolment {enrolment}", result.Broken);
+        // A later checkpoint must not anchor over the evidence.
+        await Checkpoint();
+        Assert.NotNull((await Verify()).Broken);
+        if (kind is "edit-data" or "edit-timestamp" or "delete-stream")
+        {
+            var (exit, output) = await VerifyExport("/audit/export");
+            Assert.True(exit == 1, $"the shipped verifier must fail on a {kind} export: {output}");
+        }
+    }
+
+    [Fact]
+    public async Task The_export_is_streamed_not_buffered()
+    {
+        await PutContent("c1");
+        await SetMembers("a1", Enumerable.Range(0, 1_500).Select(i => $"user-{i:D4}"));
+        await CreateAssignment("a1", "c1");
+        var client = Host.Server.CreateClient();
+        client.DefaultRequestHeaders.Authorization = System.Net.Http.Headers.AuthenticationHeaderValue.Parse(Auth);
+        using var response = await client.GetAsync("/audit/export", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(200, (int)response.StatusCode);
+        // Written as read: no Content-Length (a buffered body would have one), and lines arrive before the end.
+        Assert.Null(response.Content.Headers.ContentLength);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var lines = 0;
+        while (await reader.ReadLineAsync() is { } line) if (line.Length > 0) lines++;
+        Assert.Equal(1_500 + 1 + 1, lines); // enrolments, the assignment's event, the anchor
+    }
+}
