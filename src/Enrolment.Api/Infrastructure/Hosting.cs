@@ -94,6 +94,7 @@ public static class Hosting
         Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
+        Features.Webhooks.WebhooksSetup.AddWebhooks(services, configuration, runSender: !isCommand);
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
@@ -134,6 +135,7 @@ public static class Hosting
                     TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(5))
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
+            Features.Webhooks.WebhooksSetup.ConfigureWolverine(opts, configuration);
 
             // Marten wraps driver errors (a timeout, a cut connection) in its own exceptions: match them inside too, or the
             // message would go straight to the dead letters.
