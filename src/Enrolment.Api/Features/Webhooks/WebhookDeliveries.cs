@@ -38,7 +38,7 @@ public sealed class WebhookDeliveries(NpgsqlDataSource dataSource)
     {
         var table = new Table(new PostgresqlObjectName("enrolment", "webhook_deliveries", SchemaUtils.IdentifierUsage.General));
         table.AddColumn<Guid>("id").AsPrimaryKey();
-        table.AddColumn("seq", "bigint").BigAutoIncrement();
+        table.AddColumn("seq", "bigint").NotNull().BigAutoIncrement();
         table.AddColumn<Guid>("subscription_id").NotNull();
         table.AddColumn("tenant_id", "text").NotNull();
         table.AddColumn<Guid>("enrolment_id").NotNull();
@@ -78,8 +78,8 @@ public sealed class WebhookDeliveries(NpgsqlDataSource dataSource)
         Guid messageId, string messageType, string body, Instant now, string traceParent) =>
         session.QueueSqlCommand(
             $"insert into {TableName} (id, subscription_id, tenant_id, enrolment_id, stream_version, event_type, message_id, message_type, body, created_at, next_attempt_at, trace_parent) " +
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, nullif(?, '')) on conflict (id) do nothing",
-            DeliveryId(subscriptionId, messageId), subscriptionId, tenantId, enrolmentId, streamVersion, eventType, messageId, messageType, body, now, now, traceParent);
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, nullif(?, '')) on conflict (id) do nothing",
+            DeliveryId(subscriptionId, messageId), subscriptionId, tenantId, enrolmentId, streamVersion, eventType, messageId, messageType, body, Text(now), Text(now), traceParent);
 
     /// <summary>
     /// Leases up to <paramref name="limit"/> due deliveries of the given (active) subscriptions, each the oldest pending one of
@@ -131,8 +131,11 @@ public sealed class WebhookDeliveries(NpgsqlDataSource dataSource)
 
     /// <summary>After enabling a subscription: every pending delivery is due now, and its failure window starts again.</summary>
     public static void Resume(IDocumentSession session, Guid subscriptionId, Instant now) =>
-        session.QueueSqlCommand($"update {TableName} set next_attempt_at = ?, failing_since = null, lease_until = null where subscription_id = ? and status = 'pending'",
-            now, subscriptionId);
+        session.QueueSqlCommand($"update {TableName} set next_attempt_at = ?::timestamptz, failing_since = null, lease_until = null where subscription_id = ? and status = 'pending'",
+            Text(now), subscriptionId);
+
+    // Marten's queued commands send an Instant as text: pass it as ISO-8601 text and cast it in SQL.
+    private static string Text(Instant instant) => NodaTime.Text.InstantPattern.ExtendedIso.Format(instant);
 
     /// <summary>Makes one delivery pending and due now (again); false when the subscription has no such delivery.</summary>
     public async Task<bool> Redeliver(Guid subscriptionId, Guid deliveryId, Instant now, CancellationToken ct) =>
