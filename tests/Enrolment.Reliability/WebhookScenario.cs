@@ -22,6 +22,16 @@ public sealed class WebhookScenario : IScenario
     private const int Users = 150;
     private const int Clients = 8;
 
+    // A loopback receiver, and pauses short enough that a receiver failing half its requests catches up in minutes.
+    private static readonly Dictionary<string, string> Settings = new()
+    {
+        ["Webhooks__AllowPrivateTargets"] = "true",
+        ["Webhooks__FirstRetryDelay"] = "00:00:00.500",
+        ["Webhooks__MaxRetryDelay"] = "00:00:04",
+        ["Webhooks__Timeout"] = "00:00:05",
+        ["Webhooks__PollInterval"] = "00:00:00.200",
+    };
+
     public string Name => "webhooks";
 
     public string Promise => "Webhooks: every committed change is delivered to a subscribed receiver, signed and in order per enrolment, even across a kill -9 of the service and a receiver that fails half its requests.";
@@ -36,14 +46,7 @@ public sealed class WebhookScenario : IScenario
         var random = new Random(context.Seed);
         var tenant = context.Tenants[0];
         var runId = Guid.NewGuid().ToString("N")[..8];
-        await context.Service.StartWith(new Dictionary<string, string>
-        {
-            ["Webhooks__AllowPrivateTargets"] = "true",
-            ["Webhooks__FirstRetryDelay"] = "00:00:00.500",
-            ["Webhooks__MaxRetryDelay"] = "00:00:04",
-            ["Webhooks__Timeout"] = "00:00:05",
-            ["Webhooks__PollInterval"] = "00:00:00.200",
-        }, ct);
+        await context.Service.StartWith(Settings, ct);
         await context.Service.WaitUntilReady(TimeSpan.FromMinutes(3), ct);
 
         using var receiver = new FlakyReceiver(new Random(context.Seed + 1));
@@ -80,14 +83,7 @@ public sealed class WebhookScenario : IScenario
         var deliveredBeforeKill = receiver.Accepted.Count;
         await context.Service.KillHard();
         await Task.WhenAll(workers);
-        await context.Service.StartWith(new Dictionary<string, string>
-        {
-            ["Webhooks__AllowPrivateTargets"] = "true",
-            ["Webhooks__FirstRetryDelay"] = "00:00:00.500",
-            ["Webhooks__MaxRetryDelay"] = "00:00:04",
-            ["Webhooks__Timeout"] = "00:00:05",
-            ["Webhooks__PollInterval"] = "00:00:00.200",
-        }, ct);
+        await context.Service.StartWith(Settings, ct);
         var ready = await context.Service.WaitUntilReady(TimeSpan.FromMinutes(3), ct);
         // The rest of the completions after the restart (those the kill cut off are sent again: idempotent on completionId).
         await Task.WhenAll(Enumerable.Range(0, Clients).Select(_ => Task.Run(Load, ct)));
