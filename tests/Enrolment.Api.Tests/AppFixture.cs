@@ -38,6 +38,9 @@ public sealed class AppFixture : IAsyncLifetime
             builder.UseSetting("Auth:MaxFailuresPerClientPerMinute", "10");
             builder.UseSetting("Transitions:Enabled", transitions ? "true" : "false");
             builder.UseSetting("Transitions:PollInterval", "00:00:00.200");
+            // No webhook sender in the shared hosts: WebhookTests start hosts of their own that deliver (two senders on one
+            // database with different settings would take each other's deliveries).
+            builder.UseSetting("Webhooks:Enabled", "false");
             builder.ConfigureServices(services => services.RunWolverineInSoloMode());
             configure?.Invoke(builder);
         });

@@ -93,6 +93,7 @@ public static class Hosting
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
         Features.Changes.ChangeFeedSetup.AddChangeFeed(services, isCommand);
         Features.Audit.AuditSetup.AddAudit(services, configuration, isCommand);
+        Features.Webhooks.WebhooksSetup.AddWebhooks(services, configuration, runSender: !isCommand);
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
@@ -133,6 +134,7 @@ public static class Hosting
                     TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(5))
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
+            Features.Webhooks.WebhooksSetup.ConfigureWolverine(opts, configuration);
 
             // Marten wraps driver errors (a timeout, a cut connection) in its own exceptions: match them inside too, or the
             // message would go straight to the dead letters.

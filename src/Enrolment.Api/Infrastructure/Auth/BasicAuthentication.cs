@@ -108,11 +108,12 @@ public sealed class BasicAuthenticationHandler(
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         Problems.Make(StatusCodes.Status403Forbidden, "insufficient-scope", "Forbidden.",
-            "The secret is valid but lacks the scope this route needs (api/read for reads, api/write for writes, or api/all).").ExecuteAsync(Context);
+            "The secret is valid but lacks the scope this route needs (api/read for reads, api/write for writes, api/webhooks for /webhooks, or api/all).").ExecuteAsync(Context);
 }
 
 public static class AuthPolicies
 {
     public const string Read = "read";
     public const string Write = "write";
+    public const string Webhooks = "webhooks";
 }

@@ -25,8 +25,10 @@ public static class Scopes
 {
     public const string Read = "api/read";
     public const string Write = "api/write";
+    public const string Webhooks = "api/webhooks";
+    /// <summary>Every other scope: secrets issued with it before api/webhooks existed hold that one too.</summary>
     public const string All = "api/all";
-    public static readonly string[] Known = [Read, Write, All];
+    public static readonly string[] Known = [Read, Write, Webhooks, All];
 
     public static bool Grants(IEnumerable<string> held, string needed) =>
         held.Any(s => s == All || s == needed);

@@ -1,0 +1,67 @@
+using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Contracts;
+using Marten;
+using Wolverine;
+
+namespace Enrolment.Api.Features.Webhooks;
+
+/// <summary>Wiring of webhooks: settings, the subscriptions document and deliveries table, the recorder's queue, the sender.</summary>
+public static class WebhooksSetup
+{
+    public static void AddWebhooks(this IServiceCollection services, IConfiguration configuration, bool runSender)
+    {
+        services.AddOptions<WebhookSettings>()
+            .Bind(configuration.GetSection("Webhooks"))
+            .Validate(s => s.Timeout > TimeSpan.Zero && s.FirstRetryDelay > TimeSpan.Zero && s.MaxRetryDelay >= s.FirstRetryDelay && s.DisableAfter > TimeSpan.Zero,
+                "Webhooks:Timeout, FirstRetryDelay and DisableAfter must be positive, and MaxRetryDelay at least FirstRetryDelay.")
+            .Validate(s => s.PollInterval > TimeSpan.Zero && s.BatchSize >= 1 && s.MaxConcurrentRequests >= 1,
+                "Webhooks:PollInterval must be positive, and Webhooks:BatchSize and MaxConcurrentRequests at least 1.")
+            .ValidateOnStart();
+        var settings = configuration.GetSection("Webhooks").Get<WebhookSettings>() ?? new WebhookSettings();
+
+        services.AddAuthorizationBuilder()
+            .AddPolicy(AuthPolicies.Webhooks, p => p.RequireAuthenticatedUser()
+                .RequireAssertion(c => Scopes.Grants(c.User.FindAll(BasicAuthenticationHandler.ScopeClaim).Select(x => x.Value), Scopes.Webhooks)));
+
+        services.AddSingleton<WebhookSecrets>();
+        services.AddSingleton<WebhookSubscriptionCache>();
+        services.AddSingleton<WebhookDeliveries>();
+        services.ConfigureMarten(opts =>
+        {
+            opts.Schema.For<WebhookSubscription>().SingleTenanted().Duplicate(x => x.TenantId);
+            opts.Storage.ExtendedSchemaObjects.Add(WebhookDeliveries.Table());
+        });
+
+        services.AddHttpClient(WebhookSender.HttpClientName, c =>
+            {
+                c.Timeout = Timeout.InfiniteTimeSpan; // the sender's own Webhooks:Timeout applies
+                c.DefaultRequestHeaders.UserAgent.ParseAdd("enrolment-webhooks/1");
+            })
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                // A redirect could lead anywhere, a private address too: a 3xx is a failed attempt, the URL is what was subscribed.
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                UseProxy = false,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5), // DNS changes are seen, and checked again in ConnectCallback
+                ConnectTimeout = TimeSpan.FromSeconds(10),
+                ConnectCallback = WebhookTargets.Connect(settings.AllowPrivateTargets),
+            });
+        if (runSender && settings.Enabled) services.AddHostedService<WebhookSender>();
+    }
+
+    /// <summary>
+    /// The durable local queue the recorder reads. Messages of one enrolment share a group id, and the queue handles one group
+    /// at a time, so an enrolment's deliveries are recorded in the order its events were published.
+    /// </summary>
+    public static void ConfigureWolverine(WolverineOptions opts, IConfiguration configuration)
+    {
+        var settings = configuration.GetSection("Webhooks").Get<WebhookSettings>() ?? new WebhookSettings();
+        if (!settings.Enabled) return;
+        opts.MessagePartitioning.ByMessage<EnrolmentStatusChanged>(m => m.EnrolmentId.ToString());
+        opts.MessagePartitioning.ByMessage<EnrolmentReminderRecorded>(m => m.EnrolmentId.ToString());
+        opts.LocalQueue(RecordWebhookDeliveriesHandler.Queue).UseDurableInbox().PartitionProcessingByGroupId(Wolverine.Configuration.PartitionSlots.Five);
+        opts.PublishMessage<EnrolmentStatusChanged>().ToLocalQueue(RecordWebhookDeliveriesHandler.Queue);
+        opts.PublishMessage<EnrolmentReminderRecorded>().ToLocalQueue(RecordWebhookDeliveriesHandler.Queue);
+    }
+}
