@@ -286,7 +286,7 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         await BusTest.Eventually(async () =>
         {
             await using var session = Service.Services.GetRequiredService<IDocumentStore>().QuerySession(TenantId);
-            return await session.Query<EnrolmentView>().CountAsync(v => v.AssignmentId == id) == users.Length;
+            return await session.Query<Enrolment.Domain.EnrolmentState>().CountAsync(v => v.AssignmentId == id) == users.Length;
         }, TimeSpan.FromSeconds(20), "enrolments created by the fan-out");
         return (id, content);
     }

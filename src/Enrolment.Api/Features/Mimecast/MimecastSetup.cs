@@ -14,7 +14,9 @@ public static class MimecastSetup
     {
         services.AddOptions<MimecastSettings>()
             .Bind(configuration.GetSection("Mimecast"))
-            .Validate(s => MimecastSecretCipher.TryDecodeKey(s.KeyEncryptionKey, out _), "Mimecast:KeyEncryptionKey must be the Base64 encoding of exactly 32 random bytes (AES-256).")
+            // A missing key is PublishedDefaults' to report ("is not set", with how to make one); a malformed one is this.
+            .Validate(s => string.IsNullOrWhiteSpace(s.KeyEncryptionKey) || MimecastSecretCipher.TryDecodeKey(s.KeyEncryptionKey, out _),
+                "Mimecast:KeyEncryptionKey must be the Base64 encoding of exactly 32 random bytes (AES-256).")
             .Validate(s => s.AllowedClockSkew > TimeSpan.Zero && s.ReplayWindow >= 2 * s.AllowedClockSkew,
                 "Mimecast:ReplayWindow must be at least twice Mimecast:AllowedClockSkew, or a replayed request could outlive its remembered id.")
             .Validate(s => s.DefaultPageSize >= 1 && s.DefaultPageSize <= s.MaxPageSize && s.MaxItemsPerRequest >= 1,
