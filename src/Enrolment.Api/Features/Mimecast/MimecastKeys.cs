@@ -75,6 +75,8 @@ public sealed class MimecastSecretCipher
 
     public MimecastSecretCipher(IOptions<MimecastSettings> settings, IHostEnvironment? environment = null)
     {
+        if (string.IsNullOrWhiteSpace(settings.Value.KeyEncryptionKey))
+            throw new InvalidOperationException("Mimecast:KeyEncryptionKey is not set: it encrypts Mimecast and webhook secrets. Generate one with `openssl rand -base64 32` (or `mimecast generate-key`) and set it as Mimecast__KeyEncryptionKey.");
         if (!TryDecodeKey(settings.Value.KeyEncryptionKey, out key))
             throw new InvalidOperationException("Mimecast:KeyEncryptionKey must be the Base64 encoding of exactly 32 random bytes (AES-256).");
         // Also for the CLI (`tenants mimecast-key`), which never starts the host and so never meets the start-up check.
