@@ -3,6 +3,7 @@ using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine;
 using Wolverine.Http;
@@ -41,6 +42,7 @@ public static class EnrolmentWrites
 
 public static class RecordReminderEndpoint
 {
+    [ProducesResponseType<EnrolmentView>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverinePost("/assignments/{assignmentId}/enrolments/{enrolmentId}/reminders", OperationId = "recordReminder"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Enrolments")]
     [EndpointSummary("Record that a reminder was sent. Adds an eventLog entry; the status does not change.")]
@@ -50,6 +52,7 @@ public static class RecordReminderEndpoint
 
 public static class ArchiveEnrolmentEndpoint
 {
+    [ProducesResponseType<EnrolmentView>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverinePost("/assignments/{assignmentId}/enrolments/{enrolmentId}/archive", OperationId = "archiveEnrolment"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Enrolments")]
     [EndpointSummary("Archive the enrolment. Archiving an archived enrolment changes nothing.")]
@@ -59,6 +62,7 @@ public static class ArchiveEnrolmentEndpoint
 
 public static class GetEnrolmentEndpoint
 {
+    [ProducesResponseType<EnrolmentView>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/assignments/{assignmentId}/enrolments/{enrolmentId}", OperationId = "getEnrolment"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The enrolment with its eventLog; with ?asOf=<instant>, as it was at that instant, rebuilt from its events.")]
@@ -95,6 +99,7 @@ public sealed record StoredEvent(long Sequence, long Version, string EventType, 
 
 public static class GetEnrolmentEventsEndpoint
 {
+    [ProducesResponseType<List<StoredEvent>>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/assignments/{assignmentId}/enrolments/{enrolmentId}/events", OperationId = "getEnrolmentEvents"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored) and data.")]

@@ -6,6 +6,7 @@ using Marten;
 using Marten.Linq.CursorPaging;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
@@ -71,6 +72,7 @@ public static class EnrolmentLists
 
 public static class ListAssignmentEnrolmentsEndpoint
 {
+    [ProducesResponseType<EnrolmentPage>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/assignments/{assignmentId}/enrolments", OperationId = "listAssignmentEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The assignment's enrolments, filtered by status and userId, in pages of limit (1–500, default 100) with an opaque cursor.")]
@@ -84,6 +86,7 @@ public static class ListAssignmentEnrolmentsEndpoint
 
 public static class ListUserEnrolmentsEndpoint
 {
+    [ProducesResponseType<EnrolmentPage>(StatusCodes.Status200OK)]
     [WolverineGet("/users/{userId}/enrolments", OperationId = "listUserEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The user's enrolments across assignments, filtered by status, paged like the assignment list.")]
