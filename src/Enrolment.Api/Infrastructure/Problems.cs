@@ -50,6 +50,7 @@ public static class Problems
         if (problem.Extensions.ContainsKey("code")) return;
         problem.Extensions["code"] = problem.Status switch
         {
+            StatusCodes.Status400BadRequest when problem.Extensions.ContainsKey("bytePositionInLine") => "malformed-json",
             StatusCodes.Status400BadRequest => "bad-request",
             StatusCodes.Status404NotFound => "not-found",
             StatusCodes.Status405MethodNotAllowed => "method-not-allowed",

@@ -96,8 +96,8 @@ public sealed class OpenApiContract
         var result = SchemaFor($"{match.Template} {method} {status} {contentType}", schema).Evaluate(instance, Evaluation);
         if (!result.IsValid)
         {
-            var errors = (result.Details ?? []).Where(d => d.Errors is { Count: > 0 })
-                .SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value} (schema {d.EvaluationPath})")).Take(8);
+            var errors = new[] { result }.Concat(result.Details ?? []).Where(d => d.Errors is { Count: > 0 })
+                .SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value} (schema {d.EvaluationPath})")).Distinct().Take(8);
             throw new Xunit.Sdk.XunitException($"Contract: {where} answered {answer}, which does not match the documented schema:\n  {string.Join("\n  ", errors)}");
         }
     }
@@ -165,16 +165,18 @@ public sealed class OpenApiContract
         return node;
     }
 
+    /// <summary>
+    /// TestServer's response body can be read once, forwards only: read it, then put a copy back where Alba (and so the
+    /// test) reads it afterwards.
+    /// </summary>
     private static async Task<string> ReadBody(HttpResponse response)
     {
-        var stream = response.Body;
-        if (!stream.CanSeek || !stream.CanRead) return "";
-        var position = stream.Position;
-        stream.Position = 0;
-        using var reader = new StreamReader(stream, Encoding.UTF8, leaveOpen: true);
-        var text = await reader.ReadToEndAsync();
-        stream.Position = position;
-        return text;
+        using var copy = new MemoryStream();
+        if (response.Body.CanSeek) response.Body.Position = 0;
+        if (response.Body.CanRead) await response.Body.CopyToAsync(copy);
+        var bytes = copy.ToArray();
+        response.Body = new MemoryStream(bytes, writable: false);
+        return Encoding.UTF8.GetString(bytes);
     }
 
     private static string Shorten(string body) => body.Length > 600 ? body[..600] + "…" : body;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using Enrolment.Api.Features.Assignments;
 using Enrolment.Api.Features.Enrolments;
@@ -68,7 +69,7 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
         if (context.ParameterDescription?.Name == "status")
             schema.Enum = CurrentStatuses.Select(v => (JsonNode)JsonValue.Create(v)).ToList();
 
-        if (context.JsonPropertyInfo is null && context.JsonTypeInfo.Kind == JsonTypeInfoKind.Object && schema.Properties is { Count: > 0 })
+        if (context.JsonTypeInfo.Kind == JsonTypeInfoKind.Object && schema.Properties is { Count: > 0 })
             Require(schema, context.JsonTypeInfo);
         return Task.CompletedTask;
     }
@@ -95,10 +96,10 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
                     s.Type = t & ~JsonSchemaType.Null;
             return;
         }
-        schema.Required = typeInfo.Properties.Where(p => p.Get is not null && p.ShouldSerialize is null && schema.Properties!.ContainsKey(p.Name))
+        schema.Required = typeInfo.Properties.Where(p => p.Get is not null && !Conditional(p) && schema.Properties!.ContainsKey(p.Name))
             .Select(p => p.Name).ToHashSet();
         // A property left out when null (JsonIgnoreCondition.WhenWritingNull) is never null when present.
-        foreach (var p in typeInfo.Properties.Where(p => p.ShouldSerialize is not null))
+        foreach (var p in typeInfo.Properties.Where(Conditional))
             if (schema.Properties!.TryGetValue(p.Name, out var ps) && ps is OpenApiSchema optional && optional.Type is { } t)
                 optional.Type = t & ~JsonSchemaType.Null;
     }
@@ -107,6 +108,11 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
     {
         if (schema.Examples is not { Count: > 0 }) schema.Examples = [JsonValue.Create(example)];
     }
+
+    private static bool Conditional(JsonPropertyInfo property) =>
+        property.ShouldSerialize is not null
+        || property.AttributeProvider?.GetCustomAttributes(typeof(JsonIgnoreAttribute), true).OfType<JsonIgnoreAttribute>()
+            .Any(a => a.Condition != JsonIgnoreCondition.Never) == true;
 
     private static bool IsString(OpenApiSchema schema) => schema.Type?.HasFlag(JsonSchemaType.String) == true;
 

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Text.Json.Serialization;
 
 namespace Enrolment.Api.Infrastructure.OpenApi;
@@ -14,4 +15,7 @@ public sealed record ProblemDocument(
     [property: JsonPropertyName("instance"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Instance,
     [property: JsonPropertyName("code")] string Code,
     [property: JsonPropertyName("traceId")] string TraceId,
-    [property: JsonPropertyName("errors"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IDictionary<string, string[]>? Errors);
+    [property: JsonPropertyName("errors"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), Description("422: the fields that broke a rule, with why.")] IDictionary<string, string[]>? Errors,
+    [property: JsonPropertyName("lineNumber"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), Description("400 malformed-json: the line (from 0) where the JSON stopped parsing.")] long? LineNumber,
+    [property: JsonPropertyName("bytePositionInLine"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), Description("400 malformed-json: the byte in that line where it stopped.")] long? BytePositionInLine,
+    [property: JsonPropertyName("parameter"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), Description("400: the query parameter whose value is not of its type.")] string? Parameter);
