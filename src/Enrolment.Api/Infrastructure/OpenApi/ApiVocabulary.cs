@@ -22,6 +22,12 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
     public const string ExternalIdPattern = "^[A-Za-z0-9._:@-]{1,64}$";
     public const string InstantExample = "2023-08-23T09:09:16.076Z";
 
+    /// <summary>
+    /// ISO-8601 periods as NodaTime reads them (years, months, weeks, days, then time). A pattern, not "format: duration":
+    /// generators map that format to a fixed-length TimeSpan, which can hold neither P1M nor P1Y and is not sent as ISO.
+    /// </summary>
+    public const string PeriodPattern = @"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+([.,]\d+)?S)?)?$";
+
     /// <summary>External ids: the service does not own them (users, audiences, content, completions).</summary>
     private static readonly HashSet<string> ExternalIds = ["userId", "audienceId", "contentId", "primaryContentId", "completionId", "titleId"];
 
@@ -57,7 +63,10 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
         if (type == typeof(Instant))
             AsString(schema, nullable, "date-time", "An instant, ISO-8601 UTC with milliseconds.", InstantExample);
         else if (type == typeof(Period))
-            AsString(schema, nullable, "duration", "An ISO-8601 period such as P30D, P1M, P1Y or PT30S.", "P30D");
+        {
+            AsString(schema, nullable, null, "An ISO-8601 period such as P30D, P1M, P1Y or PT30S.", "P30D");
+            schema.Pattern = PeriodPattern;
+        }
         else
             CanonicalNumber(schema);
 
@@ -79,7 +88,7 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
         if (ExternalIds.Contains(name)) { schema.Pattern = ExternalIdPattern; schema.MinLength = 1; schema.MaxLength = 64; }
         else if (ServiceIds.Contains(name)) schema.Format = "uuid";
         else if (InstantNames.Contains(name)) { schema.Format = "date-time"; Example(schema, InstantExample); }
-        else if (PeriodNames.Contains(name)) { schema.Format = "duration"; Example(schema, "P30D"); }
+        else if (PeriodNames.Contains(name)) { schema.Pattern = PeriodPattern; Example(schema, "P30D"); }
         else if (name == "timeZone") { schema.Description ??= "An IANA time zone; Etc/UTC when omitted."; Example(schema, "Europe/London"); }
     }
 
@@ -116,7 +125,7 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
 
     private static bool IsString(OpenApiSchema schema) => schema.Type?.HasFlag(JsonSchemaType.String) == true;
 
-    private static void AsString(OpenApiSchema schema, bool nullable, string format, string description, string example)
+    private static void AsString(OpenApiSchema schema, bool nullable, string? format, string description, string example)
     {
         schema.Type = nullable ? JsonSchemaType.String | JsonSchemaType.Null : JsonSchemaType.String;
         schema.Format = format;
