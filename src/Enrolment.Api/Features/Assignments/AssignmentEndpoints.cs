@@ -64,6 +64,7 @@ public static class GetAssignmentEndpoint
     [ProducesResponseType<Assignment>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/assignments/{assignmentId}", OperationId = "getAssignment"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Assignments")]
+    [EndpointSummary("The assignment: its audience, content, schedule (availableDate, completionPeriod or dueDate, recurrence, timeZone) and status.")]
     public static async Task<IResult> Get(string assignmentId, IQuerySession session, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var id, out var problem)) return problem!;

@@ -108,6 +108,7 @@ public static class GetMembersEndpoint
     [ProducesResponseType<AudienceMembers>(StatusCodes.Status200OK)]
     [WolverineGet("/audiences/{audienceId}/members", OperationId = "getAudienceMembers"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Audiences")]
+    [EndpointSummary("The audience's current members, in user id order (an audience nobody joined has none).")]
     public static async Task<IResult> Get(string audienceId, IQuerySession session, CancellationToken ct)
     {
         if (!RouteIds.TryExternal(audienceId, "audienceId", out var problem)) return problem!;

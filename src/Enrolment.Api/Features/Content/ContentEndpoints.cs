@@ -36,6 +36,7 @@ public static class GetContentEndpoint
     [ProducesResponseType<ContentItem>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/content/{contentId}", OperationId = "getContent"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Content")]
+    [EndpointSummary("The content item and its title.")]
     public static async Task<IResult> Get(string contentId, IQuerySession session, CancellationToken ct)
     {
         if (!RouteIds.TryExternal(contentId, "contentId", out var problem)) return problem!;

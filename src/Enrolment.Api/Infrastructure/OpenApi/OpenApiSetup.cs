@@ -43,6 +43,7 @@ public static partial class OpenApiSetup
     /// <summary>Wolverine names an operation's description after its generated handler (GET_assignments_…): say what it does instead.</summary>
     private static Task HumanDescription(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken ct)
     {
+        // Without a summary there is nothing to say: OpenApiDocumentTests then names the endpoint that needs [EndpointSummary].
         if (operation.Description is null || GeneratedName().IsMatch(operation.Description))
             operation.Description = operation.Summary;
         return Task.CompletedTask;

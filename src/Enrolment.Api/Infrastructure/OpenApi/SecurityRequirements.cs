@@ -41,7 +41,7 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
         if (needs.Basic)
         {
             operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BasicScheme, document)] = needs.Scopes.ToList() }];
-            if (needs.Scopes.Count > 0)
+            if (needs.Scopes.Count > 0 && operation.Description is not null)
                 operation.Description = $"{operation.Description}\n\nScope: `{string.Join("`, `", needs.Scopes)}` (or `{Scopes.All}`).".TrimStart();
         }
         else if (needs.Mimecast)
