@@ -30,6 +30,22 @@ public static class EnrolmentChanges
         }
     }
 
+    /// <summary>
+    /// The integration events of events appended elsewhere (set-based, <c>StreamAppend</c>) after
+    /// <paramref name="startingVersion"/>, into the caller's outbox transaction.
+    /// </summary>
+    public static async ValueTask Publish(IMessageBus bus, string tenantId, EnrolmentState before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
+    {
+        var state = before;
+        var version = startingVersion;
+        foreach (var e in events)
+        {
+            var previous = state;
+            state = EnrolmentState.Fold(state, e);
+            if (Integration(tenantId, previous, state, e, ++version) is { } message) await bus.PublishAsync(message);
+        }
+    }
+
     /// <summary>The integration event for one domain event, or null when consumers need none.</summary>
     public static object? Integration(string tenantId, EnrolmentState? before, EnrolmentState after, IEnrolmentEvent e, long version)
     {

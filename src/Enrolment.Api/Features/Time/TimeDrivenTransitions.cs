@@ -157,11 +157,36 @@ public static class ApplyDueTransitionsHandler
     {
         var now = clock.GetCurrentInstant();
         // The state decides: one that is no longer due (completed meanwhile, or ticked by another node) changes nothing.
-        var decided = await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds,
-            state => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now), ct);
-        var lags = decided.Where(d => d.Changed).Select(d => Math.Max(0, (now - d.Before!.NextTransitionAt!.Value).TotalMilliseconds)).ToList();
-        var transitions = decided.Sum(d => d.Decision.Events.Count);
+        static Decision Tick(EnrolmentState state, Instant now) => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now);
+
+        List<(EnrolmentState Before, Decision Decision)> changed;
+        if (command.EnrolmentIds.Length == 1)
+        {
+            // One enrolment (the fallback after a conflict): the ordinary load–decide–append path.
+            var decided = await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), ct);
+            changed = decided.Where(d => d.Changed).Select(d => (d.Before!, d.Decision)).ToList();
+        }
+        else
+        {
+            // A batch: decided one by one, written set-based (StreamAppend), published through the same outbox transaction.
+            var loaded = await StreamAppend.Load(session, command.EnrolmentIds, ct);
+            changed = [];
+            var appends = new List<StreamAppend.Append>();
+            foreach (var (id, stream) in loaded)
+            {
+                var decision = Tick(stream.State, now);
+                if (decision.Events.Count == 0) continue;
+                changed.Add((stream.State, decision));
+                appends.Add(new StreamAppend.Append(id, stream.Version, decision.Events, decision.Events.Aggregate(stream.State, EnrolmentState.Fold)));
+            }
+            await StreamAppend.Write(session, appends, now, ct);
+            foreach (var (append, (before, _)) in appends.Zip(changed))
+                await EnrolmentChanges.Publish(bus, session.TenantId, before, append.Events, append.ExpectedVersion);
+        }
+
+        var transitions = changed.Sum(d => d.Decision.Events.Count);
         if (transitions == 0) return 0;
+        var lags = changed.Select(d => Math.Max(0, (now - d.Before.NextTransitionAt!.Value).TotalMilliseconds)).ToList();
         foreach (var lag in lags) TimeDrivenTransitions.Lag.Record(lag);
         TimeDrivenTransitions.Applied.Add(transitions);
         logger.LogInformation("Applying {Transitions} time-driven transitions to {Enrolments} enrolments of tenant {TenantId}; worst lag {LagMs:F0} ms",
