@@ -101,6 +101,11 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
             Assert.Single((await Events(id)).OfType<EnrolmentBecameOverdue>());
             await AssertConsistent(id);
         }
+        // One integration event per transition, in the outbox or already moved to the events queue.
+        const string published = "select count(*) from (select body from enrolment.wolverine_outgoing_envelopes union all " +
+            "select body from wolverine_queues.wolverine_queue_enrolment_events) m where position(convert_to($1::text, 'UTF8') in m.body) > 0 " +
+            "and position(convert_to('enrolment.overdue', 'UTF8') in m.body) > 0";
+        foreach (var id in ids) Assert.Equal(1, await Scalar(published, id));
         // The ordinary path reads the bulk-written version back and appends after it.
         await using (var session = Store.LightweightSession(TenantId))
         {
