@@ -217,4 +217,20 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
             await AssertConsistent(id);
         }
     }
+
+    [Fact]
+    public async Task The_backlog_of_due_transitions_is_counted_and_reported_in_metrics()
+    {
+        var ids = await OverdueEnrolments(12);
+        var table = Host.Services.GetRequiredService<EnrolmentTable>();
+        await using (var connection = await Host.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync())
+            Assert.Equal(12, await table.DueCount(connection, RealNow, CancellationToken.None));
+
+        Assert.Equal(12, await Poller.RunOnce(CancellationToken.None));
+        var metrics = await Host.Server.CreateClient().GetStringAsync("/metrics");
+        var line = metrics.Split('\n').Single(l => l.StartsWith("enrolment_transition_backlog", StringComparison.Ordinal) && !l.StartsWith('#'));
+        Assert.Equal("0", line.Split(' ')[^1].Trim());
+        Assert.Contains("enrolment_transition_lag", metrics);
+        foreach (var id in ids) await AssertConsistent(id);
+    }
 }
