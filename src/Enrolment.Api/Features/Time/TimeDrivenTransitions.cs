@@ -176,30 +176,11 @@ public static class ApplyDueTransitionsHandler
         // The state decides: one that is no longer due (completed meanwhile, or ticked by another node) changes nothing.
         static Decision Tick(EnrolmentState state, Instant now) => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now);
 
-        List<(EnrolmentState Before, Decision Decision)> changed;
-        if (command.EnrolmentIds.Length == 1)
-        {
-            // One enrolment (the fallback after a conflict): the ordinary load–decide–append path.
-            var decided = await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), ct);
-            changed = decided.Where(d => d.Changed).Select(d => (d.Before!, d.Decision)).ToList();
-        }
-        else
-        {
-            // A batch: decided one by one, written set-based (StreamAppend), published through the same outbox transaction.
-            var loaded = await StreamAppend.Load(session, command.EnrolmentIds, ct);
-            changed = [];
-            var appends = new List<StreamAppend.Append>();
-            foreach (var (id, stream) in loaded)
-            {
-                var decision = Tick(stream.State, now);
-                if (decision.Events.Count == 0) continue;
-                changed.Add((stream.State, decision));
-                appends.Add(new StreamAppend.Append(id, stream.Version, decision.Events, decision.Events.Aggregate(stream.State, EnrolmentState.Fold)));
-            }
-            await StreamAppend.Write(session, appends, now, ct);
-            foreach (var (append, (before, _)) in appends.Zip(changed))
-                await EnrolmentChanges.Publish(bus, session.TenantId, before, append.Events, append.ExpectedVersion);
-        }
+        // A batch is written set-based; one enrolment (the fallback after a conflict) through the ordinary path.
+        var decided = command.EnrolmentIds.Length == 1
+            ? await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), ct)
+            : await BulkEnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), now, ct);
+        var changed = decided.Where(d => d.Changed).Select(d => (Before: d.Before!, d.Decision)).ToList();
 
         var transitions = changed.Sum(d => d.Decision.Events.Count);
         if (transitions == 0) return 0;
