@@ -179,7 +179,7 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
     {
         var ids = await OverdueEnrolments(20);
         var first = await ReadAndWrite(Store, TenantId, ids, RealNow);
-        // The second read the same versions (before the first committed); its guard waits for the first's locks.
+        // The second read the same versions (before the first committed); its events wait on the first's uncommitted ones.
         await using var second = Store.LightweightSession(TenantId);
         var loaded = await StreamAppend.Load(second, ids, CancellationToken.None);
         var appends = loaded.Select(l =>
@@ -189,7 +189,7 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
         }).ToList();
         var racing = StreamAppend.Write(second, appends, RealNow, CancellationToken.None);
         await Task.Delay(300);
-        Assert.False(racing.IsCompleted, "the second batch waits for the first's row locks");
+        Assert.False(racing.IsCompleted, "the second batch waits for the first to commit or roll back");
         await Commit(first);
         await first.DisposeAsync();
         await Assert.ThrowsAnyAsync<ConcurrencyException>(() => racing);

@@ -79,6 +79,50 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
     }
 
     [Fact]
+    public async Task Member_rows_written_set_based_are_the_rows_marten_s_store_writes_and_leaves_delete_them()
+    {
+        var store = Host.Services.GetRequiredService<IDocumentStore>();
+        await using (var session = store.LightweightSession(TenantId))
+        {
+            await AudienceMemberRows.Write(session, "bulk", ["u1", "u2", "u3"], [], Now, CancellationToken.None);
+            session.Store(new Enrolment.Api.Features.Content.ContentItem { Id = "c1" });
+            await session.SaveChangesAsync();
+        }
+        await using (var session = store.LightweightSession(TenantId))
+        {
+            session.Store(new Enrolment.Api.Features.Audiences.AudienceMember { Id = "marten/u1", AudienceId = "marten", UserId = "u1", JoinedAt = Now });
+            await session.SaveChangesAsync();
+        }
+        var dataSource = Host.Services.GetRequiredService<NpgsqlDataSource>();
+        async Task<List<string>> Members(string audience)
+        {
+            await using var command = dataSource.CreateCommand(
+                "select (to_jsonb(t) - array['mt_version', 'mt_last_modified'])::text from enrolment.mt_doc_audiencemember t where tenant_id = $1 and audience_id = $2 order by id");
+            command.Parameters.AddWithValue(TenantId);
+            command.Parameters.AddWithValue(audience);
+            var rows = new List<string>();
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) rows.Add(reader.GetString(0).Replace(audience, "<audience>"));
+            return rows;
+        }
+        Assert.Equal(await Members("marten"), (await Members("bulk")).Take(1));
+
+        // Leaves delete, joins of existing members overwrite, in one change.
+        await using (var session = store.LightweightSession(TenantId))
+        {
+            await AudienceMemberRows.Write(session, "bulk", ["u3", "u4"], ["u1", "u2"], Now + Duration.FromDays(1), CancellationToken.None);
+            session.Store(new Enrolment.Api.Features.Content.ContentItem { Id = "c1" });
+            await session.SaveChangesAsync();
+        }
+        await using (var query = store.QuerySession(TenantId))
+        {
+            var members = await query.Query<Enrolment.Api.Features.Audiences.AudienceMember>().Where(m => m.AudienceId == "bulk").OrderBy(m => m.UserId).ToListAsync();
+            Assert.Equal(["u3", "u4"], members.Select(m => m.UserId));
+            Assert.All(members, m => Assert.Equal(Now + Duration.FromDays(1), m.JoinedAt));
+        }
+    }
+
+    [Fact]
     public async Task A_stream_started_by_copy_has_the_rows_of_a_stream_started_by_marten()
     {
         var store = Host.Services.GetRequiredService<IDocumentStore>();

@@ -10,15 +10,16 @@ namespace Enrolment.Api.Infrastructure.MartenTables;
 
 /// <summary>
 /// Appends to many EXISTING enrolment streams set-based, on the session's connection and in its transaction: one read
-/// of the documents (state and stream version), one UPDATE of mt_streams guarded by the versions read, one binary COPY
-/// of the events into mt_events and one UPDATE of the documents, instead of a quick-append call and a document upsert
+/// of the documents (state and stream version), one binary COPY of the events into mt_events, one UPDATE of mt_streams
+/// guarded by the versions read and one UPDATE of the documents, instead of a quick-append call and a document upsert
 /// per stream. Writes the rows Marten's own append and inline projection would (<c>MartenTablesTests</c> compares them
 /// column by column).
 ///
-/// Optimistic like Marten: a stream whose version moved since it was read (a completion, another node) fails the
-/// version guard, and the whole transaction is abandoned with a <see cref="ConcurrencyException"/>, so the caller can
-/// redo those streams one by one through the ordinary path. A writer that read the old version and commits after us
-/// collides with our events on pk_mt_events_stream_and_version, so one transition is never appended twice.
+/// Optimistic like Marten: a stream appended to since it was read (a completion, another node) collides with the
+/// batch's events on pk_mt_events_stream_and_version (or fails the version guard), and the whole batch is abandoned
+/// with a <see cref="ConcurrencyException"/>, so the caller can retry or redo those streams one by one through the
+/// ordinary path. A writer that read the old version and commits after us collides the same way, so one transition is
+/// never appended twice.
 /// </summary>
 public static class StreamAppend
 {
@@ -83,7 +84,8 @@ public static class StreamAppend
     /// </summary>
     public static async Task Write(IDocumentSession session, IReadOnlyList<Append> appends, Instant now, CancellationToken ct)
     {
-        appends = appends.Where(a => a.Events.Count > 0).ToList();
+        // In stream id order: two batches over the same streams take their locks in one order.
+        appends = appends.Where(a => a.Events.Count > 0).OrderBy(a => a.StreamId).ToList();
         if (appends.Count == 0) return;
         var store = session.DocumentStore;
         var events = (EventGraph)store.Options.Events;
@@ -94,8 +96,35 @@ public static class StreamAppend
         await session.BeginTransactionAsync(ct);
         var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
 
-        // First the guard: it takes the streams' row locks, so a writer that read the same versions waits for us and
-        // then fails its own check, and a stream that moved since it was read updates no row.
+        var sequence = await StreamCopy.NextSequenceValues(connection, $"{schema}.mt_events_sequence", appends.Sum(a => a.Events.Count), ct);
+        var next = 0;
+        // A writer that appended to one of these streams after it was read owns that version: the COPY collides on
+        // pk_mt_events_stream_and_version (waiting for it to commit first if need be), and the batch is a lost race.
+        try
+        {
+            await using (var copy = await connection.BeginBinaryImportAsync(
+                $"copy {schema}.mt_events ({string.Join(", ", EventColumns.Select(c => c.Column))}) from stdin (format binary)", ct))
+            {
+                foreach (var append in appends)
+                for (var i = 0; i < append.Events.Count; i++)
+                {
+                    var e = append.Events[i];
+                    var mapping = events.EventMappingFor(e.GetType());
+                    var row = new EventRow(sequence[next++], Guid.CreateVersion7(), append.StreamId, append.ExpectedVersion + i + 1,
+                        serializer.ToJson(e), mapping.EventTypeName, timestamp, tenantId, mapping.DotNetTypeName);
+                    await copy.StartRowAsync(ct);
+                    foreach (var column in EventColumns) await copy.WriteAsync(column.Value(row), column.Type, ct);
+                }
+                await copy.CompleteAsync(ct);
+            }
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new ConcurrencyException($"An enrolment stream of tenant {tenantId} was appended to since this batch read it ({e.ConstraintName}); nothing of this batch was written.", e);
+        }
+
+        // Then the guard, in the order Marten's append takes them (events, then the stream row), so a concurrent append
+        // and this batch wait for each other rather than deadlock: a stream that moved since it was read updates no row.
         await using (var guard = new NpgsqlCommand(
             $"update {schema}.mt_streams s set version = v.next, timestamp = now() from unnest($2::uuid[], $3::bigint[], $4::bigint[]) as v(id, expected, next) " +
             "where s.tenant_id = $1 and s.id = v.id and s.version = v.expected and not coalesce(s.is_archived, false)", connection))
@@ -108,24 +137,6 @@ public static class StreamAppend
             if (updated != appends.Count)
                 throw new ConcurrencyException(
                     $"{appends.Count - updated} of {appends.Count} enrolment streams of tenant {tenantId} changed since they were read; nothing of this batch was written.", null);
-        }
-
-        var sequence = await StreamCopy.NextSequenceValues(connection, $"{schema}.mt_events_sequence", appends.Sum(a => a.Events.Count), ct);
-        var next = 0;
-        await using (var copy = await connection.BeginBinaryImportAsync(
-            $"copy {schema}.mt_events ({string.Join(", ", EventColumns.Select(c => c.Column))}) from stdin (format binary)", ct))
-        {
-            foreach (var append in appends)
-            for (var i = 0; i < append.Events.Count; i++)
-            {
-                var e = append.Events[i];
-                var mapping = events.EventMappingFor(e.GetType());
-                var row = new EventRow(sequence[next++], Guid.CreateVersion7(), append.StreamId, append.ExpectedVersion + i + 1,
-                    serializer.ToJson(e), mapping.EventTypeName, timestamp, tenantId, mapping.DotNetTypeName);
-                await copy.StartRowAsync(ct);
-                foreach (var column in EventColumns) await copy.WriteAsync(column.Value(row), column.Type, ct);
-            }
-            await copy.CompleteAsync(ct);
         }
 
         // The documents the inline projection would write: the fold's JSON, the stream version in mt_version.
