@@ -19,22 +19,14 @@ public static class EnrolmentChanges
     {
         if (events.Count == 0) return;
         stream.AppendMany(events.Cast<object>().ToArray());
-        var state = stream.Aggregate;
-        var version = stream.StartingVersion ?? 0;
-        foreach (var e in events)
-        {
-            var before = state;
-            state = EnrolmentState.Fold(state, e);
-            version++;
-            if (Integration(tenantId, before, state, e, version) is { } message) await bus.PublishAsync(message);
-        }
+        await Publish(bus, tenantId, stream.Aggregate, events, stream.StartingVersion ?? 0);
     }
 
     /// <summary>
-    /// The integration events of events appended elsewhere (set-based, <c>StreamAppend</c>) after
-    /// <paramref name="startingVersion"/>, into the caller's outbox transaction.
+    /// The integration events of <paramref name="events"/> appended after <paramref name="startingVersion"/> (by
+    /// <see cref="Append"/> or set-based by <c>StreamAppend</c>), into the caller's outbox transaction.
     /// </summary>
-    public static async ValueTask Publish(IMessageBus bus, string tenantId, EnrolmentState before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
+    public static async ValueTask Publish(IMessageBus bus, string tenantId, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
     {
         var state = before;
         var version = startingVersion;
