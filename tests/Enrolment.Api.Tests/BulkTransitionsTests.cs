@@ -1,4 +1,3 @@
-using Enrolment.Api.Features.Content;
 using Enrolment.Api.Features.Time;
 using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
@@ -81,12 +80,8 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
         return session;
     }
 
-    private static async Task Commit(IDocumentSession session)
-    {
-        // The handler's transaction always has outbox envelopes to save; here a document stands in for them.
-        session.Store(new ContentItem { Id = "c1" });
-        await session.SaveChangesAsync();
-    }
+    // Nothing else to save (no outbox envelopes here): StreamAppend itself makes SaveChangesAsync commit.
+    private static Task Commit(IDocumentSession session) => session.SaveChangesAsync();
 
     [Fact]
     public async Task A_bulk_batch_appends_each_due_transition_once_and_publishes_it()

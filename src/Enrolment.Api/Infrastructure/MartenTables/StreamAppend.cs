@@ -95,6 +95,9 @@ public static class StreamAppend
         var timestamp = now.ToDateTimeOffset();
         await session.BeginTransactionAsync(ct);
         var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
+        // Marten commits the transaction only when SaveChangesAsync has work of its own: without this, a batch whose
+        // changes publish no integration event would be rolled back silently (and applied again at every poll).
+        session.QueueSqlCommand("select 1");
 
         var sequence = await StreamCopy.NextSequenceValues(connection, $"{schema}.mt_events_sequence", appends.Sum(a => a.Events.Count), ct);
         var next = 0;
