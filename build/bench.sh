@@ -81,7 +81,13 @@ fi
 as_postgres psql -p "$port" -d "$db" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >&2 2>/dev/null || true
 psql_db() { as_postgres psql -p "$port" -d "$db" -v ON_ERROR_STOP=1 "$@"; }
 
-command -v wrk >/dev/null || { log "installing wrk"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+# A fresh machine never fetched Debian's package lists: without the update, "Unable to locate package wrk".
+command -v wrk >/dev/null || {
+  log "installing wrk"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/tmp/wrk-install.log 2>&1 ||
+    { log "installing wrk failed; see /tmp/wrk-install.log"; exit 1; }
+}
 
 log "building Release"
 for project in src/Enrolment.Api/Enrolment.Api.csproj tests/Enrolment.Benchmarks/Enrolment.Benchmarks.csproj; do

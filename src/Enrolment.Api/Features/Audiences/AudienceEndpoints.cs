@@ -1,5 +1,6 @@
 using Enrolment.Api.Features.Operations;
 using Enrolment.Api.Infrastructure;
+using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;
@@ -37,21 +38,15 @@ public static class Membership
 
     public static async Task<IResult> Apply(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
     {
-        var change = await Change(session, bus, now, audienceId, joins, leaves);
+        var change = await Change(session, bus, now, audienceId, joins, leaves, ct);
         return Results.Accepted(change.Operation.Href, change);
     }
 
     /// <summary>Stores the membership change and starts its fan-out; Wolverine commits both with the request.</summary>
-    public static async Task<MembershipChange> Change(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves)
+    public static async Task<MembershipChange> Change(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
     {
-        // Member rows are written in one order (by user id) whatever the request's order: concurrent changes over the
-        // same users then wait for each other instead of deadlocking in PostgreSQL.
-        var leaving = leaves.ToHashSet(StringComparer.Ordinal);
-        foreach (var userId in joins.Concat(leaves).Order(StringComparer.Ordinal))
-        {
-            if (leaving.Contains(userId)) session.Delete<AudienceMember>(AudienceMember.Key(audienceId, userId));
-            else session.Store(new AudienceMember { Id = AudienceMember.Key(audienceId, userId), AudienceId = audienceId, UserId = userId, JoinedAt = now });
-        }
+        // Set-based, a chunk of users per statement, in user-id order (no deadlocks between concurrent changes).
+        await AudienceMemberRows.Write(session, audienceId, joins, leaves, now, ct);
         var operation = await FanOut.Start(session, bus, "audience-changed", audienceId, null, joins.Concat(leaves).ToArray(), now);
         return new MembershipChange(audienceId, joins.Count, leaves.Count, OperationStatus.Started(operation));
     }

@@ -19,14 +19,22 @@ public static class EnrolmentChanges
     {
         if (events.Count == 0) return;
         stream.AppendMany(events.Cast<object>().ToArray());
-        var state = stream.Aggregate;
-        var version = stream.StartingVersion ?? 0;
+        await Publish(bus, tenantId, stream.Aggregate, events, stream.StartingVersion ?? 0);
+    }
+
+    /// <summary>
+    /// The integration events of <paramref name="events"/> appended after <paramref name="startingVersion"/> (by
+    /// <see cref="Append"/> or set-based by <c>StreamAppend</c>), into the caller's outbox transaction.
+    /// </summary>
+    public static async ValueTask Publish(IMessageBus bus, string tenantId, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
+    {
+        var state = before;
+        var version = startingVersion;
         foreach (var e in events)
         {
-            var before = state;
+            var previous = state;
             state = EnrolmentState.Fold(state, e);
-            version++;
-            if (Integration(tenantId, before, state, e, version) is { } message) await bus.PublishAsync(message);
+            if (Integration(tenantId, previous, state, e, ++version) is { } message) await bus.PublishAsync(message);
         }
     }
 

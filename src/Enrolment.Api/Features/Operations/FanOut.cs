@@ -106,13 +106,14 @@ public static class SyncEnrolmentsHandler
             s.Assignment.PrimaryContentId, s.Assignment.ToSchedule(), earlier.Of(s.UserId, s.Assignment.PrimaryContentId), now)).ToList(), bus, now, ct);
         var changed = toStart.Count;
 
-        var decided = await EnrolmentCommands.Decide(session, bus, toChange.Keys.ToArray(), state =>
+        // Archive and reinstate set-based too: one read, one guarded version update, one COPY, one document update.
+        var decided = await BulkEnrolmentCommands.Decide(session, bus, toChange.Keys.ToArray(), state =>
         {
             var (active, assignment, userId) = toChange[state.Id];
             return active
                 ? EnrolmentRules.Rejoin(state, batch.AudienceId, earlier.Of(userId, assignment.PrimaryContentId), now)
                 : EnrolmentRules.Archive(state, assignment.IsActive ? ArchiveReason.LeftAudience : ArchiveReason.AssignmentRemoved, now);
-        }, ct);
+        }, now, ct);
         changed += decided.Count(d => d.Changed);
 
         session.Store(new FanOutBatchDone { Id = $"{batch.OperationId:N}/{batch.Batch}", OperationId = batch.OperationId, Changed = changed, CompletedAt = now });

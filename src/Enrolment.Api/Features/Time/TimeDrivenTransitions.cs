@@ -27,6 +27,12 @@ public sealed class TransitionSettings
     /// </summary>
     public int MaxParallelBatches { get; set; } = 2;
 
+    /// <summary>
+    /// Rest between two rounds of one burst (a round: up to BatchSize × MaxParallelBatches transitions), so requests
+    /// get the CPU and connections the transitions would otherwise hold for the whole burst. Zero: no rest.
+    /// </summary>
+    public TimeSpan PauseBetweenRounds { get; set; } = TimeSpan.Zero;
+
     /// <summary>Set false to run a node that serves HTTP only (another node must then apply transitions).</summary>
     public bool Enabled { get; set; } = true;
 }
@@ -55,6 +61,12 @@ public sealed class TimeDrivenTransitions(
         "Time from the instant a transition was due to the instant its event was recorded.");
     internal static readonly Counter<long> Applied = Meter.CreateCounter<long>("enrolment.transition.applied", "{transition}",
         "Time-driven transitions appended to enrolment streams.");
+
+    // Set by the node that holds the election at its polls; other nodes report no backlog (they do not apply any).
+    private static long _backlog = -1;
+    internal static readonly ObservableGauge<long> Backlog = Meter.CreateObservableGauge("enrolment.transition.backlog",
+        () => Interlocked.Read(ref _backlog) is var b and >= 0 ? [new Measurement<long>(b)] : Array.Empty<Measurement<long>>(),
+        "{enrolment}", "Enrolments whose time-driven transition is due and not yet applied, as of the elected node's latest round.");
 
     // Arbitrary but fixed: the advisory lock key that elects the node applying transitions.
     private const long LockKey = 0x456E726F6C54696D;
@@ -95,7 +107,7 @@ public sealed class TimeDrivenTransitions(
         await using (var tryLock = new NpgsqlCommand("select pg_try_advisory_lock(@key)", lockConnection))
         {
             tryLock.Parameters.AddWithValue("key", LockKey);
-            if (await tryLock.ExecuteScalarAsync(ct) is not true) return 0;
+            if (await tryLock.ExecuteScalarAsync(ct) is not true) { Interlocked.Exchange(ref _backlog, -1); return 0; }
         }
         try
         {
@@ -104,7 +116,11 @@ public sealed class TimeDrivenTransitions(
             var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _settings.MaxParallelBatches), CancellationToken = ct };
             for (var round = 0; round < 1000 && !ct.IsCancellationRequested; round++)
             {
+                if (round > 0 && _settings.PauseBetweenRounds > TimeSpan.Zero) await Task.Delay(_settings.PauseBetweenRounds, ct);
                 var now = clock.GetCurrentInstant();
+                // Counted at the start of a poll, then less what each round took (a count per round costs a burst time).
+                if (round == 0) Interlocked.Exchange(ref _backlog, await table.DueCount(lockConnection, now, ct));
+                else Interlocked.Exchange(ref _backlog, Math.Max(0, Interlocked.Read(ref _backlog) - limit));
                 var due = await table.Due(lockConnection, now, limit, ct);
                 if (due.Count == 0) break;
                 // One transaction per tenant and batch; the round ends when all its batches have, so the next query
@@ -115,6 +131,7 @@ public sealed class TimeDrivenTransitions(
                     Interlocked.Add(ref total, await ApplyBatch(batch.TenantId, batch.Ids, token)));
                 if (due.Count < limit) break;
             }
+            Interlocked.Exchange(ref _backlog, await table.DueCount(lockConnection, clock.GetCurrentInstant(), ct));
             return total;
         }
         finally
@@ -157,11 +174,17 @@ public static class ApplyDueTransitionsHandler
     {
         var now = clock.GetCurrentInstant();
         // The state decides: one that is no longer due (completed meanwhile, or ticked by another node) changes nothing.
-        var decided = await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds,
-            state => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now), ct);
-        var lags = decided.Where(d => d.Changed).Select(d => Math.Max(0, (now - d.Before!.NextTransitionAt!.Value).TotalMilliseconds)).ToList();
-        var transitions = decided.Sum(d => d.Decision.Events.Count);
+        static Decision Tick(EnrolmentState state, Instant now) => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now);
+
+        // A batch is written set-based; one enrolment (the fallback after a conflict) through the ordinary path.
+        var decided = command.EnrolmentIds.Length == 1
+            ? await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), ct)
+            : await BulkEnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), now, ct);
+        var changed = decided.Where(d => d.Changed).Select(d => (Before: d.Before!, d.Decision)).ToList();
+
+        var transitions = changed.Sum(d => d.Decision.Events.Count);
         if (transitions == 0) return 0;
+        var lags = changed.Select(d => Math.Max(0, (now - d.Before.NextTransitionAt!.Value).TotalMilliseconds)).ToList();
         foreach (var lag in lags) TimeDrivenTransitions.Lag.Record(lag);
         TimeDrivenTransitions.Applied.Add(transitions);
         logger.LogInformation("Applying {Transitions} time-driven transitions to {Enrolments} enrolments of tenant {TenantId}; worst lag {LagMs:F0} ms",

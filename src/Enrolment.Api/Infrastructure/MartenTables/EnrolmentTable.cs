@@ -173,4 +173,12 @@ public sealed class EnrolmentTable
         while (await reader.ReadAsync(ct)) due.Add((reader.GetString(0), reader.GetGuid(1)));
         return due;
     }
+
+    /// <summary>How many enrolments are due at <paramref name="now"/> and not yet transitioned (an index range count).</summary>
+    public async Task<long> DueCount(NpgsqlConnection connection, Instant now, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand($"select count(*) from {_table} where next_transition_at_utc <= $1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = now.ToDateTimeOffset(), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        return (long)(await command.ExecuteScalarAsync(ct))!;
+    }
 }

@@ -104,7 +104,7 @@ public static class StreamCopy
         return states;
     }
 
-    private static async Task<long[]> NextSequenceValues(NpgsqlConnection connection, string sequence, int count, CancellationToken ct)
+    internal static async Task<long[]> NextSequenceValues(NpgsqlConnection connection, string sequence, int count, CancellationToken ct)
     {
         await using var command = new NpgsqlCommand("select nextval($1::regclass) from generate_series(1, $2)", connection);
         command.Parameters.Add(new NpgsqlParameter { Value = sequence });
