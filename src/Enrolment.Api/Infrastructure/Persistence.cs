@@ -59,6 +59,7 @@ public static class Persistence
             opts.Events.AddEventTypes([
                 typeof(EnrolmentAssigned), typeof(EnrolmentOpened), typeof(EnrolmentBecameOverdue), typeof(EnrolmentCompleted),
                 typeof(ReminderRecorded), typeof(EnrolmentArchived), typeof(EnrolmentReinstated), typeof(EnrolmentRescheduled),
+                typeof(EnrolmentWaived), typeof(EnrolmentExtended),
                 typeof(AssignmentCreated), typeof(AssignmentRemoved),
             ]);
 
