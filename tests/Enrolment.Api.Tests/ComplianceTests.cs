@@ -19,8 +19,11 @@ public sealed class ComplianceTests(AppFixture fixture) : ScenarioTest(fixture)
     }
 
     /// <summary>What the time-driven transitions would do to this enrolment now (the shared host runs none of its own).</summary>
-    private Task<int> ApplyTime(string enrolmentId) =>
-        Host.Services.GetRequiredService<IMessageBus>().InvokeForTenantAsync<int>(TenantId, new ApplyDueTransitions([Guid.Parse(enrolmentId)]));
+    private async Task<int> ApplyTime(string enrolmentId)
+    {
+        await using var scope = Host.Services.CreateAsyncScope();
+        return await scope.ServiceProvider.GetRequiredService<IMessageBus>().InvokeForTenantAsync<int>(TenantId, new ApplyDueTransitions([Guid.Parse(enrolmentId)]));
+    }
 
     [Fact]
     public async Task Waiving_an_open_enrolment_completes_it_with_the_reason_and_no_completion_and_a_later_completion_is_still_recorded()
