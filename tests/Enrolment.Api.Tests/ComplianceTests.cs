@@ -146,4 +146,80 @@ public sealed class ComplianceTests(AppFixture fixture) : ScenarioTest(fixture)
         var extended = (await Post(url, new { dueDate = At(start.AddDays(30)), reason = "r" })).AssertStatus(200).Json;
         Assert.Equal(At(start.AddDays(30)), extended.Str("dueDate"));
     }
+
+    /// <summary>The secret id of one of the test tenant's secrets, as stored (the events must name it, never the secret).</summary>
+    private async Task<string> SecretIdOf(string secret)
+    {
+        await using var session = Host.Services.GetRequiredService<Marten.IDocumentStore>().QuerySession();
+        var account = await session.LoadAsync<Enrolment.Api.Infrastructure.Auth.TenantAccount>(TenantId);
+        return Enrolment.Api.Infrastructure.Auth.Secrets.Match(account!, secret)!.SecretId;
+    }
+
+    private static (string? Type, string? Id, string? ByType, string? ById) ActorOf(JsonNode e)
+    {
+        var actor = e["actor"]!;
+        return (actor["type"]?.GetValue<string>(), actor["id"]?.GetValue<string>(), actor["startedBy"]?["type"]?.GetValue<string>(), actor["startedBy"]?["id"]?.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Every_event_names_its_actor_and_correlation_id_http_request_fan_out_operation_clock_and_bus_message()
+    {
+        var assignmentId = await OverdueAssignmentFor("u1");
+        var enrolmentId = await EnrolmentIdFor(assignmentId, "u1");
+        var allId = await SecretIdOf(AllSecret);
+        var writeId = await SecretIdOf(WriteSecret);
+
+        // HTTP: the credential's secret id, and the request's W3C trace id (sent by the client here in traceparent).
+        const string traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+        var extended = await Host.Scenario(s =>
+        {
+            s.Post.Json(new { dueDate = Now(TimeSpan.FromDays(3)), reason = "r" }).ToUrl($"/assignments/{assignmentId}/enrolments/{enrolmentId}/extend");
+            s.WithRequestHeader("Authorization", Basic(TenantId, WriteSecret));
+            s.WithRequestHeader("traceparent", $"00-{traceId}-00f067aa0ba902b7-01");
+            s.StatusCodeShouldBe(200);
+        });
+
+        // The bus: a completion message, handled as one from RabbitMQ or the PostgreSQL queue would be.
+        await using (var scope = Host.Services.CreateAsyncScope())
+            await scope.ServiceProvider.GetRequiredService<IMessageBus>().InvokeForTenantAsync(TenantId,
+                new Enrolment.Contracts.RecordCompletion(TenantId, "bus-1", "u1", "c1", DateTimeOffset.UtcNow, null));
+
+        var events = await Events(assignmentId, enrolmentId);
+        Assert.Equal(["enrolment.assigned", "enrolment.overdue", "enrolment.extended", "enrolment.completed"], events.Select(e => e.Str("eventType")).ToArray());
+
+        // Fan-out: the operation, and the credential whose request started it.
+        var (type, id, byType, byId) = ActorOf(events[0]!);
+        Assert.Equal(("operation", "secret", allId), (type, byType, byId));
+        Assert.Matches("^[0-9a-f-]{36}$", id);
+        // The clock.
+        Assert.Equal(("clock", "time-driven-transitions"), (ActorOf(events[1]!).Type, ActorOf(events[1]!).Id));
+        // HTTP.
+        Assert.Equal(("secret", writeId, (string?)null), (ActorOf(events[2]!).Type, ActorOf(events[2]!).Id, ActorOf(events[2]!).ByType));
+        Assert.Equal(traceId, events[2].Str("correlationId"));
+        // The bus message.
+        Assert.Equal("bus", ActorOf(events[3]!).Type);
+        Assert.Matches("^[0-9a-f-]{36}$", ActorOf(events[3]!).Id);
+        foreach (var e in events) Assert.False(string.IsNullOrEmpty(e!["correlationId"]?.GetValue<string>()), $"no correlationId on {e}");
+        // Never a secret.
+        var body = events.ToJsonString();
+        Assert.DoesNotContain(AllSecret, body);
+        Assert.DoesNotContain(WriteSecret, body);
+    }
+
+    [Fact]
+    public async Task Events_written_before_actors_were_recorded_show_the_legacy_actor()
+    {
+        var assignmentId = await OpenAssignmentFor("u1");
+        var enrolmentId = await EnrolmentIdFor(assignmentId, "u1");
+        // As an older version left them: no actor metadata on the row.
+        await using (var connection = await Host.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().OpenConnectionAsync())
+        await using (var command = new Npgsql.NpgsqlCommand("update enrolment.mt_events set headers = null, user_name = null, correlation_id = null, causation_id = null where stream_id = $1", connection))
+        {
+            command.Parameters.AddWithValue(Guid.Parse(enrolmentId));
+            Assert.Equal(1, await command.ExecuteNonQueryAsync());
+        }
+        var first = (await Events(assignmentId, enrolmentId))[0]!;
+        Assert.Equal(("legacy", (string?)null), (ActorOf(first).Type, ActorOf(first).Id));
+        Assert.Null(first["correlationId"]);
+    }
 }

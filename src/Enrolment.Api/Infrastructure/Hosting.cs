@@ -134,6 +134,7 @@ public static class Hosting
                     TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(5))
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
+            Features.Compliance.EventActors.Configure(opts);
 
             // Marten wraps driver errors (a timeout, a cut connection) in its own exceptions: match them inside too, or the
             // message would go straight to the dead letters.
@@ -166,6 +167,7 @@ public static class Hosting
             opts.TenantId.IsClaimTypeNamed(BasicAuthenticationHandler.TenantClaim);
             opts.WarmUpRoutes = RouteWarmup.Eager;
             opts.RejectUnparseableQueryValues = true;
+            Features.Compliance.EventActors.Configure(opts);
         });
     }
 }

@@ -56,6 +56,8 @@ public static class Persistence
             // saw and assigns sequence numbers in the database, instead of first reading every stream's state back
             // (Rich). Timestamps still come from this process's clock. Nothing here reads IEvent.Sequence before commit.
             opts.Events.AppendMode = EventAppendMode.QuickWithServerTimestamps;
+            // Who caused each event (Features/Compliance/EventActors): user name, headers, correlation and causation ids.
+            opts.Events.MetadataConfig.EnableAll();
             opts.Events.AddEventTypes([
                 typeof(EnrolmentAssigned), typeof(EnrolmentOpened), typeof(EnrolmentBecameOverdue), typeof(EnrolmentCompleted),
                 typeof(ReminderRecorded), typeof(EnrolmentArchived), typeof(EnrolmentReinstated), typeof(EnrolmentRescheduled),

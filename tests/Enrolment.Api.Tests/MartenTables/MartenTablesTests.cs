@@ -29,8 +29,11 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         var store = Host.Services.GetRequiredService<IDocumentStore>();
         Guid copied = Guid.NewGuid(), appended = Guid.NewGuid();
 
+        // Both with the same actor metadata (Features/Compliance/EventActors), which the copy must write as Marten does.
+        var actor = new Enrolment.Api.Features.Compliance.Actor("operation", "op-1", new("secret", "s1"));
         await using (var session = store.LightweightSession(TenantId))
         {
+            Enrolment.Api.Features.Compliance.EventActors.Stamp(session, actor, "4bf92f3577b34da6a3ce929d0e0e4736", "cause-1");
             await StreamCopy.StartStreams(session, [Stream(copied)], Now, CancellationToken.None);
             // As in a fan-out batch, the session also has work of its own (its batch marker), so saving it commits.
             session.Store(new Enrolment.Api.Features.Content.ContentItem { Id = "c1" });
@@ -38,6 +41,7 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         }
         await using (var session = store.LightweightSession(TenantId))
         {
+            Enrolment.Api.Features.Compliance.EventActors.Stamp(session, actor, "4bf92f3577b34da6a3ce929d0e0e4736", "cause-1");
             session.Events.StartStream<EnrolmentState>(appended, Stream(appended).Cast<object>().ToArray());
             await session.SaveChangesAsync();
         }
@@ -57,6 +61,7 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         }
 
         string[] eventSkip = ["seq_id", "id", "timestamp"];
+        Assert.All(await Rows("mt_events", "stream_id", copied), row => Assert.Contains("\"user_name\": \"operation:op-1\"", row));
         Assert.Equal(await Rows("mt_events", "stream_id", appended, eventSkip), await Rows("mt_events", "stream_id", copied, eventSkip));
         string[] streamSkip = ["timestamp", "created"];
         Assert.Equal(await Rows("mt_streams", "id", appended, streamSkip), await Rows("mt_streams", "id", copied, streamSkip));

@@ -8,13 +8,15 @@ using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
 
-public sealed record StoredEvent(long Sequence, long Version, string EventType, Instant Timestamp, object Data);
+/// <param name="Actor">Who caused the event (legacy: written before actors were recorded).</param>
+/// <param name="CorrelationId">The W3C trace id of the request or message that caused it, or null.</param>
+public sealed record StoredEvent(long Sequence, long Version, string EventType, Instant Timestamp, object Data, Compliance.Actor Actor, string? CorrelationId);
 
 public static class GetEnrolmentEventsEndpoint
 {
     [WolverineGet("/assignments/{assignmentId}/enrolments/{enrolmentId}/events", OperationId = "getEnrolmentEvents"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
-    [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored) and data.")]
+    [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored), data, the actor who caused each event and its correlation id.")]
     public static async Task<IResult> Get(string assignmentId, string enrolmentId, IQuerySession session, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
@@ -23,6 +25,7 @@ public static class GetEnrolmentEventsEndpoint
         if (events.Count == 0 || events[0].Data is not EnrolmentAssigned first || first.AssignmentId != aid)
             return Problems.NotFound($"Assignment {assignmentId} has no enrolment {enrolmentId}.");
         return Results.Ok(events.Select(e => new StoredEvent(e.Sequence, e.Version,
-            e.Data is IEnrolmentEvent d ? EnrolmentEvents.EventType(d) : e.EventTypeName, Instant.FromDateTimeOffset(e.Timestamp), e.Data)).ToList());
+            e.Data is IEnrolmentEvent d ? EnrolmentEvents.EventType(d) : e.EventTypeName, Instant.FromDateTimeOffset(e.Timestamp), e.Data,
+            Compliance.EventActors.Of(e), e.CorrelationId)).ToList());
     }
 }

@@ -40,6 +40,9 @@ public static class StreamCopy
         await session.BeginTransactionAsync(ct);
         var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
 
+        // The event metadata Marten's append takes from the session (who caused the events: Features/Compliance/EventActors).
+        var headers = ((Marten.Internal.Sessions.QuerySession)session).Headers is { Count: > 0 } h ? serializer.ToJson(h) : null;
+
         var sequence = await NextSequenceValues(connection, $"{schema}.mt_events_sequence", streams.Sum(s => s.Count), ct);
         var next = 0;
 
@@ -61,7 +64,7 @@ public static class StreamCopy
         }
 
         await using (var copy = await connection.BeginBinaryImportAsync(
-            $"copy {schema}.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) from stdin (format binary)", ct))
+            $"copy {schema}.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived, correlation_id, causation_id, headers, user_name) from stdin (format binary)", ct))
         {
             foreach (var stream in streams)
             for (var v = 0; v < stream.Count; v++)
@@ -79,6 +82,10 @@ public static class StreamCopy
                 await copy.WriteAsync(tenantId, NpgsqlDbType.Varchar, ct);
                 await copy.WriteAsync(mapping.DotNetTypeName, NpgsqlDbType.Varchar, ct);
                 await copy.WriteAsync(false, NpgsqlDbType.Boolean, ct);
+                await WriteNullable(copy, session.CorrelationId, NpgsqlDbType.Varchar, ct);
+                await WriteNullable(copy, session.CausationId, NpgsqlDbType.Varchar, ct);
+                await WriteNullable(copy, headers, NpgsqlDbType.Jsonb, ct);
+                await WriteNullable(copy, session.LastModifiedBy, NpgsqlDbType.Varchar, ct);
             }
             await copy.CompleteAsync(ct);
         }
@@ -103,6 +110,9 @@ public static class StreamCopy
         }
         return states;
     }
+
+    private static Task WriteNullable(NpgsqlBinaryImporter copy, string? value, NpgsqlDbType type, CancellationToken ct) =>
+        value is null ? copy.WriteNullAsync(ct) : copy.WriteAsync(value, type, ct);
 
     private static async Task<long[]> NextSequenceValues(NpgsqlConnection connection, string sequence, int count, CancellationToken ct)
     {
