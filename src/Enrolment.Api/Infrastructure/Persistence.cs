@@ -80,6 +80,7 @@ public static class Persistence
                 rebuild.RebuildFlushThreshold = 20_000;
             });
             opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
+            Features.Summaries.Summaries.Configure(opts);
             MartenTables.EnrolmentTable.Configure(opts);
             opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
             opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);
@@ -91,6 +92,7 @@ public static class Persistence
         .UseNpgsqlDataSource()
         .UseLightweightSessions()
         .IntegrateWithWolverine();
+        Features.Summaries.Summaries.AddSummaryDaemon(marten, configuration);
 
         // Development (and ./build/run.sh): create or migrate the schema at start. Production: Database:AutoMigrate=false
         // and run `db-apply` (or review `db-patch` output) as a deployment step.
