@@ -10,6 +10,18 @@ namespace Enrolment.Api.Tests;
 /// <summary>PRODUCT.md "Compliance", summaries: the async projection agrees with the enrolment lists once caught up.</summary>
 public sealed class SummaryTests(AppFixture fixture) : ScenarioTest(fixture)
 {
+    /// <summary>
+    /// Every test starts by resetting the store (events and projection progress included) under the running daemon:
+    /// pause and resume it, so that it reads its progress again rather than going on from where it was.
+    /// </summary>
+    public override async Task InitializeAsync()
+    {
+        var coordinator = Host.Services.GetRequiredService<JasperFx.Events.Daemon.IProjectionCoordinator>();
+        await coordinator.PauseAsync();
+        await base.InitializeAsync();
+        await coordinator.ResumeAsync();
+    }
+
     private Task CaughtUp() => Host.Services.GetRequiredService<IDocumentStore>().WaitForNonStaleProjectionDataAsync(TimeSpan.FromSeconds(60));
 
     private async Task<int> ApplyTime(string enrolmentId)
@@ -71,7 +83,10 @@ public sealed class SummaryTests(AppFixture fixture) : ScenarioTest(fixture)
                 case 3: await Complete($"done-{step}", u, "c1"); break;
                 case 4: await Post($"{url}/archive"); break;
                 case 5: await Post($"{url}/reminders"); break;
-                case 6: if (random.Next(3) == 0) await RemoveMember("a1", u); else await AddMembers("a1", [u]); break;
+                case 6:
+                    var left = await Delete($"/audiences/a1/members/{u}");
+                    if (left.Status == 202) await WaitForOperation(left); else await AddMembers("a1", [u]);
+                    break;
             }
         }
 

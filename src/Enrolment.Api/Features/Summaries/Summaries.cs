@@ -26,11 +26,14 @@ public static class Summaries
     }
 
     /// <summary>
-    /// Marten's async daemon in the service. HotCold (the default): every node runs one, a database lock elects the node
-    /// that projects, and another takes over when it stops. Projections:DaemonMode=Disabled for a node that must not.
+    /// Marten's async daemon in the service, Projections:DaemonMode. Solo (the default): this node projects. With several
+    /// nodes, leave it Solo on one and set Disabled on the others (Marten's progress check rolls back a page two daemons
+    /// both applied, but they waste work). HotCold, which elects one node by a PostgreSQL advisory lock, fails with the
+    /// DistributedLock shim this build uses (STACK.md: "Multiplexing is current incompatible with DbDataSource"); it is
+    /// the choice where the real Patched.DistributedLock packages restore.
     /// </summary>
     public static void AddSummaryDaemon(this MartenServiceCollectionExtensions.MartenConfigurationExpression marten, IConfiguration configuration) =>
-        marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", DaemonMode.HotCold));
+        marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", DaemonMode.Solo));
 
     public static StatusCounts ByStatus(EnrolmentSummary? s) =>
         s is null ? new(0, 0, 0, 0, 0) : new(s.Scheduled, s.Open, s.Overdue, s.Complete, s.Archived);
