@@ -93,6 +93,16 @@ public sealed class SummaryTests(AppFixture fixture) : ScenarioTest(fixture)
         await CaughtUp();
         foreach (var a in assignments) await AssertSummaryMatches($"/assignments/{a}/summary", $"/assignments/{a}/enrolments");
         foreach (var u in users) await AssertSummaryMatches($"/users/{u}/summary", $"/users/{u}/enrolments");
+        var metrics = (await Host.Send(HttpMethod.Get, "/metrics", null)).AssertStatus(200).Body;
+        Assert.Matches(@"(?m)^enrolment_summary_lag(_events)?(\{[^}]*\})? 0$", metrics);
+
+        // A rebuild (teardown, then a replay of every event) gives the same numbers.
+        var coordinator = Host.Services.GetRequiredService<JasperFx.Events.Daemon.IProjectionCoordinator>();
+        var daemon = coordinator.DaemonForMainDatabase();
+        await daemon.RebuildProjectionAsync(Enrolment.Api.Features.Summaries.SummaryProjection.Name, CancellationToken.None);
+        await CaughtUp();
+        foreach (var a in assignments) await AssertSummaryMatches($"/assignments/{a}/summary", $"/assignments/{a}/enrolments");
+        foreach (var u in users) await AssertSummaryMatches($"/users/{u}/summary", $"/users/{u}/enrolments");
     }
 
     [Fact]

@@ -94,6 +94,7 @@ public static class Hosting
         Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
         services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
         if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
+        if (!isCommand) services.AddHostedService<Features.Summaries.SummaryLag>();
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
@@ -103,6 +104,7 @@ public static class Hosting
             .AddAspNetCoreInstrumentation()
             .AddRuntimeInstrumentation()
             .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, "Marten", "Wolverine:*")
+            .AddMeter(Features.Summaries.SummaryLag.MeterName)
             .AddPrometheusExporter());
 
         services.AddOpenApi();
