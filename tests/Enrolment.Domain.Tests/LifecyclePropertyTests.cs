@@ -49,7 +49,7 @@ public class LifecyclePropertyTests
     public void Random_runs_take_every_row_of_the_lifecycle_table_and_hit_repeats_rejections_and_bounded_catch_up()
     {
         var rows = new HashSet<(EnrolmentStatus, EnrolmentStatus)>();
-        int repeats = 0, rejections = 0, reminders = 0, bounded = 0;
+        int repeats = 0, rejections = 0, reminders = 0, bounded = 0, reopenedByExtension = 0, waivedThenCompleted = 0, waivedThenNextPeriod = 0;
         var gate = new object();
         Scenarios.Check(trace =>
         {
@@ -63,11 +63,16 @@ public class LifecyclePropertyTests
                 rejections += trace.Steps.Count(s => s.Decision.IsRejected);
                 reminders += trace.Events.Count(e => e is ReminderRecorded);
                 bounded += trace.Steps.Count(s => s.Decision.Events.Count == EnrolmentRules.MaxTransitionsPerTick);
+                reopenedByExtension += trace.Steps.Count(s => s.Before.Status == Overdue && s.Decision.Events.Any(e => e is EnrolmentExtended));
+                waivedThenCompleted += trace.Steps.Count(s => s.Before.Waived && s.Decision.Events.Any(e => e is EnrolmentCompleted));
+                waivedThenNextPeriod += trace.Steps.Count(s => s.Before.Waived && s.Decision.Events.Any(e => e is EnrolmentOpened or EnrolmentRescheduled));
             }
         });
 
         Assert.Empty(TableRows.Union(RecurringOnlyRows).Except(rows));
         Assert.True(repeats > 100 && rejections > 100 && reminders > 100 && bounded > 0, $"repeats {repeats}, rejections {rejections}, reminders {reminders}, bounded ticks {bounded}");
+        Assert.True(reopenedByExtension > 20 && waivedThenCompleted > 20 && waivedThenNextPeriod > 20,
+            $"overdue → open by extension {reopenedByExtension}, completion after a waiver {waivedThenCompleted}, waiver then the next period {waivedThenNextPeriod}");
     }
 
     [Fact]

@@ -212,9 +212,12 @@ public static class Scenarios
     /// <summary>A valid reason, or (sometimes) an empty or over-long one.</summary>
     public static string ReasonOf(Command command) => command.ReasonValid ? "holds the certificate" : command.Gap > 0.3 ? new string('x', 501) : " ";
 
-    /// <summary>The requested due date: <see cref="Command.DueOffset"/> scales from the current due date (or from now), often too early or too late on purpose.</summary>
+    /// <summary>
+    /// The requested due date: <see cref="Command.DueOffset"/> scales from the current due date, or from now when that
+    /// has passed (or there is none), often too early or too late on purpose.
+    /// </summary>
     public static Instant ExtendedDueOf(EnrolmentState state, Command command, Instant now, Duration scale) =>
-        After(state.DueDate ?? now, scale, command.DueOffset);
+        After(state.DueDate is { } due && due > now ? due : now, scale, command.DueOffset);
 
     public static Completion CompletionOf(Command command, Instant now, Duration scale) => new(
         $"c{command.CompletionIndex}",
