@@ -14,6 +14,8 @@ public sealed record EventLogEntry(
     EnrolmentStatus NextStatus,
     Instant CreatedAt,
     Instant UpdatedAt,
+    // Absent from the JSON of other entries, so that their shape stays what clients of the first version know.
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     string? Reason = null)
 {
     /// <summary>Deprecated alias of <see cref="Type"/>, kept for clients of the first version until a major version drops it.</summary>
