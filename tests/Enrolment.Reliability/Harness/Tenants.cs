@@ -42,16 +42,7 @@ public static class Tenants
     /// <summary>Runs one CLI command; returns the last line of its stdout (the new secret).</summary>
     private static async Task<string> Cli(string serviceDll, IReadOnlyDictionary<string, string> environment, string[] args, string cliLog, CancellationToken ct)
     {
-        var info = new ProcessStartInfo("dotnet", [serviceDll, .. args])
-        {
-            WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(serviceDll))!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var (key, value) in environment) info.Environment[key] = value;
-        info.Environment["Logging__LogLevel__Default"] = "Warning";
-        using var process = Process.Start(info)!;
+        using var process = StartCommand(serviceDll, environment, args);
         // A cancelled run takes its CLI processes with it instead of leaving them behind.
         await using var cancel = ct.Register(() => { try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } });
         var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);

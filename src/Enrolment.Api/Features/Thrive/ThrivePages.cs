@@ -52,28 +52,25 @@ public static class ThrivePages
 
     private sealed class RawArrayResult(IReadOnlyList<string> items, ThrivePage page, long total) : IResult
     {
-        public Task ExecuteAsync(HttpContext http)
-        {
-            var response = http.Response;
-            response.StatusCode = StatusCodes.Status200OK;
-            response.ContentType = "application/json; charset=utf-8";
-            response.Headers[TotalCountHeader] = total.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            response.Headers.Link = Links(http.Request, page, total);
-            return response.WriteAsync("[" + string.Join(",", items) + "]", http.RequestAborted);
-        }
+        public Task ExecuteAsync(HttpContext http) =>
+            StartArray(http, page, total).WriteAsync("[" + string.Join(",", items) + "]", http.RequestAborted);
+    }
+
+    /// <summary>The status and headers every Thrive array answer carries; returns the response to write the body to.</summary>
+    private static HttpResponse StartArray(HttpContext http, ThrivePage page, long total)
+    {
+        var response = http.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/json; charset=utf-8";
+        response.Headers[TotalCountHeader] = total.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        response.Headers.Link = Links(http.Request, page, total);
+        return response;
     }
 
     private sealed class ArrayResult<T>(IReadOnlyList<T> items, ThrivePage page, long total) : IResult
     {
-        public Task ExecuteAsync(HttpContext http)
-        {
-            var response = http.Response;
-            response.StatusCode = StatusCodes.Status200OK;
-            response.ContentType = "application/json; charset=utf-8";
-            response.Headers[TotalCountHeader] = total.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            response.Headers.Link = Links(http.Request, page, total);
-            return System.Text.Json.JsonSerializer.SerializeAsync(response.Body, items, Json.Options, http.RequestAborted);
-        }
+        public Task ExecuteAsync(HttpContext http) =>
+            System.Text.Json.JsonSerializer.SerializeAsync(StartArray(http, page, total).Body, items, Json.Options, http.RequestAborted);
     }
 
     private static string Links(HttpRequest request, ThrivePage page, long total)
