@@ -268,7 +268,7 @@ public sealed class RabbitMqBusTests(RabbitMqBusFixture fixture, ITestOutputHelp
         Assert.Equal(["unassigned", "open", "complete"], statusChanges.Select(d => d.Json.GetProperty("previousStatus").GetString()));
         Assert.Equal(["open", "complete", "archived"], statusChanges.Select(d => d.Json.GetProperty("newStatus").GetString()));
         string[] fields = ["messageId", "schemaVersion", "tenantId", "enrolmentId", "assignmentId", "userId", "audienceId", "primaryContentId",
-            "previousStatus", "newStatus", "eventType", "completionId", "occurredAt", "streamVersion", "availableDate", "dueDate"];
+            "previousStatus", "newStatus", "eventType", "completionId", "occurredAt", "streamVersion", "availableDate", "dueDate", "reason"];
         foreach (var d in statusChanges)
         {
             // Plain camelCase JSON of the contract, nothing wrapped around it.
