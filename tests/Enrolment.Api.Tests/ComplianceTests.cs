@@ -200,6 +200,10 @@ public sealed class ComplianceTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.Equal("bus", ActorOf(events[3]!).Type);
         Assert.Matches("^[0-9a-f-]{36}$", ActorOf(events[3]!).Id);
         foreach (var e in events) Assert.False(string.IsNullOrEmpty(e!["correlationId"]?.GetValue<string>()), $"no correlationId on {e}");
+        // Every one of these paths chained its event in its own transaction, the actor inside the hash (docs/audit.md).
+        Assert.Equal(new string('0', 64), events[0].Str("previousHash"));
+        for (var i = 1; i < events.Count; i++) Assert.Equal(events[i - 1].Str("hash"), events[i].Str("previousHash"));
+        await AuditChecks.AssertIntact(Host.Services, TenantId);
         // Never a secret.
         var body = events.ToJsonString();
         Assert.DoesNotContain(AllSecret, body);
