@@ -7,7 +7,7 @@ namespace Enrolment.Api.Infrastructure.MartenTables;
 /// Reads Wolverine's durable inbox (<c>wolverine_incoming_envelopes</c> in Marten's schema, where
 /// <c>IntegrateWithWolverine()</c> keeps it): whether a message sent to a durable local queue is still waiting to be
 /// handled. Wolverine has no public lookup by envelope id; the columns used (id, status and its values 'Incoming' and
-/// 'Scheduled') are pinned by <c>WolverineInboxTests</c>, so an upgrade that changes them fails a test, not a delivery.
+/// 'Scheduled') are pinned by the webhook test of that path (<c>A_later_version_waits_while_an_earlier_one_is_stuck…</c>), so an upgrade that changes them fails a test, not a delivery.
 /// </summary>
 public sealed class WolverineInbox(NpgsqlDataSource dataSource, IDocumentStore store)
 {
