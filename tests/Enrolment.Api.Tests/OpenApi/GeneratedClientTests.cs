@@ -19,7 +19,7 @@ public sealed class GeneratedClientTests(AppFixture fixture) : ApiTest(fixture)
     {
         using var documentClient = Host.Server.CreateClient();
         var document = await NSwag.OpenApiDocument.FromJsonAsync(await documentClient.GetStringAsync("/openapi/v1.json"));
-        var settings = new CSharpClientGeneratorSettings { ClassName = "EnrolmentClient", UseBaseUrl = false, GenerateClientInterfaces = false };
+        var settings = new CSharpClientGeneratorSettings { ClassName = "EnrolmentClient", UseBaseUrl = false, GenerateClientInterfaces = false, GenerateOptionalParameters = true };
         settings.CSharpGeneratorSettings.Namespace = "Generated";
         settings.CSharpGeneratorSettings.JsonLibrary = NJsonSchema.CodeGeneration.CSharp.CSharpJsonLibrary.SystemTextJson;
         var clientCode = new CSharpClientGenerator(document, settings).GenerateFile();

@@ -90,15 +90,24 @@ public sealed class OpenApiContract
             throw new Xunit.Sdk.XunitException($"Contract: {where} answered {answer}, but the document gives {status} only as {string.Join(", ", content.Select(c => c.Key))}.");
         if (media["schema"] is not JsonObject schema) return;
 
-        JsonElement instance;
-        try { instance = JsonDocument.Parse(body).RootElement; }
-        catch (JsonException) { throw new Xunit.Sdk.XunitException($"Contract: {where} answered {answer}, which is not JSON."); }
-        var result = SchemaFor($"{match.Template} {method} {status} {contentType}", schema).Evaluate(instance, Evaluation);
-        if (!result.IsValid)
+        var validator = SchemaFor($"{match.Template} {method} {status} {contentType}", schema);
+        // NDJSON: the documented schema is each line's (OpenAPI 3.1 cannot say "each line").
+        var values = contentType.EndsWith("ndjson", StringComparison.Ordinal)
+            ? body.Split('\n').Where(l => l.Trim().Length > 0).ToArray()
+            : [body];
+        foreach (var value in values)
         {
-            var errors = new[] { result }.Concat(result.Details ?? []).Where(d => d.Errors is { Count: > 0 })
-                .SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value} (schema {d.EvaluationPath})")).Distinct().Take(8);
-            throw new Xunit.Sdk.XunitException($"Contract: {where} answered {answer}, which does not match the documented schema:\n  {string.Join("\n  ", errors)}");
+            JsonElement instance;
+            try { instance = JsonDocument.Parse(value).RootElement; }
+            catch (JsonException) { throw new Xunit.Sdk.XunitException($"Contract: {where} answered {answer}, which is not JSON{(values.Length > 1 ? $" line by line ({Shorten(value)})" : "")}."); }
+            var result = validator.Evaluate(instance, Evaluation);
+            if (!result.IsValid)
+            {
+                var errors = new[] { result }.Concat(result.Details ?? []).Where(d => d.Errors is { Count: > 0 })
+                    .SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value} (schema {d.EvaluationPath})")).Distinct().Take(8);
+                var which = values.Length > 1 ? $" (line {Shorten(value)})" : "";
+                throw new Xunit.Sdk.XunitException($"Contract: {where} answered {answer}, which does not match the documented schema{which}:\n  {string.Join("\n  ", errors)}");
+            }
         }
     }
 

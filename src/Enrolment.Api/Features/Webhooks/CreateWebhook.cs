@@ -2,6 +2,7 @@ using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using NodaTime;
 using Wolverine.Http;
@@ -14,6 +15,7 @@ public static class CreateWebhookEndpoint
 {
     public const int MaxWebhooksPerTenant = 20;
 
+    [ProducesResponseType<WebhookView>(StatusCodes.Status201Created), ProducesResponseType(StatusCodes.Status422UnprocessableEntity)]
     [WolverinePost("/webhooks", OperationId = "createWebhook"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("Subscribe an https endpoint to the tenant's enrolment events (eventTypes omitted: all). The answer carries the signing secret, shown only this once.")]

@@ -43,13 +43,12 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
         Enum.GetValues<EnrolmentStatus>().Where(s => s != EnrolmentStatus.Unassigned).Select(EnrolmentRules.Lower).ToArray();
     private static readonly string[] AllStatuses = Enum.GetValues<EnrolmentStatus>().Select(EnrolmentRules.Lower).ToArray();
 
-    /// <summary>String properties with a closed set of values, by the type that declares them.</summary>
+    /// <summary>
+    /// String properties with a closed set of values, by the type that declares them. Not for properties typed
+    /// <see cref="EnrolmentStatus"/>: their schema is one shared component (a value set here would land on all of them).
+    /// </summary>
     private static readonly Dictionary<(Type, string), string[]> Enums = new()
     {
-        [(typeof(EnrolmentView), "status")] = CurrentStatuses,
-        [(typeof(EventLogEntry), "previousStatus")] = AllStatuses,
-        [(typeof(EventLogEntry), "newStatus")] = CurrentStatuses,
-        [(typeof(EventLogEntry), "nextStatus")] = CurrentStatuses,
         [(typeof(Assignment), "status")] = ["active", "removed"],
         [(typeof(OperationStatus), "status")] = ["running", "completed"],
     };
@@ -66,6 +65,13 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
         {
             AsString(schema, nullable, null, "An ISO-8601 period such as P30D, P1M, P1Y or PT30S.", "P30D");
             schema.Pattern = PeriodPattern;
+        }
+        else if (type == typeof(EnrolmentStatus))
+        {
+            // One component for every use: "unassigned" is only ever an eventLog entry's first previousStatus.
+            schema.Enum = AllStatuses.Select(v => (JsonNode)JsonValue.Create(v)).ToList();
+            schema.Type = nullable ? JsonSchemaType.String | JsonSchemaType.Null : JsonSchemaType.String;
+            schema.Description ??= "An enrolment status; `unassigned` appears only as the previousStatus of an enrolment's first eventLog entry.";
         }
         else
             CanonicalNumber(schema);

@@ -21,6 +21,7 @@ public static partial class OpenApiSetup
             o.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1;
             o.AddSchemaTransformer<ApiVocabulary>();
             o.AddOperationTransformer(HumanDescription);
+            o.AddOperationTransformer(ConsumesNdjsonAttribute.Transform);
             o.AddOperationTransformer<SecurityRequirements>();
             o.AddOperationTransformer<StandardResponses>();
             o.AddDocumentTransformer(Describe);
@@ -58,6 +59,11 @@ public static partial class OpenApiSetup
         ["Completions"] = "Records that a user completed a content item; idempotent on completionId.",
         ["Operations"] = "Progress of the fan-outs that audience and assignment changes start.",
         ["Mimecast"] = "Mimecast-compatible training details (Mimecast API 1.0 request signing, not Basic).",
+        ["Webhooks"] = "Signed HTTP deliveries of the integration events to a subscriber's endpoint, retried for at least 24 hours.",
+        ["Changes"] = "The tenant's enrolment changes in commit order, followed with a cursor.",
+        ["Audit"] = "The tamper-evident export: every event with its hash chain, then the latest checkpoint.",
+        ["Documents"] = "Machine-readable descriptions of the service (the AsyncAPI document of its messages).",
+        ["Thrive compatibility"] = "Thrive's paths and shapes under /rest/v1 (bare arrays, numbered pages, X-Total-Count and Link).",
     };
 
     private static async Task Describe(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken ct)

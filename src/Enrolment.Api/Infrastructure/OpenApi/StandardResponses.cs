@@ -62,14 +62,52 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
                 operation.Responses[key] = new OpenApiResponseReference(Known[status].Name, document);
         }
 
-        // Statuses the endpoint declared without a body type ([ProducesResponseType(404)]): their body is the problem document.
+        // Error statuses the endpoint declared without a body type ([ProducesResponseType(404)]) or as ASP.NET Core's
+        // ProblemDetails: their body is the service's problem document (with code and traceId).
         foreach (var (key, response) in operation.Responses.ToList())
         {
-            if (response is not OpenApiResponse declared || declared.Content is { Count: > 0 }) continue;
-            if (int.TryParse(key, out var status) && status >= 400 && Known.TryGetValue(status, out var known))
-                operation.Responses[key] = new OpenApiResponseReference(known.Name, document);
+            if (response is not OpenApiResponse declared || !int.TryParse(key, out var status) || status < 400 || !Known.TryGetValue(status, out var known)) continue;
+            if (declared.Content is { Count: > 0 } && !DeclaredAsProblemDetails(metadata, status)) continue;
+            operation.Responses[key] = new OpenApiResponseReference(known.Name, document);
         }
+
+        foreach (var header in metadata.OfType<ProducesHeaderAttribute>())
+            if (operation.Responses.TryGetValue(header.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture), out var r) && r is OpenApiResponse response)
+            {
+                response.Headers ??= new Dictionary<string, IOpenApiHeader>();
+                response.Headers[header.Name] = new OpenApiHeader
+                {
+                    Description = header.Description, Required = true,
+                    Schema = new OpenApiSchema { Type = header.Integer ? JsonSchemaType.Integer : JsonSchemaType.String },
+                };
+            }
+
+        // Every authenticated answer reports the tenant's rate limit (RateLimitHeaders); a Basic route's success always does.
+        if (security.Basic || security.Mimecast)
+            foreach (var (key, r) in operation.Responses)
+                if (key.StartsWith('2') && r is OpenApiResponse success)
+                {
+                    success.Headers ??= new Dictionary<string, IOpenApiHeader>();
+                    foreach (var name in RateLimitHeaderNames)
+                        success.Headers.TryAdd(name, security.Basic ? new OpenApiHeaderReference(name, document) : new OpenApiHeaderReference(name + OptionalSuffix, document));
+                }
     }
+
+    private static bool DeclaredAsProblemDetails(IList<object> metadata, int status) =>
+        metadata.OfType<IProducesResponseTypeMetadata>().Select(m => (m.StatusCode, m.Type))
+            .Concat(metadata.OfType<IApiResponseMetadataProvider>().Select(m => (m.StatusCode, m.Type)))
+            .Any(m => m.StatusCode == status && m.Type is { } t && typeof(Microsoft.AspNetCore.Mvc.ProblemDetails).IsAssignableFrom(t));
+
+    private static readonly string[] RateLimitHeaderNames = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"];
+    private const string OptionalSuffix = ".optional";
+
+    private static readonly Dictionary<string, (string Description, bool Integer)> RateLimitHeaderText = new()
+    {
+        ["RateLimit-Limit"] = ("Requests per second this tenant may send (Limits:RequestsPerSecondPerTenant).", true),
+        ["RateLimit-Remaining"] = ("Requests left in the current second.", true),
+        ["RateLimit-Reset"] = ("Seconds until the allowance is whole again (an upper bound).", true),
+        ["RateLimit-Policy"] = ("The policy as `{limit};w={window seconds}`.", false),
+    };
 
     /// <summary>
     /// Wolverine advertises every endpoint returning IResult as "200, any object" and "404": keep only the statuses the
@@ -91,7 +129,7 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
                 response.Headers ??= new Dictionary<string, IOpenApiHeader>();
                 response.Headers["Location"] = new OpenApiHeader
                 {
-                    Description = key == "201" ? "The new resource." : "The operation to poll until its status is completed.",
+                    Description = key == "201" ? "The new resource." : "Where to follow the work accepted: the operation to poll until its status is completed, or the list it shows up in.",
                     Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "uri-reference" },
                 };
             }
@@ -120,8 +158,19 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
                 headers["Retry-After"] = new OpenApiHeader { Description = "Seconds to wait before retrying.", Schema = new OpenApiSchema { Type = JsonSchemaType.Integer } };
             if (status == 401)
                 headers["WWW-Authenticate"] = new OpenApiHeader { Description = "The challenge: `Basic realm=\"enrolment\", charset=\"UTF-8\"`.", Schema = new OpenApiSchema { Type = JsonSchemaType.String } };
+            if (status is not (401 or 431))
+                foreach (var header in RateLimitHeaderNames) headers[header] = new OpenApiHeaderReference(header + OptionalSuffix, document);
             if (headers.Count > 0) response.Headers = headers;
             document.AddComponent<IOpenApiResponse>(name, response);
         }
+        document.Components.Headers ??= new Dictionary<string, IOpenApiHeader>();
+        foreach (var (name, (description, integer)) in RateLimitHeaderText)
+            foreach (var required in new[] { true, false })
+                document.Components.Headers.TryAdd(required ? name : name + OptionalSuffix, new OpenApiHeader
+                {
+                    Description = required ? description : description + " Sent on every answer to an authenticated request.",
+                    Required = required,
+                    Schema = new OpenApiSchema { Type = integer ? JsonSchemaType.Integer : JsonSchemaType.String },
+                });
     }
 }
