@@ -38,7 +38,7 @@ public static class RecordCompletionsInBulkEndpoint
     [Tags("Completions")]
     [EndpointSummary("Record up to 1,000 completions: {\"items\":[…]} as JSON, or one completion a line as application/x-ndjson. 207 with one result per item, in order: the status and body POST /completions answers for it.")]
     [ProducesResponseType<BulkCompletionResults>(StatusCodes.Status207MultiStatus)]
-    [Consumes(typeof(BulkCompletionsRequest), "application/json"), ConsumesNdjson(typeof(RecordCompletionRequest))]
+    [DocumentedBody(typeof(BulkCompletionsRequest), NdjsonLine = typeof(RecordCompletionRequest))]
     public static async Task<IResult> Post(HttpContext http, IWolverineRuntime runtime, OutboxedSessionFactory sessions, IClock clock, ILogger<BulkCompletionResults> logger, CancellationToken ct)
     {
         var tenantId = http.User.FindFirst(BasicAuthenticationHandler.TenantClaim)!.Value;

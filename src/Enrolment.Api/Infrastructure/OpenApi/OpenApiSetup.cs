@@ -21,7 +21,7 @@ public static partial class OpenApiSetup
             o.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1;
             o.AddSchemaTransformer<ApiVocabulary>();
             o.AddOperationTransformer(HumanDescription);
-            o.AddOperationTransformer(ConsumesNdjsonAttribute.Transform);
+            o.AddOperationTransformer(DocumentedBodyAttribute.Transform);
             o.AddOperationTransformer<SecurityRequirements>();
             o.AddOperationTransformer<StandardResponses>();
             o.AddDocumentTransformer(Describe);
