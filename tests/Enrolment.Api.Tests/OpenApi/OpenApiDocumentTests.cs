@@ -41,4 +41,31 @@ public sealed class OpenApiDocumentTests(AppFixture fixture) : ApiTest(fixture)
                     $"{method} {path}: the description '{description}' is not for a person (add [EndpointSummary])");
             }
     }
+
+    [Fact]
+    public async Task Every_route_with_a_json_body_documents_the_415_routing_answers_to_another_content_type()
+    {
+        // Routing refuses the content type before the endpoint (and authentication) runs; the contract check then holds
+        // each answer to the document, and this test to the 415 it must list.
+        var document = OpenApiContract.Document(Host);
+        var probed = 0;
+        foreach (var (path, item) in document["paths"]!.AsObject())
+            foreach (var (method, operation) in item!.AsObject())
+            {
+                if (operation!["requestBody"]?["content"]?["application/json"] is null) continue;
+                var url = System.Text.RegularExpressions.Regex.Replace(path, @"\{[^}]+\}", Guid.NewGuid().ToString());
+                var result = await Host.Scenario(s =>
+                {
+                    s.WithRequestHeader("Authorization", Basic(TenantId, AllSecret));
+                    (method == "put" ? s.Put : s.Post).Text("{}").ToUrl(url);
+                    s.IgnoreStatusCode();
+                });
+                var status = result.Context.Response.StatusCode;
+                var documented = operation["responses"]!.AsObject().ContainsKey("415");
+                Assert.True(status != 415 || documented, $"{method.ToUpperInvariant()} {path} answered a text/plain body 415, which it does not document.");
+                if (documented) Assert.Equal(415, status);
+                probed++;
+            }
+        Assert.True(probed >= 8, $"only {probed} routes with a JSON body in the document");
+    }
 }

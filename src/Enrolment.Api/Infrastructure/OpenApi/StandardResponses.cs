@@ -24,6 +24,7 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
         [404] = ("NotFound", "No such resource in this tenant (another tenant's id is a 404 too)."),
         [409] = ("Conflict", "The write lost an optimistic-concurrency race (read again and retry), or repeats an id with a different payload."),
         [413] = ("PayloadTooLarge", "The body exceeds Limits:MaxRequestBodyBytes (code `body-too-large`)."),
+        [415] = ("UnsupportedMediaType", "The body's Content-Type is not one the route reads (application/json); routing answers before authentication."),
         [422] = ("UnprocessableEntity", "A malformed id, an invalid body or query value, or impossible dates or periods; `errors` names the fields."),
         [429] = ("TooManyRequests", "Too many failed authentications from this client, or the tenant's rate limit; retry after `Retry-After` seconds."),
         [431] = ("RequestHeaderFieldsTooLarge", "The request headers exceed Limits:MaxRequestHeadersBytes (code `headers-too-large`)."),
@@ -44,6 +45,8 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
         var security = SecurityRequirements.For(metadata);
         var hasBody = operation.RequestBody is not null;
         if (hasBody) statuses.UnionWith([400, 413]);
+        // A body parameter makes routing refuse other content types; an endpoint that reads its body itself takes any.
+        if (hasBody && !metadata.OfType<DocumentedBodyAttribute>().Any()) statuses.Add(415);
         // The Mimecast route answers its own errors in Mimecast's envelope (declared on the route); the API's routes
         // answer these problem documents.
         if (security.Basic)
@@ -158,7 +161,7 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
                 headers["Retry-After"] = new OpenApiHeader { Description = "Seconds to wait before retrying.", Schema = new OpenApiSchema { Type = JsonSchemaType.Integer } };
             if (status == 401)
                 headers["WWW-Authenticate"] = new OpenApiHeader { Description = "The challenge: `Basic realm=\"enrolment\", charset=\"UTF-8\"`.", Schema = new OpenApiSchema { Type = JsonSchemaType.String } };
-            if (status is not (401 or 431))
+            if (status is not (401 or 415 or 431))
                 foreach (var header in RateLimitHeaderNames) headers[header] = new OpenApiHeaderReference(header + OptionalSuffix, document);
             if (headers.Count > 0) response.Headers = headers;
             document.AddComponent<IOpenApiResponse>(name, response);
