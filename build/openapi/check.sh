@@ -6,7 +6,7 @@
 # Needs the Release build (./build/test.sh and ./build/run.sh make it) and PostgreSQL (db/start.sh). Installs Node.js,
 # npm and jq with apt-get where missing, and the pinned npm tools with `npm ci`. Exit 0 when both checks pass.
 #   ENROLMENT_DB_NAME       database to use (default enrolment_openapi_check; the walk-through creates a tenant in it)
-#   OPENAPI_CHECK_PORT      port of the service (default 5391); Prism listens on the next one
+#   OPENAPI_CHECK_PORT      port of the service (default: the first free pair from 5391); Prism listens on the next one
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 here="$root/build/openapi"
@@ -28,7 +28,14 @@ fi
 
 db="${ENROLMENT_DB_NAME:-enrolment_openapi_check}"
 ENROLMENT_DB_NAME="$db" "$root/db/start.sh" >/dev/null || { log "PostgreSQL could not be started"; exit 1; }
-port="${OPENAPI_CHECK_PORT:-5391}"; prism_port=$((port + 1))
+# Two free ports next to each other (other services on a shared machine may hold the default ones): a port taken by
+# someone else would have this check read their document and drive their service.
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port="${OPENAPI_CHECK_PORT:-5391}"
+if [ -z "${OPENAPI_CHECK_PORT:-}" ]; then
+  while in_use "$port" || in_use $((port + 1)); do port=$((port + 2)); [ "$port" -lt 5491 ] || { log "no two free ports in 5391-5490"; exit 1; }; done
+fi
+prism_port=$((port + 1))
 bin="$root/src/Enrolment.Api/bin/Release/net10.0"
 [ -f "$bin/Enrolment.Api.dll" ] || dotnet build "$root/src/Enrolment.Api/Enrolment.Api.csproj" -c Release -nologo -v quiet >&2
 work="$(mktemp -d)"
@@ -42,7 +49,9 @@ export ConnectionStrings__Enrolment="Host=127.0.0.1;Port=5432;Database=$db;Usern
 (cd "$bin" && ASPNETCORE_URLS="http://127.0.0.1:$port" exec setsid dotnet Enrolment.Api.dll > "$work/service.log" 2>&1) &
 pids+=($!)
 for _ in $(seq 60); do curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready" && break; sleep 1; done
-curl -sf "http://127.0.0.1:$port/openapi/v1.json" -o "$work/openapi.json" || { log "the service did not start; its log:"; tail -20 "$work/service.log" >&2; exit 1; }
+# Still running, so what answers on the port is this service (one that failed to bind has exited).
+kill -0 "${pids[0]}" 2>/dev/null &&
+  curl -sf "http://127.0.0.1:$port/openapi/v1.json" -o "$work/openapi.json" || { log "the service did not start; its log:"; tail -20 "$work/service.log" >&2; exit 1; }
 
 failed=0
 log "redocly lint (recommended rules)"

@@ -62,6 +62,7 @@ public static partial class OpenApiSetup
         ["Webhooks"] = "Signed HTTP deliveries of the integration events to a subscriber's endpoint, retried for at least 24 hours.",
         ["Changes"] = "The tenant's enrolment changes in commit order, followed with a cursor.",
         ["Audit"] = "The tamper-evident export: every event with its hash chain, then the latest checkpoint.",
+        ["Summaries"] = "Per assignment and per user: enrolments per status and completions on time, late and waived (eventually consistent).",
         ["Documents"] = "Machine-readable descriptions of the service (the AsyncAPI document of its messages).",
         ["Thrive compatibility"] = "Thrive's paths and shapes under /rest/v1 (bare arrays, numbered pages, X-Total-Count and Link).",
     };
