@@ -9,7 +9,8 @@ using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Webhooks;
 
-public sealed record CreateWebhookRequest(string? Url, string[]? EventTypes);
+// EventTypes defaults to null, so the OpenAPI document marks it optional (omitted: every event type).
+public sealed record CreateWebhookRequest(string? Url, string[]? EventTypes = null);
 
 public static class CreateWebhookEndpoint
 {
