@@ -31,7 +31,7 @@ public sealed class AppFixture : IAsyncLifetime
     public static async Task<IAlbaHost> StartHost(bool transitions, Action<IWebHostBuilder>? configure = null)
     {
         JasperFxEnvironment.AutoStartHost = true;
-        return await AlbaHost.For<Program>(builder =>
+        var host = await AlbaHost.For<Program>(builder =>
         {
             builder.UseEnvironment("Development");
             builder.UseSetting("ConnectionStrings:Enrolment", ConnectionString);
@@ -44,6 +44,9 @@ public sealed class AppFixture : IAsyncLifetime
             builder.ConfigureServices(services => services.RunWolverineInSoloMode());
             configure?.Invoke(builder);
         });
+        // Every answer a test receives must be one the OpenAPI document describes.
+        OpenApi.OpenApiContract.Enforce(host);
+        return host;
     }
 
     public async Task DisposeAsync() => await Host.DisposeAsync();

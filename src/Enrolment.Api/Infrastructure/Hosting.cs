@@ -2,6 +2,7 @@ using System.Threading.RateLimiting;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Api.Infrastructure.Production;
 using Enrolment.Api.Infrastructure.Telemetry;
+using Enrolment.Api.Infrastructure.OpenApi;
 using HealthChecks.NpgSql;
 using JasperFx;
 using JasperFx.Events;
@@ -11,7 +12,6 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using NodaTime;
 using Npgsql;
 using OpenTelemetry.Metrics;
-using Scalar.AspNetCore;
 using Wolverine;
 using Wolverine.ErrorHandling;
 using Wolverine.Http;
@@ -58,6 +58,7 @@ public static class Hosting
         {
             ctx.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.Id ?? ctx.HttpContext.TraceIdentifier;
             Problems.HideInternals(ctx.ProblemDetails);
+            Problems.EnsureCode(ctx.ProblemDetails);
         });
         services.AddExceptionHandler<ExceptionMapper>();
 
@@ -107,7 +108,7 @@ public static class Hosting
             .AddMeter(Features.Summaries.SummaryLag.MeterName)
             .AddPrometheusExporter());
 
-        services.AddOpenApi();
+        services.AddEnrolmentOpenApi();
         services.AddWolverineHttp();
 
         builder.Host.UseWolverine(opts =>
@@ -163,9 +164,7 @@ public static class Hosting
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponse.Write });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = HealthResponse.Write });
         app.MapPrometheusScrapingEndpoint("/metrics");
-        // Only the documents that exist match, so any other name is the API's own 404 problem document.
-        app.MapOpenApi("/openapi/{documentName:regex(^v1$)}.json");
-        app.MapScalarApiReference("/docs", o => o.WithTitle("Enrolment API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        app.MapEnrolmentOpenApi();
 
         Features.Mimecast.MimecastSetup.MapMimecast(app);
         app.MapWolverineEndpoints(opts =>

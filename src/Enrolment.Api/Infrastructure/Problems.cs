@@ -41,6 +41,25 @@ public static class Problems
             problem.Detail = ConvertedTo.Replace(detail, "The JSON value does not have the type this field takes.");
     }
 
+    /// <summary>
+    /// Problem documents the framework writes itself (an unreadable body, an unknown route) get a <c>code</c> too, so that
+    /// clients can rely on every error having one.
+    /// </summary>
+    public static void EnsureCode(ProblemDetails problem)
+    {
+        if (problem.Extensions.ContainsKey("code")) return;
+        problem.Extensions["code"] = problem.Status switch
+        {
+            StatusCodes.Status400BadRequest when problem.Extensions.ContainsKey("bytePositionInLine") => "malformed-json",
+            StatusCodes.Status400BadRequest => "bad-request",
+            StatusCodes.Status404NotFound => "not-found",
+            StatusCodes.Status405MethodNotAllowed => "method-not-allowed",
+            StatusCodes.Status415UnsupportedMediaType => "unsupported-media-type",
+            { } status => $"http-{status}",
+            null => "error",
+        };
+    }
+
     public static ProblemHttpResult Make(int status, string code, string title, string detail, IDictionary<string, string[]>? errors = null)
     {
         var extensions = new Dictionary<string, object?> { ["code"] = code };

@@ -6,20 +6,24 @@ using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Assignments;
 
+/// <summary>audienceId and primaryContentId are required; the rest is optional (availableDate defaults to now).</summary>
 public sealed record CreateAssignmentRequest(
-    string? AudienceId, string? PrimaryContentId, string? AvailableDate, string? CompletionPeriod, string? DueDate, string? Recurrence, string? TimeZone);
+    string? AudienceId, string? PrimaryContentId, string? AvailableDate = null, string? CompletionPeriod = null, string? DueDate = null,
+    string? Recurrence = null, string? TimeZone = null);
 
 /// <summary>An assignment, with the operation that enrols (or archives) its audience.</summary>
 public sealed record AssignmentResponse(Assignment Assignment, OperationStatus Operation);
 
 public static class CreateAssignmentEndpoint
 {
+    [ProducesResponseType<AssignmentResponse>(StatusCodes.Status201Created)]
     [WolverinePost("/assignments", OperationId = "createAssignment"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Assignments")]
     [EndpointSummary("Create an assignment: audienceId must complete primaryContentId, from availableDate (default now), within completionPeriod or by dueDate, optionally recurring. Enrols the audience's members in durable batches.")]
@@ -57,8 +61,10 @@ public static class CreateAssignmentEndpoint
 
 public static class GetAssignmentEndpoint
 {
+    [ProducesResponseType<Assignment>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/assignments/{assignmentId}", OperationId = "getAssignment"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Assignments")]
+    [EndpointSummary("The assignment: its audience, content, schedule (availableDate, completionPeriod or dueDate, recurrence, timeZone) and status.")]
     public static async Task<IResult> Get(string assignmentId, IQuerySession session, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var id, out var problem)) return problem!;
@@ -69,6 +75,7 @@ public static class GetAssignmentEndpoint
 
 public static class RemoveAssignmentEndpoint
 {
+    [ProducesResponseType<OperationStatus>(StatusCodes.Status202Accepted), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineDelete("/assignments/{assignmentId}", OperationId = "removeAssignment"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Assignments")]
     [EndpointSummary("Remove the assignment: all its enrolments become archived, in durable batches. 202 with the operation to poll.")]

@@ -5,6 +5,7 @@ using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine;
 using Wolverine.Http;
@@ -12,6 +13,9 @@ using Wolverine.Http;
 namespace Enrolment.Api.Features.Audiences;
 
 public sealed record MembersRequest(string[]? UserIds);
+
+/// <summary>The audience's current members, in user id order.</summary>
+public sealed record AudienceMembers(string AudienceId, string[] UserIds);
 
 public sealed record MembershipChange(string AudienceId, int Joined, int Left, OperationStatus Operation);
 
@@ -57,6 +61,7 @@ public static class Membership
 
 public static class ReplaceMembersEndpoint
 {
+    [ProducesResponseType<MembershipChange>(StatusCodes.Status202Accepted)]
     [WolverinePut("/audiences/{audienceId}/members", OperationId = "replaceAudienceMembers"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Audiences")]
     [EndpointSummary("Replace the member list: joins create or reinstate enrolments, leaves archive them.")]
@@ -72,6 +77,7 @@ public static class ReplaceMembersEndpoint
 
 public static class AddMembersEndpoint
 {
+    [ProducesResponseType<MembershipChange>(StatusCodes.Status202Accepted)]
     [WolverinePost("/audiences/{audienceId}/members", OperationId = "addAudienceMembers"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Audiences")]
     [EndpointSummary("Add members: each new member is enrolled (or reinstated) in every active assignment of the audience.")]
@@ -85,6 +91,7 @@ public static class AddMembersEndpoint
 
 public static class RemoveMemberEndpoint
 {
+    [ProducesResponseType<MembershipChange>(StatusCodes.Status202Accepted), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineDelete("/audiences/{audienceId}/members/{userId}", OperationId = "removeAudienceMember"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Audiences")]
     [EndpointSummary("Remove one member: their enrolments in the audience's assignments are archived.")]
@@ -100,12 +107,14 @@ public static class RemoveMemberEndpoint
 
 public static class GetMembersEndpoint
 {
+    [ProducesResponseType<AudienceMembers>(StatusCodes.Status200OK)]
     [WolverineGet("/audiences/{audienceId}/members", OperationId = "getAudienceMembers"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Audiences")]
+    [EndpointSummary("The audience's current members, in user id order (an audience nobody joined has none).")]
     public static async Task<IResult> Get(string audienceId, IQuerySession session, CancellationToken ct)
     {
         if (!RouteIds.TryExternal(audienceId, "audienceId", out var problem)) return problem!;
         var members = await Membership.Current(session, audienceId, ct);
-        return Results.Ok(new { audienceId, userIds = members.Order(StringComparer.Ordinal).ToArray() });
+        return Results.Ok(new AudienceMembers(audienceId, members.Order(StringComparer.Ordinal).ToArray()));
     }
 }

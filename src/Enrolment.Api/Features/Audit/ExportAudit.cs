@@ -3,6 +3,7 @@ using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Api.Infrastructure.MartenTables;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Audit;
@@ -14,6 +15,7 @@ public static class ExportAuditEndpoint
     /// with its hash and previous hash, then the tenant's latest checkpoint: read from one streaming query and written
     /// as read, flushed every 1,000 lines, so memory stays constant whatever the size. docs/audit.md describes each line.
     /// </summary>
+    [ProducesResponseType<AuditExportLine>(StatusCodes.Status200OK, "application/x-ndjson")]
     [WolverineGet("/audit/export", OperationId = "exportAudit"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Audit")]
     [EndpointSummary("Tamper-evident export: events with their hash chain, then the anchor (NDJSON). Verify with docs/verify_export.py.")]

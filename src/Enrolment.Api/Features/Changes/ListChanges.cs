@@ -9,6 +9,7 @@ using JasperFx.Events;
 using Marten;
 using Marten.Events;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Npgsql;
 using Wolverine.Http;
@@ -72,6 +73,7 @@ public static class ListChangesEndpoint
     public const int DefaultLimit = 100;
     public const int MaxLimit = 1000;
 
+    [ProducesResponseType<ChangePage>(StatusCodes.Status200OK)]
     [WolverineGet("/changes", OperationId = "listChanges"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Changes")]
     [EndpointSummary("The tenant's enrolment changes in commit order, from the cursor 'after' (omitted: from the beginning); filters assignmentId and userId; limit 1–1000 (default 100). Poll again with nextCursor: every committed change is returned exactly once.")]

@@ -4,13 +4,14 @@ using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Completions;
 
-public sealed record RecordCompletionRequest(string? CompletionId, string? UserId, string? ContentId, string? CompletedAt, double? Answer);
+public sealed record RecordCompletionRequest(string? CompletionId, string? UserId, string? ContentId, string? CompletedAt, double? Answer = null);
 
 public sealed record CompletedEnrolment(Guid EnrolmentId, Guid AssignmentId, string Status, bool Late);
 
@@ -83,6 +84,7 @@ public static class CompletionRecorder
 
 public static class RecordCompletionEndpoint
 {
+    [ProducesResponseType<CompletionResult>(StatusCodes.Status200OK)]
     [WolverinePost("/completions", OperationId = "recordCompletion"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Completions")]
     [EndpointSummary("Record that a user completed a content item; completes every open or overdue enrolment of that user whose primary content matches (and is recorded on a waived one). Idempotent on completionId.")]

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Api.Infrastructure.OpenApi;
 using JasperFx;
 using JasperFx.Events;
 using Marten;
@@ -20,6 +21,9 @@ public sealed record BulkCompletionResult(int Index, int Status, object? Body);
 
 public sealed record BulkCompletionResults(IReadOnlyList<BulkCompletionResult> Results);
 
+/// <summary>The JSON body, for the OpenAPI document only: the endpoint reads the body itself (JSON or NDJSON).</summary>
+public sealed record BulkCompletionsRequest(IReadOnlyList<RecordCompletionRequest> Items);
+
 /// <summary>
 /// POST /completions/bulk: up to 1,000 completions, as <c>{"items":[…]}</c> or NDJSON, answered 207 with one result per
 /// item in request order. Each item is POST /completions in its own transaction (and outbox), one after the other: a bad
@@ -33,7 +37,8 @@ public static class RecordCompletionsInBulkEndpoint
     [WolverinePost("/completions/bulk", OperationId = "recordCompletionsInBulk"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Completions")]
     [EndpointSummary("Record up to 1,000 completions: {\"items\":[…]} as JSON, or one completion a line as application/x-ndjson. 207 with one result per item, in order: the status and body POST /completions answers for it.")]
-    [ProducesResponseType<BulkCompletionResults>(207)]
+    [ProducesResponseType<BulkCompletionResults>(StatusCodes.Status207MultiStatus)]
+    [DocumentedBody(typeof(BulkCompletionsRequest), NdjsonLine = typeof(RecordCompletionRequest))]
     public static async Task<IResult> Post(HttpContext http, IWolverineRuntime runtime, OutboxedSessionFactory sessions, IClock clock, ILogger<BulkCompletionResults> logger, CancellationToken ct)
     {
         var tenantId = http.User.FindFirst(BasicAuthenticationHandler.TenantClaim)!.Value;

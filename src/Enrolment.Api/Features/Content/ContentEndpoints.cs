@@ -2,6 +2,7 @@ using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine.Http;
 
@@ -13,6 +14,7 @@ public static class PutContentEndpoint
 {
     public const int MaxTitleLength = 500;
 
+    [ProducesResponseType<ContentItem>(StatusCodes.Status200OK)]
     [WolverinePut("/content/{contentId}", OperationId = "putContent"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Content")]
     [EndpointSummary("Create or update a content item's title.")]
@@ -31,8 +33,10 @@ public static class PutContentEndpoint
 
 public static class GetContentEndpoint
 {
+    [ProducesResponseType<ContentItem>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/content/{contentId}", OperationId = "getContent"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Content")]
+    [EndpointSummary("The content item and its title.")]
     public static async Task<IResult> Get(string contentId, IQuerySession session, CancellationToken ct)
     {
         if (!RouteIds.TryExternal(contentId, "contentId", out var problem)) return problem!;

@@ -4,6 +4,7 @@ using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
@@ -12,6 +13,7 @@ public static class GetEnrolmentEndpoint
 {
     [WolverineGet("/assignments/{assignmentId}/enrolments/{enrolmentId}", OperationId = "getEnrolment"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
+    [ProducesResponseType<EnrolmentView>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [EndpointSummary("The enrolment with its eventLog; with ?asOf=<instant>, as it was at that instant, rebuilt from its events.")]
     public static async Task<IResult> Get(string assignmentId, string enrolmentId, string? asOf, IQuerySession session, EnrolmentTable table, CancellationToken ct)
     {

@@ -3,6 +3,7 @@ using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine.Http;
 
@@ -17,6 +18,7 @@ public static class GetEnrolmentEventsEndpoint
 {
     [WolverineGet("/assignments/{assignmentId}/enrolments/{enrolmentId}/events", OperationId = "getEnrolmentEvents"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
+    [ProducesResponseType<List<StoredEvent>>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored), data, the actor who caused each event, its correlation id, hash and previousHash.")]
     public static async Task<IResult> Get(string assignmentId, string enrolmentId, IQuerySession session, Infrastructure.MartenTables.AuditTables audit, CancellationToken ct)
     {

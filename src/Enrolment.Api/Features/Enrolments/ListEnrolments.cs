@@ -6,6 +6,7 @@ using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using NodaTime;
+using Microsoft.AspNetCore.Mvc;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
@@ -130,6 +131,7 @@ public static class EnrolmentLists
 
 public static class ListAssignmentEnrolmentsEndpoint
 {
+    [ProducesResponseType<EnrolmentPage>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/assignments/{assignmentId}/enrolments", OperationId = "listAssignmentEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The assignment's enrolments, filtered by status (one or a comma-separated list), userId and updatedAtFrom (inclusive) / updatedAtTo (exclusive), in pages of limit (1–500, default 100) with an opaque cursor.")]
@@ -144,6 +146,7 @@ public static class ListAssignmentEnrolmentsEndpoint
 
 public static class ListUserEnrolmentsEndpoint
 {
+    [ProducesResponseType<EnrolmentPage>(StatusCodes.Status200OK)]
     [WolverineGet("/users/{userId}/enrolments", OperationId = "listUserEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The user's enrolments across assignments, filtered by status and updatedAt like the assignment list, paged like it.")]

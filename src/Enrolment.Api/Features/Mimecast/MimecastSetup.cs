@@ -50,17 +50,23 @@ public static class MimecastSetup
             .WithName("getTrainingDetails")
             .WithTags("Mimecast")
             .WithSummary("Mimecast-compatible training details (Mimecast API 1.0 request signing; see docs/mimecast.md).")
-            .Accepts<JsonBody>("application/json")
-            .Produces<MimecastEnvelope>(StatusCodes.Status200OK)
+            .Accepts<TrainingDetailsRequest>("application/json")
+            .Produces<TrainingDetailsAnswer>(StatusCodes.Status200OK)
             .Produces<MimecastEnvelope>(StatusCodes.Status400BadRequest)
-            .Produces<MimecastEnvelope>(StatusCodes.Status401Unauthorized);
+            .Produces<MimecastEnvelope>(StatusCodes.Status401Unauthorized)
+            .Produces<MimecastEnvelope>(StatusCodes.Status403Forbidden)
+            .Produces<MimecastEnvelope>(StatusCodes.Status429TooManyRequests);
     }
 
     private static bool IsMimecastRoute(HttpRequest request) =>
         request.Path.StartsWithSegments(GetTrainingDetails.Route, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The documented request shape, for the OpenAPI document only: the endpoint reads the body itself.</summary>
-    private sealed record JsonBody(IReadOnlyList<JsonBodyItem> Data, JsonBodyMeta? Meta);
-    private sealed record JsonBodyItem(string UserId);
-    private sealed record JsonBodyMeta(MimecastPagination? Pagination);
+    private sealed record TrainingDetailsRequest(IReadOnlyList<TrainingDetailsRequestItem>? Data = null, TrainingDetailsRequestMeta? Meta = null);
+    private sealed record TrainingDetailsRequestItem(string UserId);
+    private sealed record TrainingDetailsRequestMeta(MimecastPagination? Pagination = null);
+
+    /// <summary>The documented answer: the envelope whose data items are <see cref="TrainingDetails"/>.</summary>
+    private sealed record TrainingDetailsAnswer(MimecastMeta Meta, IReadOnlyList<TrainingDetails> Data, IReadOnlyList<MimecastFail> Fail);
+
 }

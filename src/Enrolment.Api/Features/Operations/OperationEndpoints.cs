@@ -2,6 +2,7 @@ using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine.Http;
 
@@ -16,6 +17,7 @@ public sealed record OperationStatus(Guid Id, string Kind, string Status, int Us
 
 public static class GetOperationEndpoint
 {
+    [ProducesResponseType<OperationStatus>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/operations/{operationId}", OperationId = "getOperation"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Operations")]
     [EndpointSummary("Progress of a fan-out (audience change, assignment created or removed): poll until status is completed.")]

@@ -2,6 +2,7 @@ using Enrolment.Api.Features.Completions;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Api.Infrastructure.OpenApi;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -35,6 +36,8 @@ public static class ListThriveCompletionsEndpoint
     [WolverineGet("/rest/v1/learning/completions", OperationId = "thriveListCompletions"), Authorize(Policy = AuthPolicies.Read)]
     [Tags(ThriveApi.Tag)]
     [EndpointSummary("Thrive: completion records as a JSON array, filtered by userId, contentId and completedDateRangeStart (inclusive) / completedDateRangeEnd (exclusive), oldest first; page from 1, perPage 1–1000 (default 100). X-Total-Count holds the total, Link the other pages.")]
+    [ProducesHeader(StatusCodes.Status200OK, ThrivePages.TotalCountHeader, ThrivePages.TotalCountDescription, Integer = true)]
+    [ProducesHeader(StatusCodes.Status200OK, "Link", ThrivePages.LinkDescription)]
     [ProducesResponseType<ThriveCompletion[]>(StatusCodes.Status200OK, "application/json")]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status422UnprocessableEntity, "application/problem+json")]
     public static async Task<IResult> Get(string? userId, string? contentId, string? completedDateRangeStart, string? completedDateRangeEnd, int? page, int? perPage,

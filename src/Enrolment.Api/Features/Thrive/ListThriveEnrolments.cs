@@ -1,5 +1,6 @@
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Api.Infrastructure.OpenApi;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.MartenTables;
 using Marten;
@@ -20,6 +21,8 @@ public static class ListThriveEnrolmentsEndpoint
     [WolverineGet("/rest/v1/assignments/{assignmentId}/enrolments", OperationId = "thriveListEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags(ThriveApi.Tag)]
     [EndpointSummary("Thrive: the assignment's enrolments as a JSON array, filtered by status (one or a comma-separated list) and updatedAtFrom (inclusive) / updatedAtTo (exclusive); page from 1, perPage 1–100 (default 100). X-Total-Count holds the total, Link the other pages.")]
+    [ProducesHeader(StatusCodes.Status200OK, ThrivePages.TotalCountHeader, ThrivePages.TotalCountDescription, Integer = true)]
+    [ProducesHeader(StatusCodes.Status200OK, "Link", ThrivePages.LinkDescription)]
     [ProducesResponseType<EnrolmentView[]>(StatusCodes.Status200OK, "application/json")]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status404NotFound, "application/problem+json")]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status422UnprocessableEntity, "application/problem+json")]

@@ -21,6 +21,8 @@ public static class ThrivePages
 {
     public const int DefaultPerPage = 100;
     public const string TotalCountHeader = "X-Total-Count";
+    public const string TotalCountDescription = "How many items match the filters, over all pages.";
+    public const string LinkDescription = "RFC 8288 links to the first, previous, next and last pages (absolute URLs with page and perPage).";
 
     public static ThrivePage? Parse(int? page, int? perPage, int maxPerPage, Dictionary<string, string[]> errors)
     {

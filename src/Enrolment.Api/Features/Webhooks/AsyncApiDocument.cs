@@ -7,6 +7,7 @@ using System.Xml.Linq;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Contracts;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Npgsql;
 using Wolverine.Http;
 
@@ -285,6 +286,7 @@ public static class AsyncApiDocument
 
 public static class GetAsyncApiDocumentEndpoint
 {
+    [ProducesResponseType<AsyncApiDocumentShape>(StatusCodes.Status200OK, "application/json")]
     [WolverineGet("/asyncapi/v1.json", OperationId = "getAsyncApiDocument"), AllowAnonymous]
     [Tags("Documents")]
     [EndpointSummary("The AsyncAPI 3.0 document of the bus messages (both transports) and the webhook deliveries, generated from the contract types.")]
@@ -294,3 +296,8 @@ public static class GetAsyncApiDocumentEndpoint
                 configuration.GetConnectionString(Persistence.ConnectionStringName)).ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
             "application/json; charset=utf-8");
 }
+
+/// <summary>The AsyncAPI document's top level, for the OpenAPI document only (the AsyncAPI 3.0 specification defines the rest).</summary>
+public sealed record AsyncApiDocumentShape(
+    [property: System.ComponentModel.Description("The AsyncAPI version: 3.0.0.")] string Asyncapi,
+    string Id, JsonObject Info, string DefaultContentType, JsonObject Servers, JsonObject Channels, JsonObject Operations, JsonObject Components);

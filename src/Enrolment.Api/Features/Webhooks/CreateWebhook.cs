@@ -2,18 +2,21 @@ using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using NodaTime;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Webhooks;
 
-public sealed record CreateWebhookRequest(string? Url, string[]? EventTypes);
+// EventTypes defaults to null, so the OpenAPI document marks it optional (omitted: every event type).
+public sealed record CreateWebhookRequest(string? Url, string[]? EventTypes = null);
 
 public static class CreateWebhookEndpoint
 {
     public const int MaxWebhooksPerTenant = 20;
 
+    [ProducesResponseType<WebhookView>(StatusCodes.Status201Created), ProducesResponseType(StatusCodes.Status422UnprocessableEntity)]
     [WolverinePost("/webhooks", OperationId = "createWebhook"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("Subscribe an https endpoint to the tenant's enrolment events (eventTypes omitted: all). The answer carries the signing secret, shown only this once.")]

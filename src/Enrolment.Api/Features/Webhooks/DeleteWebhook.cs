@@ -1,12 +1,14 @@
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Webhooks;
 
 public static class DeleteWebhookEndpoint
 {
+    [ProducesResponseType(StatusCodes.Status204NoContent), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineDelete("/webhooks/{webhookId}", OperationId = "deleteWebhook"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("Unsubscribe: nothing more is delivered, and the webhook's pending and past deliveries are forgotten.")]

@@ -1,6 +1,7 @@
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine.Http;
 
@@ -8,6 +9,7 @@ namespace Enrolment.Api.Features.Webhooks;
 
 public static class EnableWebhookEndpoint
 {
+    [ProducesResponseType<WebhookView>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverinePost("/webhooks/{webhookId}/enable", OperationId = "enableWebhook"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("Make a disabled webhook active again: everything it missed while disabled is delivered, in order per enrolment, starting now.")]

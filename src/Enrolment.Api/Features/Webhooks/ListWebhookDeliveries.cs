@@ -3,6 +3,7 @@ using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Webhooks;
@@ -12,6 +13,7 @@ public static class ListWebhookDeliveriesEndpoint
     public const int DefaultLimit = 100;
     public const int MaxLimit = 500;
 
+    [ProducesResponseType<WebhookDeliveryPage>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [WolverineGet("/webhooks/{webhookId}/deliveries", OperationId = "listWebhookDeliveries"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("The webhook's deliveries, newest first, each with every attempt (instant, HTTP status or error, duration); limit (1–500, default 100) and an opaque cursor.")]

@@ -2,6 +2,7 @@ using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
 using NodaTime;
 using Wolverine.Http;
 
@@ -9,6 +10,7 @@ namespace Enrolment.Api.Features.Webhooks;
 
 public static class RedeliverWebhookDeliveryEndpoint
 {
+    [ProducesResponseType<WebhookDelivery>(StatusCodes.Status202Accepted), ProducesResponseType(StatusCodes.Status404NotFound), ProducesResponseType(StatusCodes.Status409Conflict)]
     [WolverinePost("/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver", OperationId = "redeliverWebhookDelivery"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("Send one delivery again (delivered or not), with the same x-delivery-id and the next x-delivery-attempt. 202: it is sent within seconds, after any earlier pending delivery of its enrolment.")]
