@@ -5,6 +5,9 @@
 #   ./build/bench.sh --size 10000    a smoke run of a few minutes
 # Options: --size N, --tenants N (4), --duration 20s, --warmup 5s, --connections 32, --threads 1, --mode bulk|session,
 #          --fanout N (100000 at full size: comparison 5), --due N (100000: comparison 7), --read-load-connections 4 (7).
+# Comparison 7 also times the burst's integration events on the bus: on the embedded PostgreSQL transport, then (the
+# service restarted with Bus__Transport=rabbitmq, a second due set) on RabbitMQ, installed and started by
+# build/rabbitmq.sh if missing; without a broker that row is "not measured" and the rest of the run stands.
 # Both servers get the same connection pool cap (ENROLMENT_BENCH_POOL, 24): PostgreSQL here allows 100 connections in all.
 # Not part of ./build/test.sh. Uses its own database (ENROLMENT_BENCH_DB_NAME, default enrolment_bench), dropped
 # and re-created at each run. The service runs as a separate process from its Release build, as in production;
@@ -256,8 +259,8 @@ psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrol
 psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolment as d where d.tenant_id = '$t' and d.assignment_id = '$a' and d.status = 'Open' and d.id > '$i' order by d.id limit 101" > "$raw/explain-list.txt"
 
 # 6. Rebuild the enrolment documents from every event (`enrolments rebuild`, through the service's own CLI, in place
-# while nothing else runs) vs reading and deserialising the same events raw. Last, because it rewrites the documents
-# the other comparisons read.
+# while nothing else runs) vs reading and deserialising the same events raw. Last but for the RabbitMQ burst, because
+# it rewrites the documents the other comparisons read.
 log "rebuilding the enrolment documents from all events"
 rebuild_start=$(date +%s.%N)
 (cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" enrolments rebuild --restart) > "$logs/rebuild.log" 2>&1 || log "the rebuild failed: see $logs/rebuild.log"

@@ -99,7 +99,7 @@ public static class Report
         var rebSRate = Div(Num(rebS, "events"), Num(rebS, "seconds"));
         var rebRatio = Div(rebSRate, Num(rebB, "eventsPerSecond"));
         figures.Add(new("6", $"Rebuild the enrolment documents from {Num(rebS, "events") ?? 0:N0} events", "events/s", rebSRate, Num(rebB, "eventsPerSecond"), rebRatio, "≥ 0.3× raw read + deserialise", rebRatio is null ? null : rebRatio >= 0.3,
-            rebS is null ? "" : $"service: `enrolments rebuild --restart` (the service's CLI, in place, the service idle) took {Num(rebS, "seconds"):F0} s; baseline read and deserialised {Num(rebB, "events"):N0} events in {Num(rebB, "seconds"):F0} s"));
+            rebS is null ? "" : $"service: `enrolments rebuild --restart` (the service's CLI, in place, the service running idle) took {Num(rebS, "seconds"):F0} s; baseline read and deserialised {Num(rebB, "events"):N0} events in {Num(rebB, "seconds"):F0} s"));
 
         // (7) N enrolments due at one instant: lag from the due instant to the stored overdue event, and the read
         // latency (a steady, non-saturating read load) while they transition vs idle.
@@ -133,11 +133,13 @@ public static class Report
             }
             var d = bus["detail"];
             var how = transport == "postgresql"
-                ? $"{name}: polled 4×/s, the time of the first snapshot with all {Num(bus, "consumable"):N0} overdue events of the burst as rows of the events queue table " +
-                  $"(`{bus["measuredBy"]}`, matched by content) and none left in `wolverine_outgoing_envelopes`; all counted after {Num(bus, "countReachedSeconds"):F1} s; " +
+                ? $"{name}: the first snapshot (polled 4×/s near the end) with all {Num(bus, "consumable"):N0} overdue events of the burst as rows of `{bus["measuredBy"]}`, " +
+                  $"the table a `ListenToPostgresqlQueue` consumer reads (rows inserted since the due set was seeded, matched by content), and none left for it in " +
+                  $"`wolverine_outgoing_envelopes`; all rows there after {Num(bus, "countReachedSeconds"):F1} s; " +
                   $"the rows' own insert times run from {Num(d, "firstRowSeconds"):F1} s to {Num(d, "lastRowSeconds"):F1} s after the due instant"
-                : $"{name}: the service restarted with `Bus__Transport=rabbitmq`, a second burst of {n:N0} (label E) due at one instant, a durable queue of our own bound to the service's exchange before it; " +
-                  $"polled 4×/s (passive declare, ready messages) until {Num(bus, "consumable"):N0} and the outbox empty; then consumed: {Num(d, "consumed"):N0} messages, " +
+                : $"{name}: the service restarted with `Bus__Transport=rabbitmq`, a second burst of {n:N0} (label E) due at one instant, a durable {bus["measuredBy"]} before it, " +
+                  $"as a consumer's would be; the first snapshot (passive declare, polled 4×/s near the end) with {Num(bus, "consumable"):N0} ready messages and the outbox empty " +
+                  $"(all there after {Num(bus, "countReachedSeconds"):F1} s); then consumed: {Num(d, "consumed"):N0} messages, " +
                   $"{Num(d, "overdueEventsOfBurst"):N0} overdue events of the burst for {Num(d, "distinctEnrolments"):N0} distinct enrolments" +
                   (LoadOrNull("transitions-rabbitmq") is { } trR ? $"; on this run all overdue after {Num(trR, "maxSeconds"):F1} s" : "");
             figures.Add(new("7", $"Bus, {name}: last of the burst's {n:N0} integration events consumable after", "seconds", Num(bus, "seconds"), null, null, "reported", null, how));
