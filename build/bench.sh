@@ -5,6 +5,9 @@
 #   ./build/bench.sh --size 10000    a smoke run of a few minutes
 # Options: --size N, --tenants N (4), --duration 20s, --warmup 5s, --connections 32, --threads 1, --mode bulk|session,
 #          --fanout N (100000 at full size: comparison 5), --due N (100000: comparison 7), --read-load-connections 4 (7).
+# Comparison 7 also times the burst's integration events on the bus: on the embedded PostgreSQL transport, then (the
+# service restarted with Bus__Transport=rabbitmq, a second due set) on RabbitMQ, installed and started by
+# build/rabbitmq.sh if missing; without a broker that row is "not measured" and the rest of the run stands.
 # Both servers get the same connection pool cap (ENROLMENT_BENCH_POOL, 24): PostgreSQL here allows 100 connections in all.
 # Not part of ./build/test.sh. Uses its own database (ENROLMENT_BENCH_DB_NAME, default enrolment_bench), dropped
 # and re-created at each run. The service runs as a separate process from its Release build, as in production;
@@ -119,6 +122,8 @@ cleanup() {
   # The benchmark's own cluster is stopped again if this run started it (its data stays for inspection:
   # pg_ctlcluster <version> bench start).
   [ -n "${started_cluster:-}" ] && pg_ctlcluster "$pg_version" bench stop >/dev/null 2>&1 || true
+  # Likewise the broker, if this run started it for the RabbitMQ burst.
+  [ -n "${started_rabbitmq:-}" ] && "$root/build/rabbitmq.sh" stop || true
 }
 trap cleanup EXIT
 
@@ -220,11 +225,17 @@ due_at=$(( $(date +%s) + due_in ))
 log "seeding $due enrolments due in ${due_in}s (label D)"
 (cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" seed --tenants "$tenants" --enrolments "$due" --label D --secret "$secret" --mode "$mode" --due-in "$due_in") \
   2> "$logs/seed-due.log" | grep '^{' | tail -1 > "$raw/seed-due.json"
-[ "$(date +%s)" -lt "$((due_at - 30))" ] || log "warning: seeding ended less than 30 s before the due instant; the idle read figure overlaps"
+seeded_at=$(date +%s)
+[ "$seeded_at" -lt "$((due_at - 30))" ] || log "warning: seeding ended less than 30 s before the due instant; the idle read figure overlaps"
 run_wrk service-read-idle "$raw/targets/reads-full.tsv" "$service_url" "$read_load_connections"
 now=$(date +%s); [ "$now" -lt "$due_at" ] && { log "waiting $((due_at - now)) s for the due instant"; sleep "$((due_at - now))"; }
 dotnet "$bench_dll" transition-lag --connection "$cs" --label D --expected "$due" --timeout 1200 > "$raw/transitions.json" &
 lag_pid=$!
+# The bus figure: until the burst's $due integration events are rows of the embedded transport's queue table (what a
+# ListenToPostgresqlQueue consumer reads) and the outbox holds none of them.
+dotnet "$bench_dll" bus-lag --transport postgresql --connection "$cs" --label D --expected "$due" --since "$seeded_at" --timeout 1200 \
+  > "$raw/bus-postgresql.json" 2> "$logs/bus-postgresql.log" &
+bus_pid=$!
 chunk=0
 while kill -0 "$lag_pid" 2>/dev/null; do
   chunk=$((chunk + 1))
@@ -233,6 +244,8 @@ while kill -0 "$lag_pid" 2>/dev/null; do
 done
 wait "$lag_pid" || log "not every due enrolment became overdue within the timeout"
 log "transitions: $(cat "$raw/transitions.json")"
+wait "$bus_pid" || log "not every integration event of the burst reached the PostgreSQL queue within the timeout: see $logs/bus-postgresql.log"
+log "bus (postgresql): $(cat "$raw/bus-postgresql.json")"
 
 # 8. Peak resident memory of the service process over the whole run.
 awk '/VmHWM|VmRSS/ {gsub(":", "", $1); v[$1]=$2} END {printf "{\"vmHwmKiB\": %d, \"vmRssKiB\": %d}\n", v["VmHWM"], v["VmRSS"]}' "/proc/$service_pid/status" > "$raw/rss.json"
@@ -246,8 +259,8 @@ psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrol
 psql_db -c "EXPLAIN (ANALYZE, BUFFERS) select d.data from enrolment.mt_doc_enrolment as d where d.tenant_id = '$t' and d.assignment_id = '$a' and d.status = 'Open' and d.id > '$i' order by d.id limit 101" > "$raw/explain-list.txt"
 
 # 6. Rebuild the enrolment documents from every event (`enrolments rebuild`, through the service's own CLI, in place
-# while nothing else runs) vs reading and deserialising the same events raw. Last, because it rewrites the documents
-# the other comparisons read.
+# while nothing else runs) vs reading and deserialising the same events raw. Last but for the RabbitMQ burst, because
+# it rewrites the documents the other comparisons read.
 log "rebuilding the enrolment documents from all events"
 rebuild_start=$(date +%s.%N)
 (cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" enrolments rebuild --restart) > "$logs/rebuild.log" 2>&1 || log "the rebuild failed: see $logs/rebuild.log"
@@ -257,6 +270,54 @@ echo "{\"events\": $events_total, \"seconds\": $(awk -v ms="${rebuild_ms:-0}" 'B
 log "rebuild: $(cat "$raw/rebuild-service.json")"
 dotnet "$bench_dll" rebuild-baseline --connection "$cs" > "$raw/rebuild-baseline.json"
 log "rebuild baseline: $(cat "$raw/rebuild-baseline.json")"
+
+# 7, on RabbitMQ: the service restarted with Bus__Transport=rabbitmq, a second set of $due enrolments (label E) due at
+# one instant, and a queue of our own bound to the service's exchange before it, as a consumer's would be. Last, so no
+# other comparison sees the extra events. The bench's own exchange and queues, so a bus test sharing the broker
+# neither adds messages to the count nor takes the service's. Not measured (with the reason) if the broker won't start.
+rabbit_exchange=enrolment.bench.events
+rabbit_queues=(enrolment.bench.events.all enrolment.bench.completions enrolment.bench.completions.dead-letter)
+rabbitmq_burst() { # sets why when it could not measure (not in a subshell: it replaces the service process)
+  rabbitmqctl -q status >/dev/null 2>&1 || local was_down=1
+  "$root/build/rabbitmq.sh" > "$logs/rabbitmq.log" 2>&1 || { why="RabbitMQ could not be started: $(tail -1 "$logs/rabbitmq.log")"; return 1; }
+  [ -n "${was_down:-}" ] && started_rabbitmq=1
+  log "restarting the service on RabbitMQ (exchange $rabbit_exchange)"
+  kill "$service_pid"; wait "$service_pid" 2>/dev/null || true
+  (cd "$api_dir" && ASPNETCORE_URLS="$service_url" Limits__RequestsPerSecondPerTenant=100000000 Bus__Transport=rabbitmq \
+     Bus__RabbitMq__Exchange="$rabbit_exchange" Bus__RabbitMq__AllEventsQueue="${rabbit_queues[0]}" \
+     Bus__RabbitMq__CompletionsQueue="${rabbit_queues[1]}" Bus__RabbitMq__CompletionsDeadLetterQueue="${rabbit_queues[2]}" \
+     exec dotnet "$api_dll") > "$logs/service-rabbitmq.log" 2>&1 &
+  service_pid=$!; pids+=("$service_pid")
+  local up=""
+  for _ in $(seq 1 120); do curl -sf -o /dev/null "$service_url/health/live" && { up=1; break; }; sleep 1; done
+  [ -n "$up" ] || { why="the service on RabbitMQ did not answer within 120 s (logs/service-rabbitmq.log)"; return 1; }
+  # Due as soon as seeding is surely over (the first due set's seeding time, with a margin): no idle read here.
+  local due_in due_at now bus_pid
+  due_in=$(awk -v s="$(grep -o '"seconds":[0-9.]*' "$raw/seed-due.json" | cut -d: -f2)" 'BEGIN {printf "%d", 20 + 1.5 * (s == "" ? 60 : s)}')
+  due_at=$(( $(date +%s) + due_in ))
+  log "seeding $due enrolments due in ${due_in}s (label E)"
+  (cd "$api_dir" && Logging__LogLevel__Default=Warning dotnet "$api_dll" seed --tenants "$tenants" --enrolments "$due" --label E --secret "$secret" --mode "$mode" --due-in "$due_in") \
+    2> "$logs/seed-due-rabbitmq.log" | grep '^{' | tail -1 > "$raw/seed-due-rabbitmq.json"
+  dotnet "$bench_dll" bus-lag --transport rabbitmq --connection "$cs" --label E --expected "$due" --timeout 1200 --exchange "$rabbit_exchange" \
+    --queue enrolment.bench.burst > "$raw/bus-rabbitmq.json" 2> "$logs/bus-rabbitmq.log" &
+  bus_pid=$!
+  for _ in $(seq 1 30); do grep -q '^\[bus\]' "$logs/bus-rabbitmq.log" && break; kill -0 "$bus_pid" 2>/dev/null || break; sleep 1; done
+  grep -q '^\[bus\]' "$logs/bus-rabbitmq.log" || { kill "$bus_pid" 2>/dev/null; why="could not bind a queue to $rabbit_exchange (logs/bus-rabbitmq.log)"; return 1; }
+  now=$(date +%s)
+  if [ "$now" -lt "$due_at" ]; then log "waiting $((due_at - now)) s for the due instant"; sleep "$((due_at - now))"
+  else log "warning: the RabbitMQ burst's queue was bound $((now - due_at)) s after its due instant"; fi
+  dotnet "$bench_dll" transition-lag --connection "$cs" --label E --expected "$due" --timeout 1200 > "$raw/transitions-rabbitmq.json" ||
+    log "not every due enrolment of the RabbitMQ burst became overdue within the timeout"
+  wait "$bus_pid" || log "not every integration event of the burst reached the RabbitMQ queue within the timeout: see $logs/bus-rabbitmq.log"
+  log "bus (rabbitmq): $(cat "$raw/bus-rabbitmq.json")"
+}
+why=""
+if ! rabbitmq_burst; then
+  log "the RabbitMQ bus figure is not measured: $why"
+  printf '{"notMeasured": "%s"}\n' "$(printf '%s' "$why" | sed 's/\\/\\\\/g; s/"/\\"/g')" > "$raw/bus-rabbitmq.json"
+fi
+kill "$service_pid" 2>/dev/null || true
+for q in "${rabbit_queues[@]}"; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
 
 dotnet "$bench_dll" report --dir "$out"
 log "wrote $out/report.md and $out/report.json"

@@ -11,6 +11,10 @@ using Enrolment.Benchmarks;
 //   rebuild-baseline --connection <cs>              read + deserialise every enrolment event (no fold, no write)
 //   transition-lag --connection <cs> --label T --expected N [--timeout 600]
 //                                                   wait until N seeded enrolments are overdue; lag distribution
+//   bus-lag  --transport postgresql|rabbitmq --connection <cs> --label T --expected N [--timeout 1200]
+//            [--since <unix s>] [--uri amqp://… --exchange enrolment.events --queue <own queue>]
+//                                                   started before the due instant: until the burst's N integration
+//                                                   events are consumable on the bus (BusLag.cs)
 //   report   --dir bench-results                    bench-results/raw/*.json → report.md + report.json
 var command = args.FirstOrDefault() ?? "";
 var options = Options.Parse(args.Skip(1).ToArray());
@@ -23,13 +27,14 @@ return command switch
     "fanout-baseline" => await FanOut.Baseline(options),
     "rebuild-baseline" => await Rebuild.Baseline(options),
     "transition-lag" => await Transitions.Lag(options),
+    "bus-lag" => await BusLag.Run(options),
     "report" => Report.Run(options),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|rebuild-baseline|transition-lag|report [--option value ...] (see Program.cs)");
+    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|rebuild-baseline|transition-lag|bus-lag|report [--option value ...] (see Program.cs)");
     return 2;
 }
 
