@@ -103,7 +103,10 @@ public sealed class IsolationScenario : IScenario
                 else if (secrets.FirstOrDefault(s => reply.Body.Contains(s, StringComparison.Ordinal) && !probe.Carried.Contains(s, StringComparison.Ordinal)) is { } seen)
                     leaks.Add($"{probe.Route} [{probe.Credentials}] returned A's '{seen}': {reply}");
             }
-            var conflicts = probes.Zip(replies).Where(p => p.First.Route == "POST /completions" && p.Second.Status == 409).ToList();
+            // A 409 "concurrency-conflict" is B's own identical completions racing each other (four probes run at once and
+            // may pick the same one): the documented answer to a lost race. Any other 409 means B met A's record.
+            var conflicts = probes.Zip(replies).Where(p => p.First.Route == "POST /completions" && p.Second.Status == 409
+                && !p.Second.Body.Contains("\"concurrency-conflict\"", StringComparison.Ordinal)).ToList();
             foreach (var (probe, reply) in conflicts)
                 leaks.Add($"{probe.Route} [{probe.Credentials}] with A's completionId and A's payload answered 409 (so A's record was seen): {reply}");
             var serverErrors = replies.Count(r => r.Status >= 500 || r.Status == 0);

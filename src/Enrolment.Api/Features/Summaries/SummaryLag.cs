@@ -12,12 +12,19 @@ namespace Enrolment.Api.Features.Summaries;
 public sealed class SummaryLag(NpgsqlDataSource dataSource, IDocumentStore store, ILogger<SummaryLag> logger) : IHostedService, IDisposable
 {
     public const string MeterName = "Enrolment.Summaries";
-    private Meter? _meter;
+
+    // One meter for the process (as ChangeFeedMetrics): a meter per host, disposed with its host, took the metric away
+    // from the other hosts' /metrics too. It measures through the host that started last (there is one in production).
+    private static readonly Meter Meter = new(MeterName);
+    private static SummaryLag? current;
+
+    static SummaryLag() =>
+        Meter.CreateObservableGauge("enrolment.summary.lag", () => Volatile.Read(ref current)?.Measure() ?? [], "{event}",
+            "Committed events the summary projection has not processed yet.");
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _meter = new Meter(MeterName);
-        _meter.CreateObservableGauge("enrolment.summary.lag", Measure, "{event}", "Committed events the summary projection has not processed yet.");
+        Volatile.Write(ref current, this);
         return Task.CompletedTask;
     }
 
@@ -32,15 +39,15 @@ public sealed class SummaryLag(NpgsqlDataSource dataSource, IDocumentStore store
             command.Parameters.Add(new NpgsqlParameter { Value = SummaryProjection.Name + ":All" });
             lag = (long)command.ExecuteScalar()!;
         }
-        catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or ObjectDisposedException)
         {
             logger.LogWarning(e, "Could not measure the summary projection's lag for /metrics");
-            yield break;
+            return [];
         }
-        yield return new Measurement<long>(lag);
+        return [new Measurement<long>(lag)];
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose() => _meter?.Dispose();
+    public void Dispose() => Interlocked.CompareExchange(ref current, null, this);
 }
