@@ -35,11 +35,12 @@ export class ApiError extends Error {
 }
 
 /** Goes to the sign-in page, coming back here afterwards. */
-export function signInAgain(): never {
+export function signInAgain(): void {
   const back = location.pathname + location.search + location.hash;
   location.assign(`./?next=${encodeURIComponent(back)}`);
-  throw new Error("redirecting to sign-in");
 }
+
+const SignedOut = () => new ApiError(401, "Signed out", "Sign in again.", null);
 
 async function send(path: string, c: Credentials, accept: string): Promise<Response> {
   let response: Response;
@@ -66,11 +67,13 @@ async function send(path: string, c: Credentials, accept: string): Promise<Respo
 
 /** GET a JSON answer with the stored credentials; a 401 sends the person back to sign in. */
 export async function get<T>(path: string, c: Credentials | null = credentials()): Promise<T> {
-  if (!c) signInAgain();
+  if (!c) { signInAgain(); throw SignedOut(); }
   try {
     return await (await send(path, c, "application/json")).json() as T;
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401 && c === credentials()) { forget(); signInAgain(); }
+    // The stored secret stopped working (revoked, or the tenant removed): forget it and ask again.
+    const stored = credentials();
+    if (e instanceof ApiError && e.status === 401 && stored?.tenantId === c.tenantId && stored.secret === c.secret) { forget(); signInAgain(); }
     throw e;
   }
 }
@@ -78,7 +81,7 @@ export async function get<T>(path: string, c: Credentials | null = credentials()
 /** GET an NDJSON answer as its parsed lines. */
 export async function getLines<T>(path: string): Promise<T[]> {
   const c = credentials();
-  if (!c) signInAgain();
+  if (!c) { signInAgain(); throw SignedOut(); }
   const text = await (await send(path, c, "application/x-ndjson")).text();
   return text.split("\n").filter(l => l.trim() !== "").map(l => JSON.parse(l) as T);
 }

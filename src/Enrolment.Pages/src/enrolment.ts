@@ -6,7 +6,7 @@ import { verifyChain } from "./chain";
 import { assignmentHref, clearError, el, param, showError, signedIn, statusBadge } from "./layout";
 import { fromLocalInput, instant, toLocalInput, zoneName } from "./time";
 
-signedIn();
+const signedInAs = signedIn();
 const assignmentId = param("assignment");
 const enrolmentId = param("id");
 const base = `/assignments/${encodeURIComponent(assignmentId)}/enrolments/${encodeURIComponent(enrolmentId)}`;
@@ -78,7 +78,7 @@ function timeline(asOf: string | null): void {
     if (later) li.append(el("p", "After the chosen instant: it had not happened yet.", "later-note"));
     const before = el("button", "Show the enrolment just before this", "secondary");
     before.type = "button";
-    before.setAttribute("aria-label", `Show the enrolment just before version ${ev.version} (${ev.eventType})`);
+    before.setAttribute("aria-label", `Show the enrolment just before this: version ${ev.version}, ${ev.eventType}`);
     before.addEventListener("click", () => void showAsOf(new Date(new Date(at).getTime() - 1).toISOString()));
     if (i > 0) li.append(before);
     list.append(li);
@@ -142,4 +142,4 @@ document.getElementById("now")!.addEventListener("click", async () => {
   } catch (e) { showError(e, "as-of-message"); }
 });
 
-void main();
+if (signedInAs) void main();

@@ -2,9 +2,10 @@
 
 import { ApiError, credentials, Credentials, forget, signInAgain } from "./api";
 
-export function signedIn(): Credentials {
+/** The credentials, with the header filled in; null (and on the way to sign-in) when there are none. */
+export function signedIn(): Credentials | null {
   const c = credentials();
-  if (!c) signInAgain();
+  if (!c) { signInAgain(); return null; }
   const who = document.getElementById("tenant");
   if (who) who.textContent = c.tenantId;
   document.getElementById("sign-out")?.addEventListener("click", () => {

@@ -42,7 +42,7 @@ function signInView(): void {
 }
 
 function homeView(): void {
-  signedIn();
+  if (!signedIn()) return;
   document.getElementById("signed-out")!.hidden = true;
   document.getElementById("signed-in")!.hidden = false;
 
