@@ -15,12 +15,14 @@ namespace Enrolment.Contracts;
 /// <param name="PrimaryContentId">The content to complete.</param>
 /// <param name="PreviousStatus">unassigned (first event only), scheduled, open, overdue, complete or archived.</param>
 /// <param name="NewStatus">scheduled, open, overdue, complete or archived.</param>
-/// <param name="EventType">What happened: enrolment.assigned, .opened, .overdue, .completed, .archived, .reinstated or .rescheduled.</param>
+/// <param name="EventType">What happened: enrolment.assigned, .opened, .overdue, .completed, .archived, .reinstated, .rescheduled,
+/// .waived (an exemption: complete without a completion) or .extended (the due date moved later; overdue becomes open).</param>
 /// <param name="CompletionId">The client's completion id when a completion caused the change, else null.</param>
 /// <param name="OccurredAt">When the change was recorded (UTC).</param>
 /// <param name="StreamVersion">The version of the enrolment's stream after this change (1 for the first event).</param>
 /// <param name="AvailableDate">The current period's available date after the change (UTC).</param>
 /// <param name="DueDate">The current period's due date after the change (UTC), or null if there is none.</param>
+/// <param name="Reason">The reason recorded with a waiver or an extension; null for every other event type.</param>
 public sealed record EnrolmentStatusChanged(
     Guid MessageId,
     int SchemaVersion,
@@ -37,7 +39,8 @@ public sealed record EnrolmentStatusChanged(
     DateTimeOffset OccurredAt,
     long StreamVersion,
     DateTimeOffset AvailableDate,
-    DateTimeOffset? DueDate);
+    DateTimeOffset? DueDate,
+    string? Reason = null);
 
 /// <summary>Published once for every committed reminder (schema version 1). The status does not change.</summary>
 /// <param name="MessageId">Stable id of this event, the same on every redelivery.</param>

@@ -37,8 +37,11 @@ public sealed record Completion(string CompletionId, string ContentId, Instant C
 ///   complete | overdue → open          Tick (recurring: next period's availableDate reached)
 ///   any but archived → archived        Archive
 ///   archived   → scheduled | open      Reinstate
+///   overdue    → open                  Extend (the due date moves past now)
+///   open | overdue → complete          Waive (an exemption for the current period)
 ///
-/// Reminders never change the status. Anything else is no event, or a rejection.
+/// Reminders never change the status; neither does extending an open enrolment, nor a completion recorded after a
+/// waiver in the same period (it is still recorded: lastCompletedAt, enrolment.completed). Anything else is no event, or a rejection.
 /// </summary>
 public static class EnrolmentRules
 {
@@ -93,7 +96,8 @@ public static class EnrolmentRules
         if (state.CompletionIds.Contains(completion.CompletionId)) return Decision.Nothing;
         if (!string.Equals(completion.ContentId, state.PrimaryContentId, StringComparison.Ordinal))
             return Decision.Reject(RejectionKind.Invalid, "content-mismatch", $"Content '{completion.ContentId}' is not this enrolment's primary content.");
-        if (state.Status is not (EnrolmentStatus.Open or EnrolmentStatus.Overdue))
+        // A waived period still takes the real completion: the record shows the training was done after all.
+        if (state.Status is not (EnrolmentStatus.Open or EnrolmentStatus.Overdue) && !(state.Status == EnrolmentStatus.Complete && state.Waived))
             return Decision.Reject(RejectionKind.Conflict, "not-completable", $"An enrolment that is {Lower(state.Status)} cannot be completed; only open or overdue ones can.");
         if (state.Schedule.IsRecurring && completion.CompletedAt < state.AvailableDate)
             return Decision.Reject(RejectionKind.Conflict, "before-period", "The completion is older than the start of the current period, so it does not count for it.");
@@ -118,6 +122,41 @@ public static class EnrolmentRules
         }
         return events;
     }
+
+    /// <summary>The longest reason a waiver or an extension may carry.</summary>
+    public const int MaxReasonLength = 500;
+
+    /// <summary>open | overdue → complete: the current period is waived (an exemption), with its reason on record.</summary>
+    public static Decision Waive(EnrolmentState state, string? reason, Instant now)
+    {
+        if (ReasonProblem(reason) is { } invalid) return invalid;
+        if (state.Status is not (EnrolmentStatus.Open or EnrolmentStatus.Overdue))
+            return Decision.Reject(RejectionKind.Conflict, "not-waivable", $"An enrolment that is {Lower(state.Status)} cannot be waived; only open or overdue ones can.");
+        return Decision.Of(new EnrolmentWaived(state.Id, state.Period, reason!, now));
+    }
+
+    /// <summary>
+    /// overdue → open (open stays open): the current period's due date moves later, to an instant still ahead and not
+    /// after the next period's availableDate, so that periods never overlap.
+    /// </summary>
+    public static Decision Extend(EnrolmentState state, Instant dueDate, string? reason, Instant now)
+    {
+        if (ReasonProblem(reason) is { } invalid) return invalid;
+        if (state.Status is not (EnrolmentStatus.Open or EnrolmentStatus.Overdue))
+            return Decision.Reject(RejectionKind.Conflict, "not-extendable", $"An enrolment that is {Lower(state.Status)} cannot be extended; only open or overdue ones can.");
+        if (state.DueDate is { } current && dueDate <= current)
+            return Decision.Reject(RejectionKind.Invalid, "due-date-not-later", $"The new dueDate must be later than the current one ({current}).");
+        if (dueDate <= now)
+            return Decision.Reject(RejectionKind.Invalid, "due-date-past", $"The new dueDate must be in the future (now is {now}).");
+        if (state.Schedule.IsRecurring && state.Schedule.OpensAt(state.Period + 1) is var nextOpens && dueDate > nextOpens)
+            return Decision.Reject(RejectionKind.Invalid, "due-date-in-next-period", $"The new dueDate must not be after the next period's availableDate ({nextOpens}).");
+        return Decision.Of(new EnrolmentExtended(state.Id, state.Period, state.DueDate, dueDate, reason!, now));
+    }
+
+    private static Decision? ReasonProblem(string? reason) =>
+        string.IsNullOrWhiteSpace(reason) || reason.Length > MaxReasonLength
+            ? Decision.Reject(RejectionKind.Invalid, "invalid-reason", $"reason is required: 1 to {MaxReasonLength} characters, not only spaces.")
+            : null;
 
     /// <summary>A reminder was sent: an eventLog entry, no status change. Archived enrolments take no reminders.</summary>
     public static Decision Remind(EnrolmentState state, Instant now) =>

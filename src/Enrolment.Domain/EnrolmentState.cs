@@ -34,6 +34,9 @@ public sealed record EnrolmentState
     /// <summary>When the training was (last) assigned to the user: enrolled, or reinstated after an archive.</summary>
     public required Instant AssignedAt { get; init; }
 
+    /// <summary>Complete by a waiver, with no completion recorded since: a completion of this period is still taken.</summary>
+    public bool Waived { get; init; }
+
     public int OnTimeCompletions { get; init; }
     public int LateCompletions { get; init; }
 
@@ -70,7 +73,9 @@ public sealed record EnrolmentState
                 ? FromAssigned(assigned).Logged(EnrolmentStatus.Unassigned, e)
                 : throw new InvalidOperationException($"An enrolment stream must start with {nameof(EnrolmentAssigned)}, not {e.GetType().Name}.");
 
-        var next = state with { Status = EnrolmentEvents.StatusAfter(e, state.Status), UpdatedAt = e.At };
+        var status = EnrolmentEvents.StatusAfter(e, state.Status);
+        // A waiver holds while the enrolment stays complete without a completion of its own.
+        var next = state with { Status = status, UpdatedAt = e.At, Waived = e is EnrolmentWaived || (state.Waived && status == EnrolmentStatus.Complete && e is not EnrolmentCompleted) };
         next = e switch
         {
             EnrolmentOpened o => next with { Period = o.Period, AvailableDate = o.AvailableDate, DueDate = o.DueDate, RemindersInPeriod = o.Period == state.Period ? state.RemindersInPeriod : 0 },
@@ -85,6 +90,7 @@ public sealed record EnrolmentState
                 OnTimeSinceLastMiss = (state.OnTimeSinceLastMiss.Count >= MaxRun ? state.OnTimeSinceLastMiss.RemoveAt(0) : state.OnTimeSinceLastMiss).Add(c.CompletedAt),
             },
             ReminderRecorded r => next with { RemindersInPeriod = r.Number },
+            EnrolmentExtended x => next with { DueDate = x.DueDate },
             _ => next,
         };
         return next.Logged(state.Status, e);
@@ -92,7 +98,7 @@ public sealed record EnrolmentState
 
     private EnrolmentState Logged(EnrolmentStatus before, IEnrolmentEvent e) => this with
     {
-        EventLog = EventLog.Add(new EventLogEntry(EnrolmentEvents.EventType(e), EnrolmentEvents.CompletionId(e), before, Status, e.At, e.At)),
+        EventLog = EventLog.Add(new EventLogEntry(EnrolmentEvents.EventType(e), EnrolmentEvents.CompletionId(e), before, Status, e.At, e.At, EnrolmentEvents.Reason(e))),
     };
 
     private EnrolmentState Missed(Instant dueDate) => this with
@@ -111,6 +117,10 @@ public sealed record EnrolmentState
     /// <summary>The same instant as a BCL type, for storage indexes that do not know NodaTime.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public DateTimeOffset? NextTransitionAtUtc => NextTransitionAt?.ToDateTimeOffset();
+
+    /// <summary>Mimecast's watched: completed in the current period (a waiver alone is not watching the training).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Watched => Status == EnrolmentStatus.Complete && !Waived;
 
     /// <summary>Not complete and reminded 3 or more times in the current period (Mimecast's onWatchlist).</summary>
     [System.Text.Json.Serialization.JsonIgnore]

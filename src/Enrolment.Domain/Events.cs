@@ -55,6 +55,12 @@ public sealed record EnrolmentReinstated(
 /// <summary>A completed recurring period ended and the next one opens later: status becomes scheduled.</summary>
 public sealed record EnrolmentRescheduled(Guid EnrolmentId, int Period, Instant AvailableDate, Instant? DueDate, Instant At) : IEnrolmentEvent;
 
+/// <summary>The current period was waived (an exemption, e.g. the user already holds the certificate): complete without a completion.</summary>
+public sealed record EnrolmentWaived(Guid EnrolmentId, int Period, string Reason, Instant At) : IEnrolmentEvent;
+
+/// <summary>The current period's due date moved from <see cref="PreviousDueDate"/> to <see cref="DueDate"/>; an overdue enrolment is open again.</summary>
+public sealed record EnrolmentExtended(Guid EnrolmentId, int Period, Instant? PreviousDueDate, Instant DueDate, string Reason, Instant At) : IEnrolmentEvent;
+
 public static class EnrolmentEvents
 {
     /// <summary>The eventLog's eventType for each event, part of the public contract.</summary>
@@ -68,6 +74,8 @@ public static class EnrolmentEvents
         EnrolmentArchived => "enrolment.archived",
         EnrolmentReinstated => "enrolment.reinstated",
         EnrolmentRescheduled => "enrolment.rescheduled",
+        EnrolmentWaived => "enrolment.waived",
+        EnrolmentExtended => "enrolment.extended",
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown enrolment event"),
     };
 
@@ -82,8 +90,19 @@ public static class EnrolmentEvents
         EnrolmentArchived => EnrolmentStatus.Archived,
         EnrolmentReinstated r => r.AvailableDate <= r.At ? EnrolmentStatus.Open : EnrolmentStatus.Scheduled,
         EnrolmentRescheduled => EnrolmentStatus.Scheduled,
+        EnrolmentWaived => EnrolmentStatus.Complete,
+        // Only open or overdue enrolments are extended, and only to a due date still ahead: open either way.
+        EnrolmentExtended => EnrolmentStatus.Open,
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown enrolment event"),
     };
 
     public static string? CompletionId(IEnrolmentEvent e) => (e as EnrolmentCompleted)?.CompletionId;
+
+    /// <summary>The reason recorded with a waiver or an extension, else null.</summary>
+    public static string? Reason(IEnrolmentEvent e) => e switch
+    {
+        EnrolmentWaived w => w.Reason,
+        EnrolmentExtended x => x.Reason,
+        _ => null,
+    };
 }

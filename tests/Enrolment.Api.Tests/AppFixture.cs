@@ -70,8 +70,7 @@ public abstract class ApiTest(AppFixture fixture) : IAsyncLifetime
 
     public virtual async Task InitializeAsync()
     {
-        var store = Host.Services.GetRequiredService<IDocumentStore>();
-        await store.Advanced.ResetAllData();
+        await TestData.Reset(Host.Services);
         (AllSecret, ReadSecret, WriteSecret) = await CreateTenant(TenantId);
     }
 

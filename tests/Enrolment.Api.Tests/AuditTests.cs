@@ -16,14 +16,6 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
 {
     private NpgsqlDataSource Db => Host.Services.GetRequiredService<NpgsqlDataSource>();
 
-    // Marten's ResetAllData empties its own tables; the chain is ours.
-    public override async Task InitializeAsync()
-    {
-        await base.InitializeAsync();
-        await using var command = Db.CreateCommand("truncate enrolment.audit_chain");
-        await command.ExecuteNonQueryAsync();
-    }
-
     /// <summary>Two enrolments started by the fan-out's COPY, one completed over HTTP; returns the assignment and u1's enrolment.</summary>
     private async Task<(Guid Assignment, Guid Enrolment)> History()
     {
@@ -103,6 +95,7 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
     [Theory]
     [InlineData("edit-data", "update enrolment.mt_events set data = data || '{\"answer\": 1}' where tenant_id = $1 and stream_id = $2 and version = 2", "data differs")]
     [InlineData("edit-timestamp", "update enrolment.mt_events set timestamp = timestamp - interval '1 day' where tenant_id = $1 and stream_id = $2 and version = 2", "timestamp is")]
+    [InlineData("edit-actor", "update enrolment.mt_events set user_name = 'secret:someone-else' where tenant_id = $1 and stream_id = $2 and version = 2", "actor metadata")]
     [InlineData("delete-event", "delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 2", "was removed")]
     [InlineData("insert-event", "alter table enrolment.mt_events disable trigger mt_audit_chain; insert into enrolment.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) select nextval('enrolment.mt_events_sequence'), gen_random_uuid(), stream_id, 99, data, type, timestamp, tenant_id, mt_dotnet_type, false from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 1; alter table enrolment.mt_events enable trigger mt_audit_chain", "version")]
     [InlineData("delete-stream", "delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_streams where tenant_id = $1 and id = $2", "stream heads")]

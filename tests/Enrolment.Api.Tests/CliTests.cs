@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 
@@ -168,5 +169,35 @@ public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
         var response = await Host.Send(HttpMethod.Get, "/users/u1/enrolments", Basic(tenant, read), clientIp: System.Net.IPAddress.Parse(Scenarios.RandomIp()));
         response.AssertProblem(401);
         (await Get("/users/u1/enrolments", Basic(tenant, all))).AssertStatus(200);
+    }
+
+    [Fact]
+    public async Task Audit_verify_exits_0_with_its_count_on_an_intact_history_and_1_naming_the_link_a_psql_edit_broke()
+    {
+        var assignment = await OpenAssignmentFor("u1", "u2");
+        var enrolment = await EnrolmentIdFor(assignment, "u1");
+        (await Complete("x1", "u1", "c1")).AssertStatus(200);
+        Assert.True((await Cli("audit", "checkpoint")).ExitCode == 0);
+
+        var intact = await Cli("audit", "verify", "--tenant", TenantId);
+        Assert.True(intact.ExitCode == 0, intact.ToString());
+        // Two enrolments and the assignment.
+        Assert.Matches(@"audit verify: OK: [3-9] events in 3 streams of 1 tenant\(s\) intact", intact.LastLine);
+        Assert.Contains(intact.Lines, l => l.StartsWith($"anchor {TenantId} checkpoint ", StringComparison.Ordinal));
+
+        // The completion's instant changed with SQL, as someone with database access could.
+        await using (var command = Host.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().CreateCommand(
+            "update enrolment.mt_events set data = jsonb_set(data, '{completedAt}', to_jsonb('2020-01-01T00:00:00Z'::text)) " +
+            "where tenant_id = $1 and stream_id = $2 and type = 'enrolment_completed'"))
+        {
+            command.Parameters.AddWithValue(TenantId);
+            command.Parameters.AddWithValue(Guid.Parse(enrolment));
+            Assert.Equal(1, await command.ExecuteNonQueryAsync());
+        }
+        var broken = await Cli("audit", "verify", "--tenant", TenantId);
+        Assert.True(broken.ExitCode == 1, broken.ToString());
+        Assert.Contains($"enrolment {enrolment}", broken.StdErr);
+        Assert.Contains("data differs", broken.StdErr);
+        Assert.StartsWith($"audit verify: FAILED at tenant {TenantId}", broken.LastLine);
     }
 }

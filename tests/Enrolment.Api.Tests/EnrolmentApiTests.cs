@@ -284,7 +284,7 @@ public sealed class EnrolmentApiTests(AppFixture fixture) : ScenarioTest(fixture
         Assert.True(sequences.Zip(sequences.Skip(1)).All(p => p.First < p.Second), $"sequence must increase: {string.Join(",", sequences)}");
         foreach (var e in events)
         {
-            Assert.Equal(new[] { "data", "eventType", "hash", "previousHash", "sequence", "timestamp", "version" }, e!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal).ToArray());
+            Assert.Equal(new[] { "actor", "correlationId", "data", "eventType", "hash", "previousHash", "sequence", "timestamp", "version" }, e!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal).ToArray());
             Instant(e, "timestamp");
             Assert.Equal(enrolmentId, e["data"].Str("enrolmentId"));
         }

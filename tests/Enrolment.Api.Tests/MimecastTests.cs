@@ -407,6 +407,33 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
     // ---------------------------------------------------------------- the envelope
 
     [Fact]
+    public async Task A_waived_enrolment_is_not_watched_and_needs_no_engagement_and_a_real_completion_then_counts_as_watched()
+    {
+        await PutContent("c1");
+        await SetMembers("a1", ["u1"]);
+        var assignmentId = await CreateAssignment(new { audienceId = "a1", primaryContentId = "c1", availableDate = Now(TimeSpan.FromDays(-10)), dueDate = Now(TimeSpan.FromDays(-1)) });
+        var enrolmentId = await EnrolmentIdFor(assignmentId, "u1");
+        await using (var scope = Host.Services.CreateAsyncScope())
+            await scope.ServiceProvider.GetRequiredService<Wolverine.IMessageBus>().InvokeForTenantAsync<int>(TenantId,
+                new Enrolment.Api.Features.Time.ApplyDueTransitions([Guid.Parse(enrolmentId)]));
+        var key = await IssueKey();
+        Assert.True(DataFor(AssertOk(await Call(key, Users(new { userId = "u1" }))), "u1")["needEngagement"]!.GetValue<bool>());
+
+        (await Post($"/assignments/{assignmentId}/enrolments/{enrolmentId}/waive", new { reason = "holds the certificate" })).AssertStatus(200);
+        var user = DataFor(AssertOk(await Call(key, Users(new { userId = "u1" }))), "u1");
+        var item = Assert.Single(user["training"]!.AsArray())!;
+        Assert.False(item["watched"]!.GetValue<bool>());
+        Assert.Null(item["watchedDate"]);
+        Assert.False(user["needEngagement"]!.GetValue<bool>());
+
+        var completedAt = Now(TimeSpan.FromSeconds(-5));
+        (await Complete("cmp-w", "u1", "c1", completedAt)).AssertStatus(200);
+        item = Assert.Single(DataFor(AssertOk(await Call(key, Users(new { userId = "u1" }))), "u1")["training"]!.AsArray())!;
+        Assert.True(item["watched"]!.GetValue<bool>());
+        Assert.Equal(completedAt, item.Str("watchedDate"));
+    }
+
+    [Fact]
     public async Task A_known_user_gets_one_data_item_with_the_documented_training_fields()
     {
         var assignmentId = await OpenAssignmentFor("u1", "u2");

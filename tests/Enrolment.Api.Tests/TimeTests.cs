@@ -32,7 +32,7 @@ public sealed class TimeTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var host = await Start(transitions: false);
-        await host.Services.GetRequiredService<IDocumentStore>().Advanced.ResetAllData();
+        await TestData.Reset(host.Services);
         _secret = Secrets.Generate();
         await using var session = host.Services.GetRequiredService<IDocumentStore>().LightweightSession();
         var account = new TenantAccount { Id = Tenant, CreatedAt = SystemClock.Instance.GetCurrentInstant() };
@@ -126,6 +126,18 @@ public sealed class TimeTests : IAsyncLifetime
         Assert.True(view.EventLog[2].CreatedAt > Instant.FromUnixTimeMilliseconds(due.ToUnixTimeMilliseconds()), "overdue only after dueDate passed");
         var overdue = (await Events(host, view.Id)).OfType<EnrolmentBecameOverdue>().Single();
         Assert.Equal(Instant.FromUnixTimeMilliseconds(due.ToUnixTimeMilliseconds()), Instant.FromUnixTimeMilliseconds(overdue.DueDate.ToUnixTimeMilliseconds()));
+
+        // The clock caused both transitions (Features/Compliance/EventActors), each batch under a trace id of its own.
+        await using var session = host.Services.GetRequiredService<IDocumentStore>().QuerySession(Tenant);
+        var stored = await session.Events.FetchStreamAsync(view.Id);
+        foreach (var e in stored.Skip(1))
+        {
+            Assert.Equal(Enrolment.Api.Features.Compliance.Actor.TimeDriven, Enrolment.Api.Features.Compliance.EventActors.Of(e));
+            Assert.Matches("^[0-9a-f]{32}$", e.CorrelationId);
+        }
+        Assert.Equal("operation", Enrolment.Api.Features.Compliance.EventActors.Of(stored[0]).Type);
+        // The set-based transitions kept the audit chain in their transactions.
+        await AuditChecks.AssertIntact(host.Services, Tenant);
     }
 
     [Fact]

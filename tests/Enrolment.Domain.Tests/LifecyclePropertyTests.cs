@@ -22,6 +22,8 @@ public class LifecyclePropertyTests
         (Overdue, Complete), // a late completion
         (Scheduled, Archived), (Open, Archived), (Overdue, Archived), (Complete, Archived), // any but archived → archived
         (Archived, Scheduled), (Archived, Open), // the user rejoins: reinstated
+        (Overdue, Open), // the current period's due date is extended past now
+        // open / overdue → complete by a waiver: the rows (Open, Complete) and (Overdue, Complete) above
     ];
 
     /// <summary>Rows of the table that are "recurring only".</summary>
@@ -47,7 +49,7 @@ public class LifecyclePropertyTests
     public void Random_runs_take_every_row_of_the_lifecycle_table_and_hit_repeats_rejections_and_bounded_catch_up()
     {
         var rows = new HashSet<(EnrolmentStatus, EnrolmentStatus)>();
-        int repeats = 0, rejections = 0, reminders = 0, bounded = 0;
+        int repeats = 0, rejections = 0, reminders = 0, bounded = 0, reopenedByExtension = 0, waivedThenCompleted = 0, waivedThenNextPeriod = 0;
         var gate = new object();
         Scenarios.Check(trace =>
         {
@@ -61,11 +63,16 @@ public class LifecyclePropertyTests
                 rejections += trace.Steps.Count(s => s.Decision.IsRejected);
                 reminders += trace.Events.Count(e => e is ReminderRecorded);
                 bounded += trace.Steps.Count(s => s.Decision.Events.Count == EnrolmentRules.MaxTransitionsPerTick);
+                reopenedByExtension += trace.Steps.Count(s => s.Before.Status == Overdue && s.Decision.Events.Any(e => e is EnrolmentExtended));
+                waivedThenCompleted += trace.Steps.Count(s => s.Before.Waived && s.Decision.Events.Any(e => e is EnrolmentCompleted));
+                waivedThenNextPeriod += trace.Steps.Count(s => s.Before.Waived && s.Decision.Events.Any(e => e is EnrolmentOpened or EnrolmentRescheduled));
             }
         });
 
         Assert.Empty(TableRows.Union(RecurringOnlyRows).Except(rows));
         Assert.True(repeats > 100 && rejections > 100 && reminders > 100 && bounded > 0, $"repeats {repeats}, rejections {rejections}, reminders {reminders}, bounded ticks {bounded}");
+        Assert.True(reopenedByExtension > 20 && waivedThenCompleted > 20 && waivedThenNextPeriod > 20,
+            $"overdue → open by extension {reopenedByExtension}, completion after a waiver {waivedThenCompleted}, waiver then the next period {waivedThenNextPeriod}");
     }
 
     [Fact]
@@ -82,19 +89,106 @@ public class LifecyclePropertyTests
         });
 
     [Fact]
-    public void Only_a_reminder_leaves_the_status_unchanged_and_archived_enrolments_take_no_reminders() =>
+    public void Only_a_reminder_an_extension_of_an_open_enrolment_or_a_completion_after_a_waiver_leaves_the_status_unchanged() =>
         Scenarios.Check(trace =>
         {
-            foreach (var (e, from, to) in Transitions(trace))
+            var state = trace.Initial;
+            foreach (var (e, from, to) in Transitions(trace).Skip(1))
             {
                 if (e is ReminderRecorded)
                 {
                     Assert.Equal(from, to);
                     Assert.NotEqual(Archived, from);
                 }
+                else if (e is EnrolmentExtended)
+                {
+                    Assert.True(from is Open or Overdue, $"extended a {from} enrolment");
+                    Assert.Equal(Open, to);
+                }
+                else if (e is EnrolmentCompleted && state.Waived)
+                {
+                    Assert.Equal((Complete, Complete), (from, to));
+                }
                 else
                 {
-                    Assert.True(from != to, $"{EnrolmentEvents.EventType(e)} left the status at {from}: only a reminder may do that; event {e}");
+                    Assert.True(from != to, $"{EnrolmentEvents.EventType(e)} left the status at {from}: only a reminder, an open enrolment's extension or a completion after a waiver may do that; event {e}");
+                }
+                state = EnrolmentState.Fold(state, e);
+            }
+        });
+
+    [Fact]
+    public void A_waiver_completes_only_an_open_or_overdue_enrolment_sets_no_completion_and_still_takes_a_real_completion() =>
+        Scenarios.Check(trace =>
+        {
+            foreach (var step in trace.Steps)
+            {
+                if (step.Command.Kind == CommandKind.Waive)
+                {
+                    if (!step.Command.ReasonValid) { Assert.Equal(RejectionKind.Invalid, step.Decision.Rejection?.Kind); continue; }
+                    if (step.Before.Status is Open or Overdue)
+                    {
+                        var waived = Assert.IsType<EnrolmentWaived>(Assert.Single(step.Decision.Events));
+                        Assert.Equal(step.Before.Period, waived.Period);
+                        Assert.Equal(Complete, step.After.Status);
+                        Assert.True(step.After.Waived);
+                        Assert.False(step.After.Watched, "a waiver is not watching the training (Mimecast watched:false)");
+                        Assert.False(step.After.NeedsEngagement);
+                        Assert.Equal(step.Before.LastCompletedAt, step.After.LastCompletedAt);
+                        Assert.Equal("enrolment.waived", step.After.EventLog[^1].Type);
+                        Assert.Equal("holds the certificate", step.After.EventLog[^1].Reason);
+                    }
+                    else
+                    {
+                        Assert.Equal(RejectionKind.Conflict, step.Decision.Rejection?.Kind);
+                    }
+                }
+                if (step.Command.Kind == CommandKind.Complete && step.Before.Waived && step.Command.ContentMatches
+                    && !step.Before.CompletionIds.Contains($"c{step.Command.CompletionIndex}"))
+                {
+                    var completion = Scenarios.CompletionOf(step.Command, step.Now, Scenarios.Scale(trace.Scenario.Schedule));
+                    if (trace.Scenario.Schedule.IsRecurring && completion.CompletedAt < step.Before.AvailableDate) continue;
+                    var completed = Assert.IsType<EnrolmentCompleted>(Assert.Single(step.Decision.Events));
+                    Assert.Equal(completion.CompletedAt, step.After.LastCompletedAt);
+                    Assert.Equal(Complete, step.After.Status);
+                    Assert.False(step.After.Waived);
+                    Assert.True(step.After.Watched);
+                    Assert.Equal(step.Before.DueDate is { } due && completed.CompletedAt > due, completed.Late);
+                }
+            }
+        });
+
+    [Fact]
+    public void An_extension_moves_the_due_date_later_reopens_an_overdue_enrolment_and_leaves_the_next_period_alone() =>
+        Scenarios.Check(trace =>
+        {
+            var schedule = trace.Scenario.Schedule;
+            foreach (var step in trace.Steps)
+            {
+                if (step.Command.Kind == CommandKind.Extend)
+                {
+                    var wanted = Scenarios.ExtendedDueOf(step.Before, step.Command, step.Now, Scenarios.Scale(schedule));
+                    var allowed = step.Command.ReasonValid && step.Before.Status is Open or Overdue
+                        && (step.Before.DueDate is not { } current || wanted > current) && wanted > step.Now
+                        && (!schedule.IsRecurring || wanted <= schedule.OpensAt(step.Before.Period + 1));
+                    if (allowed)
+                    {
+                        var extended = Assert.IsType<EnrolmentExtended>(Assert.Single(step.Decision.Events));
+                        Assert.Equal((step.Before.DueDate, wanted), (extended.PreviousDueDate, extended.DueDate));
+                        Assert.Equal((Open, wanted, step.Before.Period), (step.After.Status, step.After.DueDate, step.After.Period));
+                        Assert.Equal(wanted + Duration.FromMilliseconds(1), EnrolmentRules.NextDueAt(step.After));
+                    }
+                    else
+                    {
+                        Assert.True(step.Decision.IsRejected, $"extension to {wanted} of a {step.Before.Status} enrolment due {step.Before.DueDate} at {step.Now} was not refused");
+                        Assert.Equal(step.Command.ReasonValid && step.Before.Status is not (Open or Overdue) ? RejectionKind.Conflict : RejectionKind.Invalid, step.Decision.Rejection!.Kind);
+                    }
+                }
+                // Every new period keeps its own schedule, whatever extensions its predecessors had.
+                foreach (var e in step.Decision.Events)
+                {
+                    if (e is EnrolmentOpened o) Assert.Equal((schedule.OpensAt(o.Period), schedule.DueAt(o.Period)), (o.AvailableDate, o.DueDate));
+                    if (e is EnrolmentRescheduled r) Assert.Equal((schedule.OpensAt(r.Period), schedule.DueAt(r.Period)), (r.AvailableDate, r.DueDate));
                 }
             }
         });

@@ -12,6 +12,8 @@ public enum CommandKind
     Remind,
     Archive,
     Reinstate,
+    Waive,
+    Extend,
 }
 
 /// <summary>
@@ -25,13 +27,17 @@ public sealed record Command(
     bool ContentMatches,
     double CompletedAtOffset,
     ArchiveReason Reason,
-    int AudienceIndex)
+    int AudienceIndex,
+    double DueOffset = 0.5,
+    bool ReasonValid = true)
 {
     public override string ToString() => Kind switch
     {
         CommandKind.Complete => $"+{Gap:0.###} Complete(c{CompletionIndex}, {(ContentMatches ? "content" : "other-content")}, completedAt {CompletedAtOffset:+0.###;-0.###})",
         CommandKind.Archive => $"+{Gap:0.###} Archive({Reason})",
         CommandKind.Reinstate => $"+{Gap:0.###} Reinstate(aud-{AudienceIndex})",
+        CommandKind.Waive => $"+{Gap:0.###} Waive({(ReasonValid ? "reason" : "no reason")})",
+        CommandKind.Extend => $"+{Gap:0.###} Extend(due {DueOffset:+0.###;-0.###}, {(ReasonValid ? "reason" : "no reason")})",
         _ => $"+{Gap:0.###} {Kind}",
     };
 }
@@ -146,12 +152,15 @@ public static class Scenarios
         (5, Gen.Const(CommandKind.Complete)),
         (3, Gen.Const(CommandKind.Remind)),
         (2, Gen.Const(CommandKind.Archive)),
-        (2, Gen.Const(CommandKind.Reinstate)));
+        (2, Gen.Const(CommandKind.Reinstate)),
+        (2, Gen.Const(CommandKind.Waive)),
+        (3, Gen.Const(CommandKind.Extend)));
 
     public static readonly Gen<Command> GenCommand =
         Gen.Select(Kind, Gap, Gen.Int[0, 2], Gen.Frequency((6, Gen.Const(true)), (1, Gen.Const(false))),
-                Gen.Double[-1.5, 0.1], Gen.Enum<ArchiveReason>(), Gen.Int[1, 2])
-            .Select(t => new Command(t.Item1, t.Item2, t.Item3, t.Item4, t.Item5, t.Item6, t.Item7));
+                Gen.Double[-1.5, 0.1], Gen.Enum<ArchiveReason>(), Gen.Int[1, 2],
+                Gen.Select(Gen.Double[-0.5, 1.5], Gen.Frequency((8, Gen.Const(true)), (1, Gen.Const(false)))))
+            .Select(t => new Command(t.Item1, t.Item2, t.Item3, t.Item4, t.Item5, t.Item6, t.Item7, t.Item8.Item1, t.Item8.Item2));
 
     public static readonly Gen<Scenario> GenScenario =
         Gen.Select(GenSchedule, Gen.Double[-1.5, 2.0], GenCommand.Array[1, 40])
@@ -195,8 +204,20 @@ public static class Scenarios
         CommandKind.Remind => EnrolmentRules.Remind(state, now),
         CommandKind.Archive => EnrolmentRules.Archive(state, command.Reason, now),
         CommandKind.Reinstate => EnrolmentRules.Reinstate(state, $"aud-{command.AudienceIndex}", now),
+        CommandKind.Waive => EnrolmentRules.Waive(state, ReasonOf(command), now),
+        CommandKind.Extend => EnrolmentRules.Extend(state, ExtendedDueOf(state, command, now, scale), ReasonOf(command), now),
         _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, null),
     };
+
+    /// <summary>A valid reason, or (sometimes) an empty or over-long one.</summary>
+    public static string ReasonOf(Command command) => command.ReasonValid ? "holds the certificate" : command.Gap > 0.3 ? new string('x', 501) : " ";
+
+    /// <summary>
+    /// The requested due date: <see cref="Command.DueOffset"/> scales from the current due date, or from now when that
+    /// has passed (or there is none), often too early or too late on purpose.
+    /// </summary>
+    public static Instant ExtendedDueOf(EnrolmentState state, Command command, Instant now, Duration scale) =>
+        After(state.DueDate is { } due && due > now ? due : now, scale, command.DueOffset);
 
     public static Completion CompletionOf(Command command, Instant now, Duration scale) => new(
         $"c{command.CompletionIndex}",

@@ -94,6 +94,7 @@ public static class Hosting
         Features.Changes.ChangeFeedSetup.AddChangeFeed(services, isCommand);
         Features.Audit.AuditSetup.AddAudit(services, configuration, isCommand);
         Features.Webhooks.WebhooksSetup.AddWebhooks(services, configuration, runSender: !isCommand);
+        if (!isCommand) services.AddHostedService<Features.Summaries.SummaryLag>();
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
@@ -103,6 +104,7 @@ public static class Hosting
             .AddAspNetCoreInstrumentation()
             .AddRuntimeInstrumentation()
             .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, Features.Changes.ChangeFeedMetrics.Meter.Name, "Marten", "Wolverine:*")
+            .AddMeter(Features.Summaries.SummaryLag.MeterName)
             .AddPrometheusExporter());
 
         services.AddOpenApi();
@@ -135,6 +137,7 @@ public static class Hosting
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
             Features.Webhooks.WebhooksSetup.ConfigureWolverine(opts, configuration);
+            Features.Compliance.EventActors.Configure(opts);
 
             // Marten wraps driver errors (a timeout, a cut connection) in its own exceptions: match them inside too, or the
             // message would go straight to the dead letters.
@@ -171,6 +174,7 @@ public static class Hosting
             opts.TenantId.IsClaimTypeNamed(BasicAuthenticationHandler.TenantClaim);
             opts.WarmUpRoutes = RouteWarmup.Eager;
             opts.RejectUnparseableQueryValues = true;
+            Features.Compliance.EventActors.Configure(opts);
         });
     }
 }

@@ -59,9 +59,16 @@ public static class Persistence
             // saw and assigns sequence numbers in the database, instead of first reading every stream's state back
             // (Rich). Timestamps still come from this process's clock. Nothing here reads IEvent.Sequence before commit.
             opts.Events.AppendMode = EventAppendMode.QuickWithServerTimestamps;
+            // Who caused each event (Features/Compliance/EventActors): user name, headers, correlation and causation ids.
+            // (EnableAll() leaves the user name out in Marten 9.58, so each is named.)
+            opts.Events.MetadataConfig.CorrelationIdEnabled = true;
+            opts.Events.MetadataConfig.CausationIdEnabled = true;
+            opts.Events.MetadataConfig.HeadersEnabled = true;
+            opts.Events.MetadataConfig.UserNameEnabled = true;
             opts.Events.AddEventTypes([
                 typeof(EnrolmentAssigned), typeof(EnrolmentOpened), typeof(EnrolmentBecameOverdue), typeof(EnrolmentCompleted),
                 typeof(ReminderRecorded), typeof(EnrolmentArchived), typeof(EnrolmentReinstated), typeof(EnrolmentRescheduled),
+                typeof(EnrolmentWaived), typeof(EnrolmentExtended),
                 typeof(AssignmentCreated), typeof(AssignmentRemoved),
             ]);
 
@@ -76,6 +83,7 @@ public static class Persistence
                 rebuild.RebuildFlushThreshold = 20_000;
             });
             opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
+            Features.Summaries.Summaries.Configure(opts);
             MartenTables.EnrolmentTable.Configure(opts);
             Features.Audit.AuditSetup.Configure(opts);
             opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
@@ -89,6 +97,7 @@ public static class Persistence
         .UseNpgsqlDataSource()
         .UseLightweightSessions()
         .IntegrateWithWolverine();
+        Features.Summaries.Summaries.AddSummaryDaemon(marten, configuration);
 
         // Development (and ./build/run.sh): create or migrate the schema at start. Production: Database:AutoMigrate=false
         // and run `db-apply` (or review `db-patch` output) as a deployment step.

@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Compliance;
 using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
 using Marten;
@@ -14,6 +15,8 @@ namespace Enrolment.Api.Tests.MartenTables;
 /// </summary>
 public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
 {
+    private static readonly Actor Actor = new("operation", "op-1", new("secret", "s1"));
+    private const string TraceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     private static readonly Instant Now = Instant.FromUtc(2026, 1, 5, 9, 0);
 
     private static IReadOnlyList<IEnrolmentEvent> Stream(Guid id)
@@ -55,6 +58,7 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
 
         await using (var session = store.LightweightSession(TenantId))
         {
+            EventActors.Stamp(session, Actor, TraceId, "cause-1");
             var loaded = (await StreamAppend.Load(session, [bulk], CancellationToken.None))[bulk];
             var events = EnrolmentRules.Tick(loaded.State, tick).Events;
             Assert.NotEmpty(events);
@@ -64,12 +68,14 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         }
         await using (var session = store.LightweightSession(TenantId))
         {
+            EventActors.Stamp(session, Actor, TraceId, "cause-1");
             var stream = await session.Events.FetchForWriting<EnrolmentState>(appended);
             stream.AppendMany(EnrolmentRules.Tick(stream.Aggregate!, tick).Events.Cast<object>().ToArray());
             await session.SaveChangesAsync();
         }
 
         string[] eventSkip = ["seq_id", "id", "timestamp"];
+        Assert.Contains(await Rows("mt_events", "stream_id", bulk), row => row.Contains("\"user_name\": \"operation:op-1\"") && row.Contains(TraceId));
         Assert.Equal(await Rows("mt_events", "stream_id", appended, eventSkip), await Rows("mt_events", "stream_id", bulk, eventSkip));
         string[] streamSkip = ["timestamp", "created"];
         Assert.Equal(await Rows("mt_streams", "id", appended, streamSkip), await Rows("mt_streams", "id", bulk, streamSkip));
@@ -128,8 +134,10 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         var store = Host.Services.GetRequiredService<IDocumentStore>();
         Guid copied = Guid.NewGuid(), appended = Guid.NewGuid();
 
+        // Both with the same actor metadata (Features/Compliance/EventActors), which the copy must write as Marten does.
         await using (var session = store.LightweightSession(TenantId))
         {
+            EventActors.Stamp(session, Actor, TraceId, "cause-1");
             await StreamCopy.StartStreams(session, [Stream(copied)], Now, CancellationToken.None);
             // As in a fan-out batch, the session also has work of its own (its batch marker), so saving it commits.
             session.Store(new Enrolment.Api.Features.Content.ContentItem { Id = "c1" });
@@ -137,11 +145,13 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         }
         await using (var session = store.LightweightSession(TenantId))
         {
+            EventActors.Stamp(session, Actor, TraceId, "cause-1");
             session.Events.StartStream<EnrolmentState>(appended, Stream(appended).Cast<object>().ToArray());
             await session.SaveChangesAsync();
         }
 
         string[] eventSkip = ["seq_id", "id", "timestamp"];
+        Assert.All(await Rows("mt_events", "stream_id", copied), row => Assert.Contains("\"user_name\": \"operation:op-1\"", row));
         Assert.Equal(await Rows("mt_events", "stream_id", appended, eventSkip), await Rows("mt_events", "stream_id", copied, eventSkip));
         string[] streamSkip = ["timestamp", "created"];
         Assert.Equal(await Rows("mt_streams", "id", appended, streamSkip), await Rows("mt_streams", "id", copied, streamSkip));

@@ -41,6 +41,7 @@ public static class RecordCompletionHandler
         envelope.TenantId = tenantId;
         context.TenantId = tenantId;
         await using var session = sessions.OpenSession(context, tenantId!);
+        Compliance.EventActors.Stamp(session, Compliance.EventActors.For(envelope), Compliance.EventActors.CorrelationId(envelope.CorrelationId), envelope.Id.ToString());
         var completion = new Completion(message.CompletionId!, message.ContentId!, completedAt!.Value, message.Answer);
         var (result, conflict) = await CompletionRecorder.Record(session, context, message.UserId!, completion, now, ct);
         if (conflict)

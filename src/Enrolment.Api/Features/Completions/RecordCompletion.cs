@@ -57,7 +57,7 @@ public static class CompletionRecorder
         var lookup = session.CreateBatchQuery();
         var previousLookup = lookup.Load<CompletionRecord>(completion.CompletionId);
         var candidatesLookup = lookup.Query<EnrolmentState>()
-            .Where(v => v.UserId == userId && v.PrimaryContentId == completion.ContentId && (v.Status == EnrolmentStatus.Open || v.Status == EnrolmentStatus.Overdue))
+            .Where(v => v.UserId == userId && v.PrimaryContentId == completion.ContentId && (v.Status == EnrolmentStatus.Open || v.Status == EnrolmentStatus.Overdue || (v.Status == EnrolmentStatus.Complete && v.Waived)))
             .Select(v => v.Id)
             .ToList();
         await lookup.Execute(ct);
@@ -85,7 +85,7 @@ public static class RecordCompletionEndpoint
 {
     [WolverinePost("/completions", OperationId = "recordCompletion"), Authorize(Policy = AuthPolicies.Write)]
     [Tags("Completions")]
-    [EndpointSummary("Record that a user completed a content item; completes every open or overdue enrolment of that user whose primary content matches. Idempotent on completionId.")]
+    [EndpointSummary("Record that a user completed a content item; completes every open or overdue enrolment of that user whose primary content matches (and is recorded on a waived one). Idempotent on completionId.")]
     public static async Task<IResult> Post(RecordCompletionRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (request is null) return Problems.Validation("body", "The body must be a JSON object.");

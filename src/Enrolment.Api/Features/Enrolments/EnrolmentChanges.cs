@@ -49,7 +49,7 @@ public static class EnrolmentChanges
         var previous = before?.Status ?? EnrolmentStatus.Unassigned;
         return new EnrolmentStatusChanged(id, 1, tenantId, after.Id, after.AssignmentId, after.UserId, after.AudienceId, after.PrimaryContentId,
             EnrolmentRules.Lower(previous), EnrolmentRules.Lower(after.Status), EnrolmentEvents.EventType(e), EnrolmentEvents.CompletionId(e),
-            occurredAt, version, after.AvailableDate.ToDateTimeOffset(), after.DueDate?.ToDateTimeOffset());
+            occurredAt, version, after.AvailableDate.ToDateTimeOffset(), after.DueDate?.ToDateTimeOffset(), EnrolmentEvents.Reason(e));
     }
 
     /// <summary>Stable across redeliveries and retries: a name-based UUID of (tenant, enrolment, stream version).</summary>

@@ -24,6 +24,8 @@ public sealed partial class EnrolmentProjection : SingleStreamProjection<Enrolme
         IncludeType<EnrolmentArchived>();
         IncludeType<EnrolmentReinstated>();
         IncludeType<EnrolmentRescheduled>();
+        IncludeType<EnrolmentWaived>();
+        IncludeType<EnrolmentExtended>();
     }
 
     public override EnrolmentState? Evolve(EnrolmentState? snapshot, Guid id, IEvent e) =>

@@ -8,13 +8,16 @@ using Wolverine.Http;
 
 namespace Enrolment.Api.Features.Enrolments;
 
-public sealed record StoredEvent(long Sequence, long Version, string EventType, Instant Timestamp, object Data, string? Hash, string? PreviousHash);
+/// <param name="Actor">Who caused the event (legacy: written before actors were recorded).</param>
+/// <param name="CorrelationId">The W3C trace id of the request or message that caused it, or null.</param>
+/// <param name="Hash">The event's link in the audit hash chain (docs/audit.md); <paramref name="PreviousHash"/> its predecessor's.</param>
+public sealed record StoredEvent(long Sequence, long Version, string EventType, Instant Timestamp, object Data, Compliance.Actor Actor, string? CorrelationId, string? Hash, string? PreviousHash);
 
 public static class GetEnrolmentEventsEndpoint
 {
     [WolverineGet("/assignments/{assignmentId}/enrolments/{enrolmentId}/events", OperationId = "getEnrolmentEvents"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
-    [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored), data, hash and previousHash.")]
+    [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored), data, the actor who caused each event, its correlation id, hash and previousHash.")]
     public static async Task<IResult> Get(string assignmentId, string enrolmentId, IQuerySession session, Infrastructure.MartenTables.AuditTables audit, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
@@ -26,6 +29,7 @@ public static class GetEnrolmentEventsEndpoint
         var chain = await audit.Hashes(session.TenantId, eid, ct);
         return Results.Ok(events.Select(e => new StoredEvent(e.Sequence, e.Version,
             e.Data is IEnrolmentEvent d ? EnrolmentEvents.EventType(d) : e.EventTypeName, Instant.FromDateTimeOffset(e.Timestamp), e.Data,
+            Compliance.EventActors.Of(e), e.CorrelationId,
             chain.GetValueOrDefault(e.Version).Hash, chain.GetValueOrDefault(e.Version).PreviousHash)).ToList());
     }
 }

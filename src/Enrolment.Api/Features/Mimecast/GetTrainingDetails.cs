@@ -245,8 +245,8 @@ public static class GetTrainingDetails
                 titles.GetValueOrDefault(r.PrimaryContentId) is { Length: > 0 } title ? title : r.PrimaryContentId,
                 r.PrimaryContentId,
                 r.AssignedAt,
-                // Mimecast's watched: completed in the current period.
-                r.Status == EnrolmentStatus.Complete,
+                // Mimecast's watched: completed in the current period (a waiver is complete but not watched).
+                r.Watched,
                 r.LastCompletedAt,
                 r.LastAnswer,
                 r.OnWatchlist)).ToList();

@@ -36,8 +36,10 @@ public sealed class FanOutBatchDone
 /// <summary>
 /// Bring the enrolments of these users in line with the audience membership and the assignment(s), as they are
 /// when the batch runs. The state decides, so batches can run in any order, twice, or after a crash.
+/// <see cref="StartedBy"/> is the credential whose request started the operation: its events name it (null in batches
+/// queued before actors were recorded).
 /// </summary>
-public sealed record SyncEnrolments(Guid OperationId, int Batch, string AudienceId, Guid? AssignmentId, string[] UserIds);
+public sealed record SyncEnrolments(Guid OperationId, int Batch, string AudienceId, Guid? AssignmentId, string[] UserIds, Compliance.Actor? StartedBy = null);
 
 public static class FanOut
 {
@@ -54,8 +56,9 @@ public static class FanOut
             Users = chunks.Sum(c => c.Length), Batches = chunks.Length, CreatedAt = now,
         };
         session.Store(operation);
+        var startedBy = Compliance.EventActors.Of(session);
         for (var i = 0; i < chunks.Length; i++)
-            await bus.PublishAsync(new SyncEnrolments(operation.Id, i, audienceId, assignmentId, chunks[i]));
+            await bus.PublishAsync(new SyncEnrolments(operation.Id, i, audienceId, assignmentId, chunks[i], startedBy));
         return operation;
     }
 }

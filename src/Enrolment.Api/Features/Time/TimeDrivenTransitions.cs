@@ -146,6 +146,8 @@ public sealed class TimeDrivenTransitions(
     {
         await using var scope = scopes.CreateAsyncScope();
         var bus = scope.ServiceProvider.GetRequiredService<IMessageBus>();
+        // A trace of its own per batch: its events' correlation id (EventActors), so one batch's changes can be found together.
+        using var trace = new Activity("enrolment.transitions.batch").SetIdFormat(ActivityIdFormat.W3C).Start();
         try
         {
             // Through Wolverine, so the batch commits in one transaction together with its integration events.

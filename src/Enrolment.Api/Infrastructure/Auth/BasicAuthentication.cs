@@ -35,6 +35,8 @@ public sealed class BasicAuthenticationHandler(
     public const string SchemeName = "Basic";
     public const string TenantClaim = "tenant";
     public const string ScopeClaim = "scope";
+    /// <summary>The id of the secret that authenticated the request (never the secret): events record it as their actor.</summary>
+    public const string SecretIdClaim = "secret-id";
     private const string TooManyKey = "auth.too-many";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
@@ -76,18 +78,18 @@ public sealed class BasicAuthenticationHandler(
         if (secret.Length is 0 or > 256) return AuthenticateResult.Fail("The password is empty or too long.");
 
         var cacheKey = "auth:" + tenantId + ":" + Convert.ToHexString(Secrets.Hash(secret));
-        if (!cache.TryGetValue(cacheKey, out string[]? scopes))
+        if (!cache.TryGetValue(cacheKey, out (string SecretId, string[] Scopes) verified))
         {
             await using var session = store.QuerySession();
             var account = await session.LoadAsync<TenantAccount>(tenantId, Context.RequestAborted);
             var match = account is null ? null : Secrets.Match(account, secret);
             if (match is null) return AuthenticateResult.Fail("Unknown tenant or wrong secret.");
-            scopes = match.Scopes;
-            cache.Set(cacheKey, scopes, TimeSpan.FromSeconds(settings.Value.CacheSeconds));
+            verified = (match.SecretId, match.Scopes);
+            cache.Set(cacheKey, verified, TimeSpan.FromSeconds(settings.Value.CacheSeconds));
         }
 
-        var claims = new List<Claim> { new(TenantClaim, tenantId), new(ClaimTypes.Name, tenantId) };
-        claims.AddRange(scopes!.Select(s => new Claim(ScopeClaim, s)));
+        var claims = new List<Claim> { new(TenantClaim, tenantId), new(ClaimTypes.Name, tenantId), new(SecretIdClaim, verified.SecretId) };
+        claims.AddRange(verified.Scopes.Select(s => new Claim(ScopeClaim, s)));
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }

@@ -30,8 +30,8 @@ public static class StreamAppend
     public sealed record Append(Guid StreamId, long ExpectedVersion, IReadOnlyList<IEnrolmentEvent> Events, EnrolmentState After);
 
     /// <summary>
-    /// The mt_events columns written, in COPY order, each with how it is filled. The one place to add a column
-    /// (event metadata such as correlation_id or headers) when Marten is configured to write it.
+    /// The mt_events columns written, in COPY order, each with how it is filled: the one list of them, used by this
+    /// bulk append and by <see cref="StreamCopy"/>. Add a column here when Marten is configured to write one more.
     /// </summary>
     private static readonly (string Column, Func<EventRow, object?> Value, NpgsqlDbType Type)[] EventColumns =
     [
@@ -45,10 +45,40 @@ public static class StreamAppend
         ("tenant_id", r => r.TenantId, NpgsqlDbType.Varchar),
         ("mt_dotnet_type", r => r.DotNetTypeName, NpgsqlDbType.Varchar),
         ("is_archived", _ => false, NpgsqlDbType.Boolean),
+        // Who caused the events (Features/Compliance/EventActors), as Marten's append takes them from the session.
+        ("correlation_id", r => r.Metadata.CorrelationId, NpgsqlDbType.Varchar),
+        ("causation_id", r => r.Metadata.CausationId, NpgsqlDbType.Varchar),
+        ("headers", r => r.Metadata.Headers, NpgsqlDbType.Jsonb),
+        ("user_name", r => r.Metadata.UserName, NpgsqlDbType.Varchar),
     ];
 
-    private sealed record EventRow(long Sequence, Guid Id, Guid StreamId, long Version, string Json, string TypeName,
-        DateTimeOffset Timestamp, string TenantId, string DotNetTypeName);
+    /// <summary>The event metadata a session gives every event it appends (Marten's correlation, causation, headers, user name).</summary>
+    internal sealed record EventMetadata(string? CorrelationId, string? CausationId, string? Headers, string? UserName)
+    {
+        public static EventMetadata Of(IDocumentSession session) => new(session.CorrelationId, session.CausationId,
+            ((Marten.Internal.Sessions.QuerySession)session).Headers is { Count: > 0 } headers ? session.DocumentStore.Options.Serializer().ToJson(headers) : null,
+            session.LastModifiedBy);
+    }
+
+    internal sealed record EventRow(long Sequence, Guid Id, Guid StreamId, long Version, string Json, string TypeName,
+        DateTimeOffset Timestamp, string TenantId, string DotNetTypeName, EventMetadata Metadata);
+
+    /// <summary>COPYs event rows into mt_events on the connection (its transaction).</summary>
+    internal static async Task CopyEvents(NpgsqlConnection connection, string schema, IEnumerable<EventRow> rows, CancellationToken ct)
+    {
+        await using var copy = await connection.BeginBinaryImportAsync(
+            $"copy {schema}.mt_events ({string.Join(", ", EventColumns.Select(c => c.Column))}) from stdin (format binary)", ct);
+        foreach (var row in rows)
+        {
+            await copy.StartRowAsync(ct);
+            foreach (var column in EventColumns)
+            {
+                if (column.Value(row) is { } value) await copy.WriteAsync(value, column.Type, ct);
+                else await copy.WriteNullAsync(ct);
+            }
+        }
+        await copy.CompleteAsync(ct);
+    }
 
     /// <summary>
     /// The documents' duplicated columns that a change of state can move, with their values from the state (as Marten's
@@ -106,21 +136,14 @@ public static class StreamAppend
         // pk_mt_events_stream_and_version (waiting for it to commit first if need be), and the batch is a lost race.
         try
         {
-            await using (var copy = await connection.BeginBinaryImportAsync(
-                $"copy {schema}.mt_events ({string.Join(", ", EventColumns.Select(c => c.Column))}) from stdin (format binary)", ct))
-            {
-                foreach (var append in appends)
-                for (var i = 0; i < append.Events.Count; i++)
+            var metadata = EventMetadata.Of(session);
+            await CopyEvents(connection, schema,
+                appends.SelectMany(append => append.Events.Select((e, i) =>
                 {
-                    var e = append.Events[i];
                     var mapping = events.EventMappingFor(e.GetType());
-                    var row = new EventRow(sequence[next++], Guid.CreateVersion7(), append.StreamId, append.ExpectedVersion + i + 1,
-                        serializer.ToJson(e), mapping.EventTypeName, timestamp, tenantId, mapping.DotNetTypeName);
-                    await copy.StartRowAsync(ct);
-                    foreach (var column in EventColumns) await copy.WriteAsync(column.Value(row), column.Type, ct);
-                }
-                await copy.CompleteAsync(ct);
-            }
+                    return new EventRow(sequence[next++], Guid.CreateVersion7(), append.StreamId, append.ExpectedVersion + i + 1,
+                        serializer.ToJson(e), mapping.EventTypeName, timestamp, tenantId, mapping.DotNetTypeName, metadata);
+                })), ct);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {

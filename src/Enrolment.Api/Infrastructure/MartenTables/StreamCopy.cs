@@ -60,28 +60,15 @@ public static class StreamCopy
             await copy.CompleteAsync(ct);
         }
 
-        await using (var copy = await connection.BeginBinaryImportAsync(
-            $"copy {schema}.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) from stdin (format binary)", ct))
-        {
-            foreach (var stream in streams)
-            for (var v = 0; v < stream.Count; v++)
+        // The event rows through the bulk append's one list of mt_events columns (metadata included).
+        var metadata = StreamAppend.EventMetadata.Of(session);
+        await StreamAppend.CopyEvents(connection, schema,
+            streams.SelectMany(stream => stream.Select((e, v) =>
             {
-                var e = stream[v];
                 var mapping = events.EventMappingFor(e.GetType());
-                await copy.StartRowAsync(ct);
-                await copy.WriteAsync(sequence[next++], NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(Guid.CreateVersion7(), NpgsqlDbType.Uuid, ct);
-                await copy.WriteAsync(e.EnrolmentId, NpgsqlDbType.Uuid, ct);
-                await copy.WriteAsync((long)v + 1, NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(serializer.ToJson(e), NpgsqlDbType.Jsonb, ct);
-                await copy.WriteAsync(mapping.EventTypeName, NpgsqlDbType.Varchar, ct);
-                await copy.WriteAsync(timestamp, NpgsqlDbType.TimestampTz, ct);
-                await copy.WriteAsync(tenantId, NpgsqlDbType.Varchar, ct);
-                await copy.WriteAsync(mapping.DotNetTypeName, NpgsqlDbType.Varchar, ct);
-                await copy.WriteAsync(false, NpgsqlDbType.Boolean, ct);
-            }
-            await copy.CompleteAsync(ct);
-        }
+                return new StreamAppend.EventRow(sequence[next++], Guid.CreateVersion7(), e.EnrolmentId, v + 1L,
+                    serializer.ToJson(e), mapping.EventTypeName, timestamp, tenantId, mapping.DotNetTypeName, metadata);
+            })), ct);
 
         // The document the inline EnrolmentProjection would have written: the same fold.
         var states = streams.Select(s => EnrolmentState.Replay(s)!).ToList();

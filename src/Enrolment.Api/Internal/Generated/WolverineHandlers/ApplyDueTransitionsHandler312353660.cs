@@ -28,6 +28,7 @@ namespace Internal.Generated.WolverineHandlers
             // The actual message body
             var applyDueTransitions = (Enrolment.Api.Features.Time.ApplyDueTransitions)context.Envelope.Message;
 
+            Enrolment.Api.Features.Compliance.MessageActorMiddleware.Before(context.Envelope, documentSession);
             Wolverine.Runtime.WolverineTracing.MessageActivity(context.Envelope)?.SetTag("message.handler", "Enrolment.Api.Features.Time.ApplyDueTransitionsHandler");
             Wolverine.Runtime.WolverineTracing.MessageActivity(context.Envelope)?.SetTag("handler.type", "Enrolment.Api.Features.Time.ApplyDueTransitionsHandler");
             

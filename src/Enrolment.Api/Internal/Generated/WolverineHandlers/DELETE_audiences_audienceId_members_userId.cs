@@ -38,6 +38,7 @@ namespace Internal.Generated.WolverineHandlers
             await using var documentSession = _outboxedSessionFactory.OpenSession(messageContext, tenantId);
             Wolverine.Http.HttpHandler.RequestActivity(httpContext)?.SetTag("handler.type", "Enrolment.Api.Features.Audiences.RemoveMemberEndpoint").SetTag("http.route", "/audiences/{audienceId}/members/{userId}").SetTag("http.request.method", "DELETE");
             Wolverine.Http.Runtime.RequestIdMiddleware.Apply(httpContext, messageContext);
+            Enrolment.Api.Features.Compliance.HttpActorMiddleware.Before(httpContext, documentSession);
             var audienceId = (string?)httpContext.GetRouteValue("audienceId");
             if(audienceId == null)
             {

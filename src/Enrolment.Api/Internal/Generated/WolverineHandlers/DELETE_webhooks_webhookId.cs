@@ -37,6 +37,7 @@ namespace Internal.Generated.WolverineHandlers
             // Building the Marten session using the detected tenant id
             await using var documentSession = _outboxedSessionFactory.OpenSession(messageContext, tenantId);
             Wolverine.Http.HttpHandler.RequestActivity(httpContext)?.SetTag("handler.type", "Enrolment.Api.Features.Webhooks.DeleteWebhookEndpoint").SetTag("http.route", "/webhooks/{webhookId}").SetTag("http.request.method", "DELETE");
+            Enrolment.Api.Features.Compliance.HttpActorMiddleware.Before(httpContext, documentSession);
             var webhookId = (string?)httpContext.GetRouteValue("webhookId");
             if(webhookId == null)
             {

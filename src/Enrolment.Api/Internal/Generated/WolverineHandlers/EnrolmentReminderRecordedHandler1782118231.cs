@@ -28,6 +28,7 @@ namespace Internal.Generated.WolverineHandlers
             // The actual message body
             var enrolmentReminderRecorded = (Enrolment.Contracts.EnrolmentReminderRecorded)context.Envelope.Message;
 
+            Enrolment.Api.Features.Compliance.MessageActorMiddleware.Before(context.Envelope, documentSession);
             Wolverine.Runtime.WolverineTracing.MessageActivity(context.Envelope)?.SetTag("message.handler", "Enrolment.Api.Features.Webhooks.RecordWebhookDeliveriesHandler");
             Wolverine.Runtime.WolverineTracing.MessageActivity(context.Envelope)?.SetTag("handler.type", "Enrolment.Api.Features.Webhooks.RecordWebhookDeliveriesHandler");
             

@@ -38,6 +38,7 @@ namespace Internal.Generated.WolverineHandlers
             await using var documentSession = _outboxedSessionFactory.OpenSession(messageContext, tenantId);
             Wolverine.Http.HttpHandler.RequestActivity(httpContext)?.SetTag("handler.type", "Enrolment.Api.Features.Enrolments.RecordReminderEndpoint").SetTag("http.route", "/assignments/{assignmentId}/enrolments/{enrolmentId}/reminders").SetTag("http.request.method", "POST");
             Wolverine.Http.Runtime.RequestIdMiddleware.Apply(httpContext, messageContext);
+            Enrolment.Api.Features.Compliance.HttpActorMiddleware.Before(httpContext, documentSession);
             var assignmentId = (string?)httpContext.GetRouteValue("assignmentId");
             if(assignmentId == null)
             {

@@ -38,6 +38,7 @@ namespace Internal.Generated.WolverineHandlers
             await using var documentSession = _outboxedSessionFactory.OpenSession(messageContext, tenantId);
             Wolverine.Http.HttpHandler.RequestActivity(httpContext)?.SetTag("handler.type", "Enrolment.Api.Features.Thrive.AddThriveAudienceMembersEndpoint").SetTag("http.route", "/rest/v1/audiences/{audienceId}/members").SetTag("http.request.method", "POST");
             Wolverine.Http.Runtime.RequestIdMiddleware.Apply(httpContext, messageContext);
+            Enrolment.Api.Features.Compliance.HttpActorMiddleware.Before(httpContext, documentSession);
             var audienceId = (string?)httpContext.GetRouteValue("audienceId");
             if(audienceId == null)
             {

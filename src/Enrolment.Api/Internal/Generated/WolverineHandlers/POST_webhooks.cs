@@ -45,6 +45,7 @@ namespace Internal.Generated.WolverineHandlers
             // Building the Marten session using the detected tenant id
             await using var documentSession = _outboxedSessionFactory.OpenSession(messageContext, tenantId);
             Wolverine.Http.HttpHandler.RequestActivity(httpContext)?.SetTag("handler.type", "Enrolment.Api.Features.Webhooks.CreateWebhookEndpoint").SetTag("http.route", "/webhooks").SetTag("http.request.method", "POST");
+            Enrolment.Api.Features.Compliance.HttpActorMiddleware.Before(httpContext, documentSession);
             // Reading the request body via JSON deserialization
             var (request, jsonContinue) = await ReadJsonAsync<Enrolment.Api.Features.Webhooks.CreateWebhookRequest>(httpContext, true);
             if (jsonContinue == Wolverine.HandlerContinuation.Stop) return;

@@ -40,6 +40,7 @@ namespace Internal.Generated.WolverineHandlers
             // Building the Marten session using the detected tenant id
             await using var documentSession = _outboxedSessionFactory.OpenSession(messageContext, tenantId);
             Wolverine.Http.HttpHandler.RequestActivity(httpContext)?.SetTag("handler.type", "Enrolment.Api.Features.Webhooks.EnableWebhookEndpoint").SetTag("http.route", "/webhooks/{webhookId}/enable").SetTag("http.request.method", "POST");
+            Enrolment.Api.Features.Compliance.HttpActorMiddleware.Before(httpContext, documentSession);
             var webhookId = (string?)httpContext.GetRouteValue("webhookId");
             if(webhookId == null)
             {

@@ -37,6 +37,7 @@ namespace Internal.Generated.WolverineHandlers
             // Building the Marten session using the detected tenant id
             await using var documentSession = _outboxedSessionFactory.OpenSession(messageContext, tenantId);
             Wolverine.Http.HttpHandler.RequestActivity(httpContext)?.SetTag("handler.type", "Enrolment.Api.Features.Content.PutContentEndpoint").SetTag("http.route", "/content/{contentId}").SetTag("http.request.method", "PUT");
+            Enrolment.Api.Features.Compliance.HttpActorMiddleware.Before(httpContext, documentSession);
             var contentId = (string?)httpContext.GetRouteValue("contentId");
             if(contentId == null)
             {

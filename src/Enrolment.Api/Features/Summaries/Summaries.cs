@@ -1,0 +1,63 @@
+using Enrolment.Domain;
+using JasperFx.Events.Daemon;
+using JasperFx.Events.Projections;
+using Marten;
+using NodaTime;
+using Npgsql;
+
+namespace Enrolment.Api.Features.Summaries;
+
+/// <summary>The summaries answer: counts of current statuses and the instant they are accurate to.</summary>
+public sealed record StatusCounts(int Scheduled, int Open, int Overdue, int Complete, int Archived);
+
+public sealed record AssignmentSummaryView(Guid AssignmentId, int Total, StatusCounts ByStatus, int CompletedOnTime, int CompletedLate, int Waived, Instant AsOf);
+
+public sealed record UserSummaryView(string UserId, int Total, StatusCounts ByStatus, int CompletedOnTime, int CompletedLate, int Waived, Instant AsOf);
+
+public static class Summaries
+{
+    /// <summary>The summary projection, run asynchronously by Marten's daemon (<see cref="AddSummaryDaemon"/>).</summary>
+    public static void Configure(StoreOptions opts)
+    {
+        opts.Projections.Add(new SummaryProjection(), ProjectionLifecycle.Async, SummaryProjection.Name,
+            o => { o.DeleteViewTypeOnTeardown<EnrolmentSummary>(); o.DeleteViewTypeOnTeardown<EnrolmentStanding>(); });
+        opts.Schema.For<EnrolmentStanding>();
+        opts.Schema.For<EnrolmentSummary>();
+    }
+
+    /// <summary>
+    /// Marten's async daemon in the service, Projections:DaemonMode. Solo (the default): this node projects. With several
+    /// nodes, leave it Solo on one and set Disabled on the others (Marten's progress check rolls back a page two daemons
+    /// both applied, but they waste work). HotCold, which elects one node by a PostgreSQL advisory lock, fails with the
+    /// DistributedLock shim this build uses (STACK.md: "Multiplexing is current incompatible with DbDataSource"); it is
+    /// the choice where the real Patched.DistributedLock packages restore.
+    /// </summary>
+    public static void AddSummaryDaemon(this MartenServiceCollectionExtensions.MartenConfigurationExpression marten, IConfiguration configuration) =>
+        marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", DaemonMode.Solo));
+
+    public static StatusCounts ByStatus(EnrolmentSummary? s) =>
+        s is null ? new(0, 0, 0, 0, 0) : new(s.Scheduled, s.Open, s.Overdue, s.Complete, s.Archived);
+
+    public static int Total(StatusCounts c) => c.Scheduled + c.Open + c.Overdue + c.Complete + c.Archived;
+
+    /// <summary>
+    /// The instant the summaries are accurate to: now when the daemon has processed every committed event, else the
+    /// timestamp of the last event it processed (the start of time when it has processed none).
+    /// </summary>
+    public static async Task<Instant> AsOf(IQuerySession session, NpgsqlDataSource dataSource, IClock clock, CancellationToken ct)
+    {
+        var schema = session.DocumentStore.Options.Events.DatabaseSchemaName;
+        var now = clock.GetCurrentInstant();
+        await using var command = dataSource.CreateCommand($"""
+            select p.last_seq_id, (select max(seq_id) from {schema}.mt_events),
+                   (select e.timestamp from {schema}.mt_events e where e.seq_id = p.last_seq_id)
+            from (select coalesce((select last_seq_id from {schema}.mt_event_progression where name = $1), 0) as last_seq_id) p
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = SummaryProjection.Name + ":All" });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        var processed = reader.GetInt64(0);
+        if (reader.IsDBNull(1) || processed >= reader.GetInt64(1)) return now;
+        return reader.IsDBNull(2) ? Instant.FromUnixTimeMilliseconds(0) : Instant.FromDateTimeOffset(reader.GetFieldValue<DateTimeOffset>(2));
+    }
+}

@@ -1,0 +1,43 @@
+using Enrolment.Api.Features.Audit;
+using Enrolment.Api.Infrastructure.MartenTables;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Enrolment.Api.Tests;
+
+/// <summary>
+/// The audit chain seen from any write path's test (docs/audit.md): after a checkpoint, `audit verify` over the tenant
+/// finds every chain and anchor intact, and every event of the tenant has its link, so no path wrote outside the chain.
+/// </summary>
+public static class AuditChecks
+{
+    public static async Task AssertIntact(IServiceProvider services, string tenantId)
+    {
+        var checkpoints = services.GetRequiredService<AuditCheckpoints>();
+        await checkpoints.Take(wait: true, CancellationToken.None);
+        var result = await AuditVerifier.Tenant(services.GetRequiredService<AuditTables>(), checkpoints, tenantId, 100, CancellationToken.None);
+        Assert.True(result.Broken is null, $"audit verify of tenant {tenantId}: {result.Broken}");
+        Assert.NotNull(result.Anchor);
+
+        await using var command = services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
+            "select (select count(*) from enrolment.mt_events where tenant_id = $1), (select count(*) from enrolment.audit_chain where tenant_id = $1)");
+        command.Parameters.AddWithValue(tenantId);
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        var (events, links) = (reader.GetInt64(0), reader.GetInt64(1));
+        Assert.True(events > 0, $"tenant {tenantId} has no events to check");
+        Assert.True(events == links, $"tenant {tenantId}: {events} events but {links} links of the audit chain");
+        Assert.Equal(events, result.Events);
+    }
+}
+
+/// <summary>Every test starts from an empty store: Marten's ResetAllData, and the audit chain, which is ours (it keeps its rows).</summary>
+public static class TestData
+{
+    public static async Task Reset(IServiceProvider services)
+    {
+        await services.GetRequiredService<Marten.IDocumentStore>().Advanced.ResetAllData();
+        await using var command = services.GetRequiredService<NpgsqlDataSource>().CreateCommand($"truncate enrolment.{AuditChainSql.ChainTable}");
+        await command.ExecuteNonQueryAsync();
+    }
+}
