@@ -23,6 +23,7 @@ namespace Enrolment.Api.Tests;
 public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper output) : ApiTest(fixture)
 {
     private const string Content = "security-101";
+    private const string WaiveReason = "Holds the external certificate";
     private static readonly string Root = FindRoot();
 
     [Fact]
@@ -53,6 +54,7 @@ public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper outp
                 ["PAGES_BASE_URL"] = baseUrl, ["PAGES_TENANT"] = TenantId, ["PAGES_READ_SECRET"] = ReadSecret,
                 ["PAGES_WRITE_SECRET"] = WriteSecret, ["PAGES_ASSIGNMENT_ID"] = assignmentId, ["PAGES_CONTENT_ID"] = Content,
                 ["PAGES_ON_TIME_USER"] = "u001", ["PAGES_LATE_USER"] = "u101", ["PAGES_TAMPERED_USER"] = tampered,
+                ["PAGES_WAIVED_USER"] = "u131", ["PAGES_WAIVE_REASON"] = WaiveReason,
                 ["PAGES_SCREENSHOTS"] = shots,
             },
         };
@@ -72,7 +74,10 @@ public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper outp
         Assert.True(node.HasExited && node.ExitCode == 0, $"The browser test failed (screenshots in {shots}):\n{text}");
     }
 
-    /// <summary>300 people: u001–u100 complete on time, the rest overdue, u101–u130 then complete late, u291–u300 archived.</summary>
+    /// <summary>
+    /// 300 people: u001–u100 complete on time, the rest overdue; then u101–u130 complete late, u131–u140 are waived,
+    /// u141 has its due date extended (open again), u291–u300 are archived.
+    /// </summary>
     private async Task<string> Seed(HttpClient http)
     {
         (await http.PutAsJsonAsync($"/content/{Content}", new { title = "Security basics" })).EnsureSuccessStatusCode();
@@ -92,11 +97,13 @@ public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper outp
         // The clock makes the rest overdue on its own: wait until nobody is open.
         await Until(async () => (await List(http, assignmentId, "status=open&limit=1"))["items"]!.AsArray().Count == 0, "every uncompleted enrolment overdue");
         await Completions(http, users[100..130], "late");
+        async Task<string> Enrolment(string user) => (await List(http, assignmentId, $"userId={user}"))["items"]![0]!["id"]!.GetValue<string>();
+        foreach (var user in users[130..140])
+            (await http.PostAsJsonAsync($"/assignments/{assignmentId}/enrolments/{await Enrolment(user)}/waive", new { reason = WaiveReason })).EnsureSuccessStatusCode();
+        (await http.PostAsJsonAsync($"/assignments/{assignmentId}/enrolments/{await Enrolment("u141")}/extend",
+            new { dueDate = Iso(DateTimeOffset.UtcNow.AddDays(7)), reason = "Back from leave" })).EnsureSuccessStatusCode();
         foreach (var user in users[290..])
-        {
-            var id = (await List(http, assignmentId, $"userId={user}"))["items"]![0]!["id"]!.GetValue<string>();
-            (await http.PostAsync($"/assignments/{assignmentId}/enrolments/{id}/archive", null)).EnsureSuccessStatusCode();
-        }
+            (await http.PostAsync($"/assignments/{assignmentId}/enrolments/{await Enrolment(user)}/archive", null)).EnsureSuccessStatusCode();
         return assignmentId;
     }
 

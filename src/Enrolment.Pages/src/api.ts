@@ -127,9 +127,12 @@ export interface Assignment {
 
 export interface StoredEvent {
   sequence: number; version: number; eventType: string; timestamp: string; data: Record<string, unknown>;
-  hash?: string | null; previousHash?: string | null;
-  actor?: { type: string; id?: string | null } | null; correlationId?: string | null;
+  hash: string | null; previousHash: string | null;
+  actor: Actor; correlationId: string | null;
 }
+
+/** Who caused an event: a secret, a Mimecast key, a bus message, a fan-out operation (and who started it), the clock, or legacy. */
+export interface Actor { type: string; id: string | null; startedBy?: Actor | null }
 
 export interface Summary {
   assignmentId: string; total: number; byStatus: Record<Status, number>;

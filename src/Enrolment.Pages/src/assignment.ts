@@ -52,38 +52,14 @@ function describe(a: Assignment): void {
   row("Time zone", a.timeZone ?? "Etc/UTC");
 }
 
-/**
- * The summary endpoint's numbers. A service without that route (before issue #17) answers 404 for it although the
- * assignment exists: then each status is counted through the list, 500 a page, and the completion split is unknown.
- */
-async function fetchSummary(): Promise<Summary | (Omit<Summary, "completedOnTime" | "completedLate" | "waived"> & { completedOnTime: null; completedLate: null; waived: null })> {
-  try {
-    return await get<Summary>(`/assignments/${encodeURIComponent(assignmentId)}/summary`);
-  } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) throw e;
-  }
-  const asOf = new Date().toISOString();
-  const byStatus = Object.fromEntries(Statuses.map(k => [k, 0])) as Record<Status, number>;
-  await Promise.all(Statuses.map(async k => {
-    let cursor: string | null = null;
-    do {
-      const page: Page<Enrolment> = await get<Page<Enrolment>>(`/assignments/${encodeURIComponent(assignmentId)}/enrolments` + query({ status: k, limit: 500, cursor }));
-      byStatus[k] += page.items.length;
-      cursor = page.nextCursor;
-    } while (cursor);
-  }));
-  return { assignmentId, total: Statuses.reduce((n, k) => n + byStatus[k], 0), byStatus, completedOnTime: null, completedLate: null, waived: null, asOf };
-}
-
 async function loadSummary(): Promise<void> {
-  let s: Awaited<ReturnType<typeof fetchSummary>>;
+  let s: Summary;
   try {
-    s = await fetchSummary();
+    s = await get<Summary>(`/assignments/${encodeURIComponent(assignmentId)}/summary`);
     clearError("summary-message");
   } catch (e) { showError(e, "summary-message"); return; }
   const counts = Statuses.map(k => s.byStatus[k] ?? 0);
-  if (s.completedOnTime === null) showError(new Error("This service has no summary route: statuses are counted from the list; on time, late and waived are unknown."), "summary-message");
-  const completions = [s.completedOnTime ?? 0, s.completedLate ?? 0, s.waived ?? 0];
+  const completions = [s.completedOnTime, s.completedLate, s.waived];
   const completionLabels = ["on time", "late", "waived"];
 
   const statusCanvas = document.getElementById("status-chart") as HTMLCanvasElement;
@@ -105,7 +81,7 @@ async function loadSummary(): Promise<void> {
   };
   Statuses.forEach((k, i) => add(k, counts[i], k));
   add("total", s.total, "total");
-  if (s.completedOnTime !== null) completionLabels.forEach((k, i) => add(`completed ${k}`, completions[i], ["completedOnTime", "completedLate", "waived"][i]));
+  completionLabels.forEach((k, i) => add(`completed ${k}`, completions[i], ["completedOnTime", "completedLate", "waived"][i]));
   const asOf = document.getElementById("summary-as-of")!;
   asOf.replaceChildren("Numbers accurate to ", instant(s.asOf), ".");
 }

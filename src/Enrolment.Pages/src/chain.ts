@@ -35,7 +35,7 @@ export async function verifyChain(assignmentId: string, userId: string, enrolmen
   }
   if (events.length !== stored.length) return broken(0, `the export has ${events.length} events, the stream ${stored.length}`);
   for (const s of stored) {
-    if (s.hash !== undefined && s.hash !== events[s.version - 1]?.hash) return broken(s.version, `version ${s.version}: the events route and the export disagree on its hash`);
+    if (s.hash !== events[s.version - 1]?.hash) return broken(s.version, `version ${s.version}: the events route and the export disagree on its hash`);
   }
   return { ok: true, events: events.length, message: `Verified: ${events.length} events, each hashed again here and linked to the one before.` };
 }

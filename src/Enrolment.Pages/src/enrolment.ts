@@ -1,7 +1,7 @@
 // The enrolment page: its history as a timeline, the enrolment as it was at a chosen instant (?asOf=), and whether its
 // hash chain holds.
 
-import { Enrolment, EventLogEntry, get, query, StoredEvent } from "./api";
+import { Actor, Enrolment, EventLogEntry, get, query, StoredEvent } from "./api";
 import { verifyChain } from "./chain";
 import { assignmentHref, clearError, el, param, showError, signedIn, statusBadge } from "./layout";
 import { fromLocalInput, instant, toLocalInput, zoneName } from "./time";
@@ -85,9 +85,15 @@ function timeline(asOf: string | null): void {
   });
 }
 
+const ActorNames: Record<string, string> = {
+  secret: "API secret", "mimecast-key": "Mimecast key", bus: "bus message", operation: "fan-out operation", clock: "the clock",
+};
+
 function actor(ev: StoredEvent): string {
-  if (!ev.actor) return "not recorded by this version of the service";
-  return ev.actor.id ? `${ev.actor.type} ${ev.actor.id}` : ev.actor.type;
+  const name = (a: Actor): string => a.type === "legacy"
+    ? "not recorded (written before actors were)"
+    : `${ActorNames[a.type] ?? a.type}${a.id ? ` ${a.id}` : ""}${a.startedBy ? `, started by ${name(a.startedBy)}` : ""}`;
+  return name(ev.actor);
 }
 
 async function showAsOf(iso: string): Promise<void> {
