@@ -141,7 +141,7 @@ async function loadPage(): Promise<void> {
     const status = el("td"); status.append(statusBadge(e.status));
     const due = el("td"); due.append(instant(e.dueDate));
     const done = el("td"); done.append(instant(e.lastCompletedAt));
-    const updated = el("td"); updated.append(instant(e.updatedAt));
+    const updated = el("td", null, "wide-only"); updated.append(instant(e.updatedAt));
     tr.append(who, status, due, done, updated);
     body.append(tr);
   }

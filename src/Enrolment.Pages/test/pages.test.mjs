@@ -3,7 +3,7 @@
 // starts the real service, seeds an assignment with a few hundred enrolments and passes what it made in PAGES_* variables.
 // Exit 0 when every step held; otherwise 1, naming the step. Screenshots of each page go to PAGES_SCREENSHOTS.
 import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -21,6 +21,7 @@ const waivedUser = env("PAGES_WAIVED_USER");
 const waiveReason = env("PAGES_WAIVE_REASON");
 const shots = process.env.PAGES_SCREENSHOTS ?? "pages-screenshots";
 mkdirSync(shots, { recursive: true });
+for (const f of readdirSync(shots)) if (f.endsWith(".png")) rmSync(join(shots, f));
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 let step = "start";
