@@ -22,9 +22,9 @@ export async function verifyChain(assignmentId: string, userId: string, enrolmen
   const events = lines.filter((l): l is ExportEvent => l.kind === "event" && l.streamId === enrolmentId);
   if (!anchor) return broken(0, "the export ended without its anchor line (truncated)");
   let previous = Zeros;
-  for (const e of events) {
+  for (const [i, e] of events.entries()) {
     const at = `version ${e.version}`;
-    if (e.version !== events.indexOf(e) + 1) return broken(e.version, `${at}: expected version ${events.indexOf(e) + 1}, a version is missing`);
+    if (e.version !== i + 1) return broken(e.version, `${at}: expected version ${i + 1}, a version is missing`);
     if (e.hash === null) return broken(e.version, `${at} has no hash (not back-filled yet: ./build/run.sh audit backfill)`);
     if (e.previousHash !== previous) return broken(e.version, `${at}: its previousHash is not the hash of the event before it`);
     const a = e.actor;
