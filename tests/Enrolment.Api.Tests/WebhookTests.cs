@@ -5,12 +5,16 @@ using Alba;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Features.Webhooks;
 using Enrolment.Api.Infrastructure;
+using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Contracts;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using Wolverine;
+using Wolverine.Runtime;
+using Wolverine.Util;
 
 namespace Enrolment.Api.Tests;
 
@@ -235,6 +239,51 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         Assert.All(items, i => Assert.Equal("delivered", i!.Str("status")));
     }
 
+    /// <summary>
+    /// The crash path: version 1 of an enrolment is left in the inbox owned by a node that died (what kill -9 leaves), while
+    /// version 2 arrives fresh. Version 2 must wait in the inbox, not be delivered, until version 1 is recovered (here released
+    /// as Wolverine's orphan sweep releases a dead node's envelopes) and recorded; then both arrive, in order.
+    /// </summary>
+    [Fact]
+    public async Task A_later_version_waits_while_an_earlier_one_is_stuck_in_a_dead_node_s_inbox_and_both_arrive_in_order_after_its_recovery()
+    {
+        await using var receiver = await WebhookReceiver.Start();
+        var (id, secret) = await Subscribe(receiver.Url);
+        var runtime = Service.Services.GetRequiredService<IWolverineRuntime>();
+        var inbox = Service.Services.GetRequiredService<WolverineInbox>();
+        var enrolment = Guid.NewGuid();
+        var (v1, v2) = (Change(enrolment, 1, "enrolment.assigned"), Change(enrolment, 2, "enrolment.completed"));
+        const int deadNode = 2_000_000_001;
+
+        var queue = runtime.Endpoints.EndpointByName(RecordWebhookDeliveriesHandler.Queue)!;
+        var serializer = runtime.Options.DefaultSerializer;
+        var stuck = new Envelope(v1)
+        {
+            Id = RecordWebhookDeliveriesHandler.InboxId(v1.MessageId), Destination = queue.Uri, Status = EnvelopeStatus.Incoming, OwnerId = deadNode,
+            ContentType = serializer.ContentType, MessageType = typeof(EnrolmentStatusChanged).ToMessageTypeName(), SentAt = DateTimeOffset.UtcNow,
+        };
+        stuck.Data = serializer.Write(stuck);
+        await runtime.Storage.Inbox.StoreIncomingAsync(stuck);
+        Assert.True(await inbox.IsWaiting(stuck.Id, default), "an unhandled envelope in Wolverine's inbox reads as waiting");
+        Assert.False(await inbox.IsWaiting(Guid.NewGuid(), default), "an envelope that is not there reads as not waiting");
+
+        // Version 2 through the bus, as a commit sends it: its inbox envelope gets the id derived from the event.
+        using (var scope = Service.Services.CreateScope()) await scope.ServiceProvider.GetRequiredService<IMessageBus>().PublishAsync(v2);
+        var v2Inbox = RecordWebhookDeliveriesHandler.InboxId(v2.MessageId);
+        await BusTest.Eventually(async () => await InboxStatus(v2Inbox) == "Scheduled", TimeSpan.FromSeconds(10), "version 2 rescheduled in the inbox behind version 1");
+        await Task.Delay(1500);
+        Assert.Empty(receiver.Received);
+        Assert.Empty((await Service.Send(HttpMethod.Get, $"/webhooks/{id}/deliveries", Auth)).AssertStatus(200).Json["items"]!.AsArray());
+
+        await runtime.Storage.Admin.ReleaseAllOwnershipAsync(deadNode);
+
+        var got = await WaitFor(receiver, 2, timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal([1L, 2L], got.Select(r => r.StreamVersion));
+        Assert.All(got, r => Assert.True(r.SignatureValid(secret)));
+        Assert.False(await inbox.IsWaiting(stuck.Id, default), "a handled envelope reads as not waiting");
+        Assert.Equal("Handled", await InboxStatus(v2Inbox));
+    }
+
     [Fact]
     public async Task A_redelivery_sends_the_same_delivery_again_with_the_next_attempt_number()
     {
@@ -275,6 +324,18 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         var created = (await Service.Send(HttpMethod.Post, "/webhooks", Auth, Scenarios.ToJson(eventTypes is null ? new { url } : new { url, eventTypes }))).AssertStatus(201);
         Assert.Equal("active", created.Json.Str("status"));
         return (created.Json.Str("id"), created.Json.Str("secret"));
+    }
+
+    private static EnrolmentStatusChanged Change(Guid enrolment, long version, string eventType) =>
+        new(EnrolmentChanges.MessageId(TenantId, enrolment, version), 1, TenantId, enrolment, Guid.NewGuid(), "u1", "audience", "content",
+            version == 1 ? "unassigned" : "open", version == 1 ? "open" : "complete", eventType, version == 1 ? null : "c-1",
+            DateTimeOffset.UtcNow, version, DateTimeOffset.UtcNow, null);
+
+    private async Task<string?> InboxStatus(Guid envelopeId)
+    {
+        await using var command = Service.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand("select status from enrolment.wolverine_incoming_envelopes where id = $1");
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = envelopeId });
+        return (string?)await command.ExecuteScalarAsync();
     }
 
     private async Task<(Guid Assignment, string Content)> Assign(string[] users)
@@ -448,5 +509,57 @@ public sealed class WebhookApiTests(AppFixture fixture) : ApiTest(fixture)
             Assert.True(node.ExitCode == 0, $"@asyncapi/parser found errors:\n{output}");
         }
         finally { File.Delete(file); }
+    }
+}
+
+/// <summary>
+/// A delivery continues the trace of the change that caused it: with tracing on, the receiver's <c>traceparent</c> names the
+/// trace of the request that made the change (W3C trace context), and its parent span is the service's HTTP client span.
+/// </summary>
+public sealed class WebhookTraceTests(AppFixture fixture) : ScenarioTest(fixture)
+{
+    [Fact]
+    public async Task A_delivery_carries_the_w3c_trace_context_of_the_change_that_caused_it()
+    {
+        var spans = new SpanSink();
+        await using var host = await TracingTests.StartTraced(spans, b =>
+        {
+            b.UseSetting("Webhooks:Enabled", "true");
+            b.UseSetting("Webhooks:AllowPrivateTargets", "true");
+            b.UseSetting("Webhooks:PollInterval", "00:00:00.100");
+        });
+        await using (var command = host.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand("truncate enrolment.webhook_deliveries"))
+            await command.ExecuteNonQueryAsync();
+        await using var receiver = await WebhookReceiver.Start();
+        var auth = Basic(BusFixture.Tenant, (await CreateTenant(BusFixture.Tenant)).All);
+        (await host.Send(HttpMethod.Post, "/webhooks", auth, Scenarios.ToJson(new { url = receiver.Url, eventTypes = new[] { "enrolment.completed" } }))).AssertStatus(201);
+        var (audience, content) = BusTest.NewAudienceAndContent();
+        await BusTest.Assign(host, auth, audience, content, ["u1"]);
+
+        // The caller's own trace context, as a client that traces sends it.
+        var traceId = ActivityTraceId.CreateRandom();
+        var callerSpan = ActivitySpanId.CreateRandom();
+        var completion = await host.Scenario(s =>
+        {
+            s.Post.RawJson(Scenarios.ToJson(new { completionId = "traced-hook", userId = "u1", contentId = content, completedAt = BusTest.Now() })).ToUrl("/completions");
+            s.IgnoreStatusCode();
+            s.WithRequestHeader("Authorization", auth);
+            s.WithRequestHeader("traceparent", $"00-{traceId}-{callerSpan}-01");
+        });
+        Assert.Equal(200, completion.Context.Response.StatusCode);
+
+        await BusTest.Eventually(() => Task.FromResult(receiver.Received.Any(r => r.Ok)), TimeSpan.FromSeconds(30), "the completion's delivery");
+        var delivery = receiver.Received.First(r => r.Ok);
+        Assert.Equal("enrolment.completed", delivery.Header("x-event-type"));
+        var parts = delivery.Header("traceparent").Split('-');
+        Assert.Equal(4, parts.Length);
+        Assert.Equal("00", parts[0]);
+        Assert.Equal(traceId.ToHexString(), parts[1]);
+        Assert.NotEqual(callerSpan.ToHexString(), parts[2]);
+        // The span the receiver's request hangs from is the service's own, recorded in the same trace.
+        var client = await spans.WaitFor(s => s.TraceId == traceId && s.SpanId.ToHexString() == parts[2], "the span that sent the delivery");
+        Assert.Equal(ActivityKind.Client, client.Kind);
+        var sending = await spans.WaitFor(s => s.TraceId == traceId && s.Source.Name == WebhookSender.Source.Name, "the webhook delivery span");
+        Assert.Equal(sending.SpanId, client.ParentSpanId);
     }
 }

@@ -184,6 +184,9 @@ public static class SecurityProbes
         await connection.OpenAsync(ct);
         foreach (var (schema, table, columns) in await Tables(connectionString, ct))
         {
+            // The audit checkpoints are the service's own clock work (one a minute while a tenant is written to), not a
+            // row any request wrote: counting them reported "unexplained" rows whenever a checkpoint fell in the run.
+            if (table == "mt_doc_auditcheckpoint") continue;
             var name = $"{Quote(schema)}.{Quote(table)}";
             await using var command = new NpgsqlCommand { Connection = connection };
             if (columns.Any(c => c.Column == "tenant_id"))

@@ -64,9 +64,12 @@ public sealed class WebhookDeliveries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Stable per (subscription, event): a redelivered integration event records nothing new.</summary>
-    public static Guid DeliveryId(Guid subscriptionId, Guid messageId)
+    public static Guid DeliveryId(Guid subscriptionId, Guid messageId) => NameBasedId($"webhook-delivery\n{subscriptionId:N}\n{messageId:N}");
+
+    /// <summary>A UUID (version 8) from the SHA-256 of <paramref name="name"/>: the same name, the same id, on every node.</summary>
+    public static Guid NameBasedId(string name)
     {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"webhook-delivery\n{subscriptionId:N}\n{messageId:N}"));
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(name));
         var bytes = hash.AsSpan(0, 16).ToArray();
         bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80);
         bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);

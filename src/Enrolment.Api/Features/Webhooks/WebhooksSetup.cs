@@ -26,6 +26,7 @@ public static class WebhooksSetup
         services.AddSingleton<WebhookSecrets>();
         services.AddSingleton<WebhookSubscriptionCache>();
         services.AddSingleton<WebhookDeliveries>();
+        services.AddSingleton<Infrastructure.MartenTables.WolverineInbox>();
         services.ConfigureMarten(opts =>
         {
             opts.Schema.For<WebhookSubscription>().SingleTenanted().Duplicate(x => x.TenantId);
@@ -52,7 +53,8 @@ public static class WebhooksSetup
 
     /// <summary>
     /// The durable local queue the recorder reads. Messages of one enrolment share a group id, and the queue handles one group
-    /// at a time, so an enrolment's deliveries are recorded in the order its events were published.
+    /// at a time, so the recorder seldom finds a version ahead of its predecessor; when it does (a crash, or overflow of the
+    /// queue back to the inbox) it waits for it by inbox id, which is why each envelope's id is derived from its event.
     /// </summary>
     public static void ConfigureWolverine(WolverineOptions opts, IConfiguration configuration)
     {
@@ -60,7 +62,13 @@ public static class WebhooksSetup
         if (!settings.Enabled) return;
         opts.MessagePartitioning.ByMessage<EnrolmentStatusChanged>(m => m.EnrolmentId.ToString());
         opts.MessagePartitioning.ByMessage<EnrolmentReminderRecorded>(m => m.EnrolmentId.ToString());
-        opts.LocalQueue(RecordWebhookDeliveriesHandler.Queue).UseDurableInbox().PartitionProcessingByGroupId(Wolverine.Configuration.PartitionSlots.Five);
+        opts.LocalQueue(RecordWebhookDeliveriesHandler.Queue).UseDurableInbox().PartitionProcessingByGroupId(Wolverine.Configuration.PartitionSlots.Five)
+            .CustomizeOutgoing(envelope => envelope.Id = envelope.Message switch
+            {
+                EnrolmentStatusChanged m => RecordWebhookDeliveriesHandler.InboxId(m.MessageId),
+                EnrolmentReminderRecorded m => RecordWebhookDeliveriesHandler.InboxId(m.MessageId),
+                _ => envelope.Id,
+            });
         opts.PublishMessage<EnrolmentStatusChanged>().ToLocalQueue(RecordWebhookDeliveriesHandler.Queue);
         opts.PublishMessage<EnrolmentReminderRecorded>().ToLocalQueue(RecordWebhookDeliveriesHandler.Queue);
     }

@@ -4,7 +4,6 @@ using Weasel.Core.Migrations;
 using Weasel.Postgresql;
 using Weasel.Postgresql.Functions;
 using Weasel.Postgresql.Tables;
-using Weasel.Postgresql.Triggers;
 
 namespace Enrolment.Api.Infrastructure.MartenTables;
 
@@ -20,6 +19,8 @@ namespace Enrolment.Api.Infrastructure.MartenTables;
 public static class AuditChainSql
 {
     public const string ChainTable = "audit_chain";
+    /// <summary>Renamed (…_v2) whenever mt_audit_chain_event changes (see <see cref="EventTableTriggers"/>).</summary>
+    public const string TriggerName = "mt_audit_chain_v1";
     public const string Zeros = "0000000000000000000000000000000000000000000000000000000000000000";
 
     private static DbObjectName Name(string schema, string name) => PostgresqlProvider.Instance.Parse(schema, name);
@@ -147,13 +148,9 @@ public static class AuditChainSql
             END;
             $function$;
             """));
-        objects.Add(new Trigger(Name(schema, "mt_audit_chain"), Name(schema, "mt_events"),
-            $"{schema}.mt_audit_chain_event()")
-        {
-            Timing = TriggerTiming.After,
-            Events = TriggerEvents.Insert,
-            ForEachRow = true,
-        });
+        objects.Add(new EventTableTriggers(Name(schema, "audit_chain_triggers"), Name(schema, "mt_events"),
+            [(TriggerName, $"AFTER INSERT ON {schema}.mt_events FOR EACH ROW EXECUTE FUNCTION {schema}.mt_audit_chain_event()")],
+            retired: ["mt_audit_chain"]));
         opts.Storage.Add(new AuditChainSchema(objects, opts.Advanced.Migrator));
     }
 }

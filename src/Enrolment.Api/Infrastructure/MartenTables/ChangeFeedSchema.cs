@@ -63,49 +63,58 @@ public sealed class ChangeFeedSchema(StoreOptions options) : FeatureSchemaBase("
             $function$;
             """);
 
-        yield return new ChangeFeedTriggers(PostgresqlProvider.Instance.Parse($"{Schema}.mt_events"), $"{Schema}.{TableName}", $"{Schema}.{FunctionName}");
+        // Statement-level with a transition table: one extra INSERT … SELECT per statement, also for COPY.
+        var events = $"{Schema}.mt_events";
+        var function = $"{Schema}.{FunctionName}";
+        yield return new EventTableTriggers(PostgresqlProvider.Instance.Parse($"{Schema}.change_feed_triggers"), PostgresqlProvider.Instance.Parse(events),
+            [
+                ("change_feed_on_insert_v1", $"AFTER INSERT ON {events} REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION {function}()"),
+                ("change_feed_on_delete_v1", $"AFTER DELETE ON {events} REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION {function}()"),
+                ("change_feed_on_truncate_v1", $"AFTER TRUNCATE ON {events} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"),
+            ],
+            // Events written before the feed existed come first, in sequence order (transaction id 1 is below any real one).
+            $"INSERT INTO {Schema}.{TableName} (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM {events} ON CONFLICT (seq_id) DO NOTHING;");
     }
 }
 
 /// <summary>
-/// The three statement-level triggers on <c>mt_events</c> (Weasel's own trigger type has no REFERENCING clause).
-/// Statement-level with a transition table: one extra INSERT … SELECT per statement, also for COPY.
+/// Triggers on <c>mt_events</c> as one Weasel schema object, found by name, so a migration creates them when they are
+/// missing and leaves them alone otherwise (Weasel's own trigger type compares its SQL with pg_get_triggerdef's,
+/// never matches, and drops and re-creates the trigger at every start; it also has no REFERENCING clause).
+/// Rename a trigger (…_v2) whenever it or its function changes: Weasel replaces a changed function with
+/// DROP … CASCADE, which drops the trigger too, and only a name it does not find makes it create it again.
 /// </summary>
-internal sealed class ChangeFeedTriggers(DbObjectName events, string positions, string function)
-    : SchemaObjectBase(PostgresqlProvider.Instance.Parse($"{events.Schema}.change_feed_triggers"))
+/// <param name="retired">Earlier names of these triggers, dropped when they are created (an upgrade must not fire both).</param>
+internal sealed class EventTableTriggers(DbObjectName identifier, DbObjectName events, IReadOnlyList<(string Name, string Definition)> triggers,
+    string? afterCreate = null, IReadOnlyList<string>? retired = null)
+    : SchemaObjectBase(identifier)
 {
-    // Renamed (…_v2) whenever a trigger or the function changes: Weasel replaces a changed function with DROP … CASCADE,
-    // which drops these too, and only a name it does not find makes it create them again.
-    private static readonly string[] Names = ["change_feed_on_insert_v1", "change_feed_on_delete_v1", "change_feed_on_truncate_v1"];
-
     public override void WriteCreateStatement(Migrator migrator, TextWriter writer)
     {
         WriteDropStatement(migrator, writer);
-        writer.WriteLine($"CREATE TRIGGER {Names[0]} AFTER INSERT ON {events} REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION {function}();");
-        writer.WriteLine($"CREATE TRIGGER {Names[1]} AFTER DELETE ON {events} REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION {function}();");
-        writer.WriteLine($"CREATE TRIGGER {Names[2]} AFTER TRUNCATE ON {events} FOR EACH STATEMENT EXECUTE FUNCTION {function}();");
-        // Events written before the feed existed come first, in sequence order (transaction id 1 is below any real one).
-        writer.WriteLine($"INSERT INTO {positions} (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM {events} ON CONFLICT (seq_id) DO NOTHING;");
+        foreach (var (name, definition) in triggers) writer.WriteLine($"CREATE TRIGGER {name} {definition};");
+        if (afterCreate is not null) writer.WriteLine(afterCreate);
     }
 
     public override void WriteDropStatement(Migrator rules, TextWriter writer)
     {
-        foreach (var name in Names) writer.WriteLine($"DROP TRIGGER IF EXISTS {name} ON {events};");
+        foreach (var name in triggers.Select(t => t.Name).Concat(retired ?? [])) writer.WriteLine($"DROP TRIGGER IF EXISTS {name} ON {events};");
     }
 
     public override void ConfigureQueryCommand(DbCommandBuilder builder)
     {
         var schema = builder.AddParameter(events.Schema).ParameterName;
-        var names = builder.AddParameter(Names).ParameterName;
+        var table = builder.AddParameter(events.Name).ParameterName;
+        var names = builder.AddParameter(triggers.Select(t => t.Name).ToArray()).ParameterName;
         builder.Append($"""
             SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = :{schema} AND c.relname = 'mt_events' AND t.tgname = ANY(:{names});
+            WHERE n.nspname = :{schema} AND c.relname = :{table} AND t.tgname = ANY(:{names});
             """);
     }
 
     public override async Task<ISchemaObjectDelta> CreateDeltaAsync(DbDataReader reader, CancellationToken ct = default)
     {
         var count = await reader.ReadAsync(ct) ? Convert.ToInt64(await reader.GetFieldValueAsync<object>(0, ct)) : 0;
-        return new SchemaObjectDelta(this, count == Names.Length ? SchemaPatchDifference.None : SchemaPatchDifference.Create);
+        return new SchemaObjectDelta(this, count == triggers.Count ? SchemaPatchDifference.None : SchemaPatchDifference.Create);
     }
 }
