@@ -14,6 +14,8 @@ export ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}"
 export DOTNET_ENVIRONMENT="$ASPNETCORE_ENVIRONMENT"
 project="$root/src/Enrolment.Api/Enrolment.Api.csproj"
 
+# The pages under /app/ (npm, pinned by src/Enrolment.Pages/package-lock.json).
+"$root/build/pages.sh"
 # Build once quietly; build output goes to stderr so stdout stays the service's (or the command's) own.
 dotnet build "$project" -c Release -nologo -v quiet >&2
 

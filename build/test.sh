@@ -15,6 +15,8 @@ if [ "${ENROLMENT_SKIP_RABBITMQ:-0}" != "1" ]; then
 fi
 # The AsyncAPI document is validated with the AsyncAPI project's parser (npm, pinned by build/asyncapi/package-lock.json).
 "$root/build/asyncapi/install.sh" || { echo "0 passed, 1 failed (the AsyncAPI parser could not be installed; see above)"; exit 1; }
+# The pages under /app/ and Debian's chromium, which PagesBrowserTests drives (npm, pinned by src/Enrolment.Pages/package-lock.json).
+"$root/build/pages.sh" --browser || { echo "0 passed, 1 failed (the pages could not be built; see above)"; exit 1; }
 export ENROLMENT_TEST_CONNECTION="${ENROLMENT_TEST_CONNECTION:-Host=127.0.0.1;Port=5432;Database=${ENROLMENT_DB_NAME};Username=enrolment;Password=enrolment;Timeout=5;Command Timeout=60}"
 
 log="$(mktemp)"

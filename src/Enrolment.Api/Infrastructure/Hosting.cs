@@ -156,6 +156,7 @@ public static class Hosting
         app.UseRequestHeaderLimit();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        Features.Pages.ServePages.UsePages(app);
         app.UseAuthentication();
         app.UseRateLimitHeaders();
         app.UseRateLimiter();
