@@ -14,17 +14,22 @@ public sealed class SummaryLag(NpgsqlDataSource dataSource, IDocumentStore store
     public const string MeterName = "Enrolment.Summaries";
 
     // One meter for the process (as ChangeFeedMetrics): a meter per host, disposed with its host, took the metric away
-    // from the other hosts' /metrics too. It measures through the host that started last (there is one in production).
+    // from the other hosts' /metrics too. It measures through the latest host still running (one in production).
     private static readonly Meter Meter = new(MeterName);
-    private static SummaryLag? current;
+    private static readonly List<SummaryLag> Running = [];
 
     static SummaryLag() =>
-        Meter.CreateObservableGauge("enrolment.summary.lag", () => Volatile.Read(ref current)?.Measure() ?? [], "{event}",
+        Meter.CreateObservableGauge("enrolment.summary.lag", () => Latest()?.Measure() ?? [], "{event}",
             "Committed events the summary projection has not processed yet.");
+
+    private static SummaryLag? Latest()
+    {
+        lock (Running) return Running.Count > 0 ? Running[^1] : null;
+    }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        Volatile.Write(ref current, this);
+        lock (Running) Running.Add(this);
         return Task.CompletedTask;
     }
 
@@ -49,5 +54,8 @@ public sealed class SummaryLag(NpgsqlDataSource dataSource, IDocumentStore store
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose() => Interlocked.CompareExchange(ref current, null, this);
+    public void Dispose()
+    {
+        lock (Running) Running.Remove(this);
+    }
 }
