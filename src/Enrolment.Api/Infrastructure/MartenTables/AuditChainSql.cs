@@ -67,25 +67,19 @@ public static class AuditChainSql
             """));
         // The actor is read through to_jsonb, so metadata columns Marten adds later (user_name, correlation_id,
         // causation_id, headers) enter the hash without changing this function; absent or null is the empty string.
+        // One expression over the fields in order (docs/audit.md: length, colon, value, newline each): calling
+        // mt_audit_field per field was not inlined by PostgreSQL (a parameter used thrice) and cost ~0.1 ms per event.
         objects.Add(new Function(Name(schema, "mt_audit_event_hash"), $$"""
             CREATE OR REPLACE FUNCTION {{schema}}.mt_audit_event_hash(tenant_id character varying, stream_id uuid, version bigint, type character varying, "timestamp" timestamp with time zone, metadata jsonb, data jsonb, previous_hash text)
              RETURNS text
              LANGUAGE sql
              IMMUTABLE
             AS $function$
-              SELECT encode(sha256(convert_to(
-                  {{schema}}.mt_audit_field('enrolment-audit-event-v1')
-                || {{schema}}.mt_audit_field(tenant_id)
-                || {{schema}}.mt_audit_field(stream_id::text)
-                || {{schema}}.mt_audit_field(version::text)
-                || {{schema}}.mt_audit_field(type)
-                || {{schema}}.mt_audit_field({{schema}}.mt_audit_timestamp("timestamp"))
-                || {{schema}}.mt_audit_field(metadata ->> 'user_name')
-                || {{schema}}.mt_audit_field(metadata ->> 'correlation_id')
-                || {{schema}}.mt_audit_field(metadata ->> 'causation_id')
-                || {{schema}}.mt_audit_field(metadata ->> 'headers')
-                || {{schema}}.mt_audit_field(data::text)
-                || {{schema}}.mt_audit_field(previous_hash), 'UTF8')), 'hex')
+              SELECT encode(sha256(convert_to(string_agg(octet_length(convert_to(f, 'UTF8'))::text || ':' || f || E'\n', '' ORDER BY n), 'UTF8')), 'hex')
+              FROM unnest(ARRAY['enrolment-audit-event-v1', tenant_id::text, stream_id::text, version::text, type::text,
+                     {{schema}}.mt_audit_timestamp("timestamp"), metadata ->> 'user_name', metadata ->> 'correlation_id',
+                     metadata ->> 'causation_id', metadata ->> 'headers', data::text, previous_hash]) WITH ORDINALITY AS t(v, n),
+                   coalesce(v, '') AS f
             $function$;
             """));
         // Chains events stored before the chain existed (an upgrade), in stream order, up to a version.
