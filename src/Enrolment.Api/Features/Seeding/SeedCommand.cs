@@ -193,6 +193,10 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
         Phases["fold"] += watch.Elapsed.TotalSeconds;
         watch.Restart();
         await store.BulkInsertDocumentsAsync(tenantId, documents, BulkInsertMode.InsertsOnly, batchSize);
+        // The bulk loader writes mt_version 1; a seeded stream of several events must carry its version there, or the
+        // set-based appends' version guard refuses every batch and the transitions fall back to one by one.
+        await using (var connection = await store.Storage.Database.DataSource.OpenConnectionAsync())
+            await Infrastructure.MartenTables.StreamCopy.SetDocumentVersions(store, connection, tenantId, streams, CancellationToken.None);
         Phases["documentsCopy"] += watch.Elapsed.TotalSeconds;
     }
 

@@ -75,20 +75,26 @@ public static class StreamCopy
         var provider = (MartenDocumentProvider<EnrolmentState>)session.Database.Providers.StorageFor<EnrolmentState>();
         await provider.BulkLoader.LoadAsync(new Tenant(tenantId, session.Database), serializer, connection, states, ct);
 
-        // Marten keeps the stream version in the document's mt_version (FetchForWriting reads it back); the bulk loader
-        // writes 1. Streams of more than one event (completions recorded before the enrolment) are set right.
-        var longer = streams.Where(s => s.Count > 1).ToArray();
-        if (longer.Length > 0)
-        {
-            var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
-            await using var command = new NpgsqlCommand(
-                $"update {table} d set mt_version = v.version from unnest($2::uuid[], $3::bigint[]) as v(id, version) where d.tenant_id = $1 and d.id = v.id", connection);
-            command.Parameters.Add(new NpgsqlParameter { Value = tenantId });
-            command.Parameters.Add(new NpgsqlParameter { Value = longer.Select(s => s[0].EnrolmentId).ToArray() });
-            command.Parameters.Add(new NpgsqlParameter { Value = longer.Select(s => (long)s.Count).ToArray() });
-            await command.ExecuteNonQueryAsync(ct);
-        }
+        await SetDocumentVersions(session.DocumentStore, connection, tenantId, streams, ct);
         return states;
+    }
+
+    /// <summary>
+    /// Marten keeps the stream version in the document's mt_version (FetchForWriting and the bulk append's version guard
+    /// read it back); its bulk loader writes 1. Streams of more than one event (completions recorded before the
+    /// enrolment, a seeded history) are set right, on the caller's connection and transaction.
+    /// </summary>
+    internal static async Task SetDocumentVersions(IDocumentStore store, NpgsqlConnection connection, string tenantId, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, CancellationToken ct)
+    {
+        var longer = streams.Where(s => s.Count > 1).ToArray();
+        if (longer.Length == 0) return;
+        var table = store.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
+        await using var command = new NpgsqlCommand(
+            $"update {table} d set mt_version = v.version from unnest($2::uuid[], $3::bigint[]) as v(id, version) where d.tenant_id = $1 and d.id = v.id", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+        command.Parameters.Add(new NpgsqlParameter { Value = longer.Select(s => s[0].EnrolmentId).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = longer.Select(s => (long)s.Count).ToArray() });
+        await command.ExecuteNonQueryAsync(ct);
     }
 
     internal static async Task<long[]> NextSequenceValues(NpgsqlConnection connection, string sequence, int count, CancellationToken ct)
