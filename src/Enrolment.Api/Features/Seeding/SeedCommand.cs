@@ -109,7 +109,7 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
                     .Select(i => Decide(tenantId, assignmentId, $"user-{firstUser + i}", audienceId, schedule, dueAll ? 1 : i, now))
                     .ToList();
                 Phases["decide"] += decideWatch.Elapsed.TotalSeconds;
-                if (input.ModeFlag == "bulk") await Bulk(store, tenantId, streams, input.BatchFlag);
+                if (input.ModeFlag == "bulk") await Bulk(store, host.Services.GetRequiredService<Npgsql.NpgsqlDataSource>(), tenantId, streams, input.BatchFlag);
                 else await InSession(store, tenantId, streams);
                 done += size;
                 events += streams.Sum(s => s.Count);
@@ -175,7 +175,7 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
     /// Marten's bulk event append (binary COPY, no inline projections), then each stream's enrolment document, folded in
     /// memory by the domain's fold (what the inline projection writes) and COPYed too.
     /// </summary>
-    private static async Task Bulk(DocumentStore store, string tenantId, List<List<IEnrolmentEvent>> streams, int batchSize)
+    private static async Task Bulk(DocumentStore store, Npgsql.NpgsqlDataSource dataSource, string tenantId, List<List<IEnrolmentEvent>> streams, int batchSize)
     {
         var actions = streams.Select(s =>
         {
@@ -195,7 +195,7 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
         await store.BulkInsertDocumentsAsync(tenantId, documents, BulkInsertMode.InsertsOnly, batchSize);
         // The bulk loader writes mt_version 1; a seeded stream of several events must carry its version there, or the
         // set-based appends' version guard refuses every batch and the transitions fall back to one by one.
-        await using (var connection = await store.Storage.Database.DataSource.OpenConnectionAsync())
+        await using (var connection = await dataSource.OpenConnectionAsync())
             await Infrastructure.MartenTables.StreamCopy.SetDocumentVersions(store, connection, tenantId, streams, CancellationToken.None);
         Phases["documentsCopy"] += watch.Elapsed.TotalSeconds;
     }
