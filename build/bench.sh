@@ -200,7 +200,8 @@ wait_summaries() {
   local start; start=$(date +%s)
   local first=""
   while :; do
-    local lag; lag="$(curl -sf "$service_url/metrics" | awk '/^enrolment_summary_lag/ {print $NF; exit}')"
+    # awk reads the whole answer (an early exit would break curl's pipe, and pipefail would end the run).
+    local lag; lag="$(curl -sf "$service_url/metrics" | awk '/^enrolment_summary_lag/ && !seen {print $NF; seen = 1}' || true)"
     [ -z "$first" ] && [ -n "$lag" ] && first="$lag"
     local now; now=$(date +%s)
     if [ "$lag" = "0" ] || [ $((now - start)) -ge "$summary_timeout" ]; then
