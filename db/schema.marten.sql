@@ -459,6 +459,34 @@ END;
 $function$;
 
 
+CREATE TABLE IF NOT EXISTS enrolment.webhook_deliveries (
+    id                 uuid           NOT NULL,
+    seq                BIGSERIAL      NOT NULL,
+    subscription_id    uuid           NOT NULL,
+    tenant_id          text           NOT NULL,
+    enrolment_id       uuid           NOT NULL,
+    stream_version     bigint         NOT NULL,
+    event_type         text           NOT NULL,
+    message_id         uuid           NOT NULL,
+    message_type       text           NOT NULL,
+    body               text           NOT NULL,
+    created_at         timestamptz    NOT NULL,
+    status             text           NOT NULL DEFAULT 'pending',
+    attempts           integer        NOT NULL DEFAULT 0,
+    next_attempt_at    timestamptz    NULL,
+    failing_since      timestamptz    NULL,
+    lease_until        timestamptz    NULL,
+    delivered_at       timestamptz    NULL,
+    attempt_log        jsonb          NOT NULL DEFAULT '[]'::jsonb,
+    trace_parent       text           NULL,
+CONSTRAINT pkey_webhook_deliveries_id PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_webhook_deliveries_due ON enrolment.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending');
+
+CREATE INDEX ix_webhook_deliveries_order ON enrolment.webhook_deliveries USING btree (subscription_id, enrolment_id, stream_version) WHERE (status = 'pending');
+
+CREATE INDEX ix_webhook_deliveries_list ON enrolment.webhook_deliveries USING btree (subscription_id, seq);
 CREATE TABLE IF NOT EXISTS enrolment.mt_doc_assignment (
     tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
     id                  uuid                        NOT NULL,
@@ -491,15 +519,41 @@ DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_audiencemember
 ALTER TABLE enrolment.mt_doc_audiencemember NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_audiencemember DISABLE ROW LEVEL SECURITY;
 
-CREATE TABLE IF NOT EXISTS enrolment.mt_doc_completionrecord (
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_auditcheckpoint (
     tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
-    id                  varchar                     NOT NULL,
+    id                  bigint                      NOT NULL,
     data                jsonb                       NOT NULL,
     mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
+CONSTRAINT pkey_mt_doc_auditcheckpoint_tenant_id_id PRIMARY KEY (tenant_id, id)
+);
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_auditcheckpoint;
+ALTER TABLE enrolment.mt_doc_auditcheckpoint NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_auditcheckpoint DISABLE ROW LEVEL SECURITY;
+
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_completionrecord (
+    tenant_id             varchar                     NOT NULL DEFAULT '*DEFAULT*',
+    id                    varchar                     NOT NULL,
+    data                  jsonb                       NOT NULL,
+    mt_last_modified      timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version            uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
+    mt_dotnet_type        varchar                     NULL,
+    resultcompleted_at    timestamptz                 NULL,
+    resultuser_id         varchar                     NULL,
+    resultcontent_id      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_completionrecord_tenant_id_id PRIMARY KEY (tenant_id, id)
 );
+
+CREATE INDEX ix_completionrecord_completed_at ON enrolment.mt_doc_completionrecord USING btree (resultcompleted_at);
+
+CREATE INDEX ix_completionrecord_user ON enrolment.mt_doc_completionrecord USING btree (resultuser_id);
+
+CREATE INDEX ix_completionrecord_content ON enrolment.mt_doc_completionrecord USING btree (resultcontent_id);
+
+CREATE INDEX ix_completionrecord_user_completed_at ON enrolment.mt_doc_completionrecord USING btree (tenant_id, (resultuser_id), (resultcompleted_at));
+
+CREATE INDEX ix_completionrecord_content_completed_at ON enrolment.mt_doc_completionrecord USING btree (tenant_id, (resultcontent_id), (resultcompleted_at));
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_completionrecord;
 ALTER TABLE enrolment.mt_doc_completionrecord NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_completionrecord DISABLE ROW LEVEL SECURITY;
@@ -525,43 +579,61 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_deadletterevent (
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_deadletterevent_id PRIMARY KEY (id)
 );
-CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolmentstate (
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolmentstanding (
+    tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
+    id                  uuid                        NOT NULL,
+    data                jsonb                       NOT NULL,
+    mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
+    mt_dotnet_type      varchar                     NULL,
+CONSTRAINT pkey_mt_doc_enrolmentstanding_tenant_id_id PRIMARY KEY (tenant_id, id)
+);
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolmentstanding;
+ALTER TABLE enrolment.mt_doc_enrolmentstanding NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_enrolmentstanding DISABLE ROW LEVEL SECURITY;
+
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolment (
     tenant_id                 varchar                     NOT NULL DEFAULT '*DEFAULT*',
     id                        uuid                        NOT NULL,
     data                      jsonb                       NOT NULL,
     mt_last_modified          timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
     mt_dotnet_type            varchar                     NULL,
     mt_version                bigint                      NOT NULL DEFAULT 0,
+    assignment_id             uuid                        NULL,
+    status                    varchar                     NULL,
+    user_id                   varchar                     NULL,
+    updated_at                timestamptz                 NULL,
     next_transition_at_utc    timestamptz                 NULL,
-CONSTRAINT pkey_mt_doc_enrolmentstate_tenant_id_id PRIMARY KEY (tenant_id, id)
+CONSTRAINT pkey_mt_doc_enrolment_tenant_id_id PRIMARY KEY (tenant_id, id)
 );
 
-CREATE INDEX mt_doc_enrolmentstate_idx_next_transition_at_utc ON enrolment.mt_doc_enrolmentstate USING btree (next_transition_at_utc);
-DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolmentstate;
-ALTER TABLE enrolment.mt_doc_enrolmentstate NO FORCE ROW LEVEL SECURITY;
-ALTER TABLE enrolment.mt_doc_enrolmentstate DISABLE ROW LEVEL SECURITY;
+CREATE INDEX mt_doc_enrolment_idx_next_transition_at_utc ON enrolment.mt_doc_enrolment USING btree (next_transition_at_utc);
 
-CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolmentview (
+CREATE INDEX ix_enrolment_assignment_status_id ON enrolment.mt_doc_enrolment USING btree (tenant_id, (assignment_id), (status), (id));
+
+CREATE INDEX ix_enrolment_assignment_id_id ON enrolment.mt_doc_enrolment USING btree (tenant_id, (assignment_id), (id));
+
+CREATE INDEX ix_enrolment_user_status_id ON enrolment.mt_doc_enrolment USING btree (tenant_id, (user_id), (status), (id));
+
+CREATE INDEX ix_enrolment_assignment_updated_at ON enrolment.mt_doc_enrolment USING btree (tenant_id, (assignment_id), (updated_at));
+
+CREATE INDEX ix_enrolment_user_updated_at ON enrolment.mt_doc_enrolment USING btree (tenant_id, (user_id), (updated_at));
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolment;
+ALTER TABLE enrolment.mt_doc_enrolment NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_enrolment DISABLE ROW LEVEL SECURITY;
+
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolmentsummary (
     tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
-    id                  uuid                        NOT NULL,
+    id                  varchar                     NOT NULL,
     data                jsonb                       NOT NULL,
     mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
-    mt_version          bigint                      NOT NULL DEFAULT 0,
-    assignment_id       uuid                        NULL,
-    status              varchar                     NULL,
-    user_id             varchar                     NULL,
-CONSTRAINT pkey_mt_doc_enrolmentview_tenant_id_id PRIMARY KEY (tenant_id, id)
+CONSTRAINT pkey_mt_doc_enrolmentsummary_tenant_id_id PRIMARY KEY (tenant_id, id)
 );
-
-CREATE INDEX ix_enrolmentview_assignment_status_id ON enrolment.mt_doc_enrolmentview USING btree (tenant_id, (assignment_id), (status), (id));
-
-CREATE INDEX ix_enrolmentview_assignment_id_id ON enrolment.mt_doc_enrolmentview USING btree (tenant_id, (assignment_id), (id));
-
-CREATE INDEX ix_enrolmentview_user_status_id ON enrolment.mt_doc_enrolmentview USING btree (tenant_id, (user_id), (status), (id));
-DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolmentview;
-ALTER TABLE enrolment.mt_doc_enrolmentview NO FORCE ROW LEVEL SECURITY;
-ALTER TABLE enrolment.mt_doc_enrolmentview DISABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolmentsummary;
+ALTER TABLE enrolment.mt_doc_enrolmentsummary NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_enrolmentsummary DISABLE ROW LEVEL SECURITY;
 
 CREATE TABLE IF NOT EXISTS enrolment.mt_doc_envelope (
     id                  uuid                        NOT NULL,
@@ -614,21 +686,57 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_tenantaccount (
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_tenantaccount_id PRIMARY KEY (id)
 );
-CREATE TABLE IF NOT EXISTS enrolment.mt_doc_trainingrecord (
-    tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_webhooksubscription (
     id                  uuid                        NOT NULL,
     data                jsonb                       NOT NULL,
     mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
-    mt_version          bigint                      NOT NULL DEFAULT 0,
-    user_id             varchar                     NULL,
-CONSTRAINT pkey_mt_doc_trainingrecord_tenant_id_id PRIMARY KEY (tenant_id, id)
+    tenant_id           varchar                     NULL,
+CONSTRAINT pkey_mt_doc_webhooksubscription_id PRIMARY KEY (id)
 );
 
-CREATE INDEX mt_doc_trainingrecord_idx_user_id ON enrolment.mt_doc_trainingrecord USING btree (user_id);
-DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_trainingrecord;
-ALTER TABLE enrolment.mt_doc_trainingrecord NO FORCE ROW LEVEL SECURITY;
-ALTER TABLE enrolment.mt_doc_trainingrecord DISABLE ROW LEVEL SECURITY;
+CREATE INDEX mt_doc_webhooksubscription_idx_tenant_id ON enrolment.mt_doc_webhooksubscription USING btree (tenant_id);
+CREATE TABLE IF NOT EXISTS enrolment.mt_hilo (
+    entity_name    varchar    NOT NULL,
+    hi_value       bigint     NULL DEFAULT 0,
+CONSTRAINT pkey_mt_hilo_entity_name PRIMARY KEY (entity_name)
+);
+CREATE
+OR REPLACE FUNCTION enrolment.mt_get_next_hi(entity varchar) RETURNS bigint AS
+$$
+DECLARE
+current_value bigint;
+    next_value
+bigint;
+BEGIN
+select hi_value
+into current_value
+from enrolment.mt_hilo
+where entity_name = entity;
+IF
+current_value is null THEN
+        insert into enrolment.mt_hilo (entity_name, hi_value) values (entity, 0);
+        next_value
+:= 0;
+ELSE
+        next_value := current_value + 1;
+update enrolment.mt_hilo
+set hi_value = next_value
+where entity_name = entity and hi_value = current_value;
+
+IF
+NOT FOUND THEN
+            next_value := -1;
+END IF;
+END IF;
+
+return next_value;
+END
+
+$$
+LANGUAGE plpgsql;
+
 
 CREATE TABLE IF NOT EXISTS enrolment.mt_streams (
     tenant_id            varchar        NOT NULL DEFAULT '*DEFAULT*',
@@ -652,6 +760,10 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_events (
     timestamp         timestamp with time zone    NOT NULL DEFAULT '(now())',
     tenant_id         varchar                     NULL DEFAULT '*DEFAULT*',
     mt_dotnet_type    varchar                     NULL,
+    correlation_id    varchar                     NULL,
+    causation_id      varchar                     NULL,
+    headers           jsonb                       NULL,
+    user_name         varchar                     NULL,
     is_archived       bool                        NULL DEFAULT FALSE,
 CONSTRAINT pkey_mt_events_seq_id PRIMARY KEY (seq_id)
 );
@@ -720,7 +832,7 @@ END;
 $function$;
 
 
-CREATE OR REPLACE FUNCTION enrolment.mt_quick_append_events(stream uuid, stream_type varchar, tenantid varchar, event_ids uuid[], event_types varchar[], dotnet_types varchar[], bodies jsonb[], bdatas bytea[], timestamps timestamp with time zone[], expected_version bigint DEFAULT NULL::bigint) RETURNS bigint[] AS $$
+CREATE OR REPLACE FUNCTION enrolment.mt_quick_append_events(stream uuid, stream_type varchar, tenantid varchar, event_ids uuid[], event_types varchar[], dotnet_types varchar[], bodies jsonb[], bdatas bytea[], causation_ids varchar[], correlation_ids varchar[], headers jsonb[], user_names varchar[], timestamps timestamp with time zone[], expected_version bigint DEFAULT NULL::bigint) RETURNS bigint[] AS $$
 DECLARE
 	event_version bigint;
 	stream_is_archived boolean;
@@ -790,9 +902,9 @@ BEGIN
 		-- bodies[index] is the {} JSON placeholder for those events so the
 		-- existing data jsonb NOT NULL constraint stays intact.
 		insert into enrolment.mt_events
-			(seq_id, id, stream_id, version, data, bdata, type, tenant_id, timestamp, mt_dotnet_type, is_archived)
+			(seq_id, id, stream_id, version, data, bdata, type, tenant_id, timestamp, mt_dotnet_type, is_archived, causation_id, correlation_id, headers, user_name)
 		values
-			(seq, event_id, stream, event_version, body, bdatas[index], event_type, tenantid, timestamps[index], dotnet_types[index], FALSE);
+			(seq, event_id, stream, event_version, body, bdatas[index], event_type, tenantid, timestamps[index], dotnet_types[index], FALSE, causation_ids[index], correlation_ids[index], headers[index], user_names[index]);
 
 		index := index + 1;
 	end loop;
@@ -866,3 +978,131 @@ $$
 LANGUAGE plpgsql;
 
 
+CREATE TABLE IF NOT EXISTS enrolment.change_feed_positions (
+    seq_id       bigint     NOT NULL,
+    tenant_id    varchar    NOT NULL,
+    tx_id        xid8       NOT NULL,
+CONSTRAINT pkey_change_feed_positions_seq_id PRIMARY KEY (seq_id)
+);
+
+CREATE INDEX ix_change_feed_positions_order ON enrolment.change_feed_positions USING btree (tenant_id, tx_id, seq_id);
+CREATE OR REPLACE FUNCTION enrolment.change_feed_track()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id)
+      SELECT n.seq_id, n.tenant_id, pg_current_xact_id() FROM new_events n;
+  ELSIF TG_OP = 'DELETE' THEN
+    DELETE FROM enrolment.change_feed_positions p USING old_events o WHERE p.seq_id = o.seq_id;
+  ELSE
+    TRUNCATE enrolment.change_feed_positions;
+  END IF;
+  RETURN NULL;
+END;
+$function$;
+DROP TRIGGER IF EXISTS change_feed_on_insert_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS change_feed_on_delete_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS change_feed_on_truncate_v1 ON enrolment.mt_events;
+CREATE TRIGGER change_feed_on_insert_v1 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+CREATE TRIGGER change_feed_on_delete_v1 AFTER DELETE ON enrolment.mt_events REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+CREATE TRIGGER change_feed_on_truncate_v1 AFTER TRUNCATE ON enrolment.mt_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM enrolment.mt_events ON CONFLICT (seq_id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS enrolment.audit_chain (
+    tenant_id          varchar    NOT NULL,
+    stream_id          uuid       NOT NULL,
+    version            bigint     NOT NULL,
+    seq_id             bigint     NOT NULL,
+    event_type         varchar    NOT NULL,
+    event_timestamp    text       NOT NULL,
+    data_sha256        text       NOT NULL,
+    previous_hash      text       NOT NULL,
+    hash               text       NOT NULL,
+CONSTRAINT pkey_audit_chain_tenant_id_stream_id_version PRIMARY KEY (tenant_id, stream_id, version)
+);
+
+CREATE INDEX ix_audit_chain_seq_id ON enrolment.audit_chain USING btree (seq_id);
+CREATE OR REPLACE FUNCTION enrolment.mt_audit_field(value text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT octet_length(convert_to(coalesce(value, ''), 'UTF8'))::text || ':' || coalesce(value, '') || E'\n'
+$function$;
+CREATE OR REPLACE FUNCTION enrolment.mt_audit_timestamp(value timestamp with time zone)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT to_char(value AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$function$;
+CREATE OR REPLACE FUNCTION enrolment.mt_audit_event_hash(tenant_id character varying, stream_id uuid, version bigint, type character varying, "timestamp" timestamp with time zone, metadata jsonb, data jsonb, previous_hash text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT encode(sha256(convert_to(string_agg(octet_length(convert_to(f, 'UTF8'))::text || ':' || f || E'\n', '' ORDER BY n), 'UTF8')), 'hex')
+  FROM unnest(ARRAY['enrolment-audit-event-v1', tenant_id::text, stream_id::text, version::text, type::text,
+         enrolment.mt_audit_timestamp("timestamp"), metadata ->> 'user_name', metadata ->> 'correlation_id',
+         metadata ->> 'causation_id', metadata ->> 'headers', data::text, previous_hash]) WITH ORDINALITY AS t(v, n),
+       coalesce(v, '') AS f
+$function$;
+CREATE OR REPLACE FUNCTION enrolment.mt_audit_backfill_stream(tenant character varying, stream uuid, up_to bigint)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  e enrolment.mt_events;
+  prev text := '0000000000000000000000000000000000000000000000000000000000000000';
+  h text;
+  expected bigint := 1;
+  written integer := 0;
+BEGIN
+  FOR e IN SELECT * FROM enrolment.mt_events WHERE tenant_id = tenant AND stream_id = stream AND version <= up_to ORDER BY version LOOP
+    IF e.version <> expected THEN
+      RAISE EXCEPTION 'audit chain: stream % of tenant % has no event at version % (next is %); it cannot be chained', stream, tenant, expected, e.version;
+    END IF;
+    SELECT c.hash INTO h FROM enrolment.audit_chain c WHERE c.tenant_id = tenant AND c.stream_id = stream AND c.version = e.version;
+    IF h IS NULL THEN
+      h := enrolment.mt_audit_event_hash(e.tenant_id, e.stream_id, e.version, e.type, e.timestamp, to_jsonb(e), e.data, prev);
+      INSERT INTO enrolment.audit_chain (tenant_id, stream_id, version, seq_id, event_type, event_timestamp, data_sha256, previous_hash, hash)
+      VALUES (e.tenant_id, e.stream_id, e.version, e.seq_id, e.type, enrolment.mt_audit_timestamp(e.timestamp),
+              encode(sha256(convert_to(e.data::text, 'UTF8')), 'hex'), prev, h);
+      written := written + 1;
+    END IF;
+    prev := h;
+    expected := expected + 1;
+  END LOOP;
+  RETURN written;
+END;
+$function$;
+CREATE OR REPLACE FUNCTION enrolment.mt_audit_chain_event()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  prev text;
+BEGIN
+  IF NEW.version = 1 THEN
+    prev := '0000000000000000000000000000000000000000000000000000000000000000';
+  ELSE
+    SELECT c.hash INTO prev FROM enrolment.audit_chain c WHERE c.tenant_id = NEW.tenant_id AND c.stream_id = NEW.stream_id AND c.version = NEW.version - 1;
+    IF prev IS NULL THEN
+      -- A stream written before the upgrade: chain its earlier events first.
+      PERFORM enrolment.mt_audit_backfill_stream(NEW.tenant_id, NEW.stream_id, NEW.version - 1);
+      SELECT c.hash INTO prev FROM enrolment.audit_chain c WHERE c.tenant_id = NEW.tenant_id AND c.stream_id = NEW.stream_id AND c.version = NEW.version - 1;
+      IF prev IS NULL THEN
+        RAISE EXCEPTION 'audit chain: event % of stream % (tenant %) has no stored predecessor; insert events of a stream in version order', NEW.version, NEW.stream_id, NEW.tenant_id;
+      END IF;
+    END IF;
+  END IF;
+  INSERT INTO enrolment.audit_chain (tenant_id, stream_id, version, seq_id, event_type, event_timestamp, data_sha256, previous_hash, hash)
+  VALUES (NEW.tenant_id, NEW.stream_id, NEW.version, NEW.seq_id, NEW.type, enrolment.mt_audit_timestamp(NEW.timestamp),
+          encode(sha256(convert_to(NEW.data::text, 'UTF8')), 'hex'), prev, enrolment.mt_audit_event_hash(NEW.tenant_id, NEW.stream_id, NEW.version, NEW.type, NEW.timestamp, to_jsonb(NEW), NEW.data, prev));
+  RETURN NULL;
+END;
+$function$;
+DROP TRIGGER IF EXISTS mt_audit_chain_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS mt_audit_chain ON enrolment.mt_events;
+CREATE TRIGGER mt_audit_chain_v1 AFTER INSERT ON enrolment.mt_events FOR EACH ROW EXECUTE FUNCTION enrolment.mt_audit_chain_event();
