@@ -100,11 +100,16 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
         }
 
         // Insert what is missing; replace a document only by one folded from at least as many events.
+        // The duplicated columns are StreamAppend's list, so the two set-based writers of the document stay in step.
+        var columns = StreamAppend.DocumentColumns;
+        var names = string.Join(", ", columns.Select(c => c.Column));
+        var arrays = string.Join(", ", columns.Select((c, i) => $"${i + 6}::{c.PgType}[]"));
+        var values = string.Join(", ", columns.Select((_, i) => $"c{i}"));
+        var sets = string.Join(", ", columns.Select(c => $"{c.Column} = excluded.{c.Column}"));
         await using (var upsert = new NpgsqlCommand(
-            $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, assignment_id, status, user_id, next_transition_at_utc, updated_at) " +
-            "select t, i, j::jsonb, now(), $5, v, a, s, u, n, w from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], $6::uuid[], $7::varchar[], $8::varchar[], $9::timestamptz[], $10::timestamptz[]) as x(t, i, j, v, a, s, u, n, w) " +
-            "on conflict (tenant_id, id) do update set data = excluded.data, mt_last_modified = excluded.mt_last_modified, mt_version = excluded.mt_version, " +
-            "assignment_id = excluded.assignment_id, status = excluded.status, user_id = excluded.user_id, next_transition_at_utc = excluded.next_transition_at_utc, updated_at = excluded.updated_at " +
+            $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, {names}) " +
+            $"select t, i, j::jsonb, now(), $5, v, {values} from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], {arrays}) as x(t, i, j, v, {values}) " +
+            $"on conflict (tenant_id, id) do update set data = excluded.data, mt_last_modified = excluded.mt_last_modified, mt_version = excluded.mt_version, {sets} " +
             "where d.mt_version <= excluded.mt_version", connection, tx))
         {
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.TenantId).ToArray() });
@@ -112,11 +117,8 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => serializer.ToJson(r.State)).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Version).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter { Value = typeof(EnrolmentState).FullName });
-            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.AssignmentId).ToArray() });
-            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => EnrolmentTable.StatusColumnValue(r.State.Status)).ToArray() });
-            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.UserId).ToArray() });
-            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.NextTransitionAtUtc).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
-            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.UpdatedAt.ToDateTimeOffset()).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            foreach (var column in columns)
+                upsert.Parameters.Add(new NpgsqlParameter { Value = column.Values(rows.Select(r => r.State)) });
             await upsert.ExecuteNonQueryAsync(ct);
         }
 

@@ -82,9 +82,9 @@ public static class StreamAppend
 
     /// <summary>
     /// The documents' duplicated columns that a change of state can move, with their values from the state (as Marten's
-    /// upsert writes them: EnumStorage.AsString, timestamptz).
+    /// upsert writes them: EnumStorage.AsString, timestamptz). Also written by <see cref="EnrolmentRebuild"/>.
     /// </summary>
-    private static readonly (string Column, string PgType, Func<IEnumerable<EnrolmentState>, Array> Values)[] DocumentColumns =
+    internal static readonly (string Column, string PgType, Func<IEnumerable<EnrolmentState>, Array> Values)[] DocumentColumns =
     [
         ("assignment_id", "uuid", s => s.Select(x => x.AssignmentId).ToArray()),
         ("status", "varchar", s => s.Select(x => EnrolmentTable.StatusColumnValue(x.Status)).ToArray()),
