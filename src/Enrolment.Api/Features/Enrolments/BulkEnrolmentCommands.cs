@@ -16,10 +16,14 @@ namespace Enrolment.Api.Features.Enrolments;
 public static class BulkEnrolmentCommands
 {
     public static async Task<IReadOnlyList<Decided>> Decide(IDocumentSession session, IMessageBus bus, IReadOnlyList<Guid> ids,
-        Func<EnrolmentState, Decision> decide, Instant now, CancellationToken ct)
+        Func<EnrolmentState, Decision> decide, Instant now, CancellationToken ct) =>
+        ids.Count == 0 ? [] : await Decide(session, bus, ids, await StreamAppend.Load(session, ids, ct), decide, now, ct);
+
+    /// <summary>The same, for streams the caller has already read with <see cref="StreamAppend.Load"/> in this session.</summary>
+    public static async Task<IReadOnlyList<Decided>> Decide(IDocumentSession session, IMessageBus bus, IReadOnlyList<Guid> ids,
+        IReadOnlyDictionary<Guid, StreamAppend.Loaded> loaded, Func<EnrolmentState, Decision> decide, Instant now, CancellationToken ct)
     {
         if (ids.Count == 0) return [];
-        var loaded = await StreamAppend.Load(session, ids, ct);
         var results = new List<Decided>(ids.Count);
         var appends = new List<StreamAppend.Append>();
         foreach (var id in ids)

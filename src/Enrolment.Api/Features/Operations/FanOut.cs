@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Api.Features.Assignments;
 using Enrolment.Api.Features.Audiences;
 using Enrolment.Api.Features.Completions;
@@ -83,18 +84,18 @@ public static class SyncEnrolmentsHandler
             wanted.Add((assignment, userId, Ids.EnrolmentId(tenantId, assignment.Id, userId),
                 assignment.IsActive && assignment.AudienceId == batch.AudienceId && members.Contains(userId)));
 
-        var existing = (await session.LoadManyAsync<EnrolmentState>(ct, wanted.Select(w => w.EnrolmentId).ToArray()))
-            .ToDictionary(v => v.Id);
+        // One read of the documents with their stream versions: what exists, and what the set-based archive/reinstate appends to.
+        var loaded = await StreamAppend.Load(session, wanted.Select(w => w.EnrolmentId).Distinct().ToArray(), ct);
 
         var toStart = new List<(Guid EnrolmentId, Assignment Assignment, string UserId)>();
         var toChange = new Dictionary<Guid, (bool Active, Assignment Assignment, string UserId)>();
         foreach (var w in wanted)
         {
-            if (!existing.TryGetValue(w.EnrolmentId, out var state))
+            if (!loaded.TryGetValue(w.EnrolmentId, out var stream))
             {
                 if (w.Active) toStart.Add((w.EnrolmentId, w.Assignment, w.UserId));
             }
-            else if (w.Active == (state.Status == EnrolmentStatus.Archived))
+            else if (w.Active == (stream.State.Status == EnrolmentStatus.Archived))
             {
                 toChange[w.EnrolmentId] = (w.Active, w.Assignment, w.UserId);
             }
@@ -110,7 +111,7 @@ public static class SyncEnrolmentsHandler
         var changed = toStart.Count;
 
         // Archive and reinstate set-based too: one read, one guarded version update, one COPY, one document update.
-        var decided = await BulkEnrolmentCommands.Decide(session, bus, toChange.Keys.ToArray(), state =>
+        var decided = await BulkEnrolmentCommands.Decide(session, bus, toChange.Keys.ToArray(), loaded, state =>
         {
             var (active, assignment, userId) = toChange[state.Id];
             return active
