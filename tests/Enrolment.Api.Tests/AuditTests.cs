@@ -92,12 +92,61 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.Equal(events.Count + 1, one.Length); // u1's events, then the anchor
     }
 
+    [Fact]
+    public async Task Events_stored_before_the_chain_existed_are_chained_when_their_stream_is_next_written()
+    {
+        // An upgrade from a version without the chain: u2's events exist, its chain rows do not.
+        var (assignment, _) = await History();
+        var enrolment = Ids.EnrolmentId(TenantId, assignment, "u2");
+        await Sql("delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2", enrolment);
+
+        // Its next append backfills the stream's earlier events in order, then chains the new one to them.
+        (await Post("/completions", new { completionId = "x2", userId = "u2", contentId = "c1", completedAt = Now() })).AssertStatus(200);
+        await using (var count = Db.CreateCommand("select count(*), max(version) from enrolment.audit_chain where tenant_id = $1 and stream_id = $2"))
+        {
+            count.Parameters.AddWithValue(TenantId);
+            count.Parameters.AddWithValue(enrolment);
+            await using var reader = await count.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            Assert.True(reader.GetInt64(1) >= 2 && reader.GetInt64(0) == reader.GetInt64(1), $"{reader.GetInt64(0)} chain rows up to version {reader.GetInt64(1)}");
+        }
+        await Checkpoint();
+        var result = await Verify();
+        Assert.True(result.Broken is null, result.Broken);
+    }
+
+    [Fact]
+    public async Task One_statement_that_inserts_several_events_of_one_stream_chains_each_to_the_one_before_it()
+    {
+        var (_, enrolment) = await History();
+        // Two more events of u1's stream in one INSERT, the later version first: the chain follows versions, not row order.
+        await Sql("insert into enrolment.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) " +
+                  "select nextval('enrolment.mt_events_sequence'), gen_random_uuid(), stream_id, m.next, data, type, timestamp, tenant_id, mt_dotnet_type, false " +
+                  "from enrolment.mt_events, (values (2), (1)) as v(step), lateral (select max(version) + v.step as next from enrolment.mt_events where tenant_id = $1 and stream_id = $2) m " +
+                  "where tenant_id = $1 and stream_id = $2 and version = 1; " +
+                  "update enrolment.mt_streams set version = version + 2 where tenant_id = $1 and id = $2", enrolment);
+        await using var links = Db.CreateCommand(
+            "select count(*) from enrolment.audit_chain c join enrolment.audit_chain p on p.tenant_id = c.tenant_id and p.stream_id = c.stream_id and p.version = c.version - 1 " +
+            "where c.tenant_id = $1 and c.stream_id = $2 and c.previous_hash = p.hash");
+        links.Parameters.AddWithValue(TenantId);
+        links.Parameters.AddWithValue(enrolment);
+        var linked = (long)(await links.ExecuteScalarAsync())!;
+        await using var versions = Db.CreateCommand("select max(version) from enrolment.mt_events where tenant_id = $1 and stream_id = $2");
+        versions.Parameters.AddWithValue(TenantId);
+        versions.Parameters.AddWithValue(enrolment);
+        var last = (long)(await versions.ExecuteScalarAsync())!;
+        Assert.Equal(last - 1, linked); // every version after the first links to its predecessor's stored hash
+        await Checkpoint();
+        var result = await Verify();
+        Assert.True(result.Broken is null, result.Broken);
+    }
+
     [Theory]
     [InlineData("edit-data", "update enrolment.mt_events set data = data || '{\"answer\": 1}' where tenant_id = $1 and stream_id = $2 and version = 2", "data differs")]
     [InlineData("edit-timestamp", "update enrolment.mt_events set timestamp = timestamp - interval '1 day' where tenant_id = $1 and stream_id = $2 and version = 2", "timestamp is")]
     [InlineData("edit-actor", "update enrolment.mt_events set user_name = 'secret:someone-else' where tenant_id = $1 and stream_id = $2 and version = 2", "actor metadata")]
     [InlineData("delete-event", "delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 2", "was removed")]
-    [InlineData("insert-event", "alter table enrolment.mt_events disable trigger mt_audit_chain_v1; insert into enrolment.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) select nextval('enrolment.mt_events_sequence'), gen_random_uuid(), stream_id, 99, data, type, timestamp, tenant_id, mt_dotnet_type, false from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 1; alter table enrolment.mt_events enable trigger mt_audit_chain_v1", "version")]
+    [InlineData("insert-event", "alter table enrolment.mt_events disable trigger " + AuditChainSql.TriggerName + "; insert into enrolment.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) select nextval('enrolment.mt_events_sequence'), gen_random_uuid(), stream_id, 99, data, type, timestamp, tenant_id, mt_dotnet_type, false from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 1; alter table enrolment.mt_events enable trigger " + AuditChainSql.TriggerName, "version")]
     [InlineData("delete-stream", "delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_streams where tenant_id = $1 and id = $2", "stream heads")]
     public async Task Audit_verify_names_the_enrolment_when_sql_tampers_behind_the_service(string kind, string sql, string what)
     {

@@ -85,8 +85,9 @@ public sealed class ChangeFeedSchema(StoreOptions options) : FeatureSchemaBase("
 /// DROP … CASCADE, which drops the trigger too, and only a name it does not find makes it create it again.
 /// </summary>
 /// <param name="retired">Earlier names of these triggers, dropped when they are created (an upgrade must not fire both).</param>
+/// <param name="retiredFunctions">Functions (name and argument types) only the retired triggers used, dropped after them.</param>
 internal sealed class EventTableTriggers(DbObjectName identifier, DbObjectName events, IReadOnlyList<(string Name, string Definition)> triggers,
-    string? afterCreate = null, IReadOnlyList<string>? retired = null)
+    string? afterCreate = null, IReadOnlyList<string>? retired = null, IReadOnlyList<string>? retiredFunctions = null)
     : SchemaObjectBase(identifier)
 {
     public override void WriteCreateStatement(Migrator migrator, TextWriter writer)
@@ -99,6 +100,7 @@ internal sealed class EventTableTriggers(DbObjectName identifier, DbObjectName e
     public override void WriteDropStatement(Migrator rules, TextWriter writer)
     {
         foreach (var name in triggers.Select(t => t.Name).Concat(retired ?? [])) writer.WriteLine($"DROP TRIGGER IF EXISTS {name} ON {events};");
+        foreach (var function in retiredFunctions ?? []) writer.WriteLine($"DROP FUNCTION IF EXISTS {function};");
     }
 
     public override void ConfigureQueryCommand(DbCommandBuilder builder)
