@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Enrolment.Api.Features.Audit;
 using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
+using Marten;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
@@ -114,6 +115,37 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
         var result = await Verify();
         Assert.True(result.Broken is null, result.Broken);
     }
+
+    [Fact]
+    public async Task A_failed_append_leaves_Marten_gap_fillers_that_are_written_and_kept_out_of_the_chain()
+    {
+        var (_, enrolment) = await History();
+        var store = Host.Services.GetRequiredService<IDocumentStore>();
+        // A unit of work that fails after its events drew sequence numbers: the append succeeds, then the insert of a
+        // completion record whose id exists fails (as a concurrent repeat of a completionId does). Marten then writes
+        // a "tombstone" for each number it drew (its gap fillers), off the caller's path.
+        await using (var session = store.LightweightSession(TenantId))
+        {
+            session.Events.Append(enrolment, new EnrolmentArchived(enrolment, ArchiveReason.AssignmentRemoved, SystemClockNow()));
+            session.Insert(new Enrolment.Api.Features.Completions.CompletionRecord { Id = "x1" });
+            await Assert.ThrowsAnyAsync<Exception>(() => session.SaveChangesAsync());
+        }
+
+        // Written in the background: wait for it (Marten retries a refused write, and logs each refusal as an error).
+        await using var tombstones = Db.CreateCommand("select count(*) from enrolment.mt_events where tenant_id = $1 and type = $2");
+        tombstones.Parameters.AddWithValue(TenantId);
+        tombstones.Parameters.AddWithValue(AuditChainSql.GapFillerType);
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while ((long)(await tombstones.ExecuteScalarAsync())! == 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.True((long)(await tombstones.ExecuteScalarAsync())! >= 1, "Marten wrote no gap filler within 15 s: the audit trigger refused it");
+        await Checkpoint();
+        var result = await Verify();
+        Assert.True(result.Broken is null, result.Broken);
+        var (exit, output) = await VerifyExport("/audit/export");
+        Assert.True(exit == 0, output);
+    }
+
+    private static NodaTime.Instant SystemClockNow() => NodaTime.SystemClock.Instance.GetCurrentInstant();
 
     [Fact]
     public async Task One_statement_that_inserts_several_events_of_one_stream_chains_each_to_the_one_before_it()

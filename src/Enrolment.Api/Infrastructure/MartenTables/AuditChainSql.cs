@@ -22,9 +22,21 @@ namespace Enrolment.Api.Infrastructure.MartenTables;
 public static class AuditChainSql
 {
     public const string ChainTable = "audit_chain";
-    /// <summary>Renamed (…_v3) whenever mt_audit_chain_events changes (see <see cref="EventTableTriggers"/>).</summary>
-    public const string TriggerName = "mt_audit_chain_v2";
+    /// <summary>Renamed (…_v4) whenever mt_audit_chain_events changes (see <see cref="EventTableTriggers"/>).</summary>
+    public const string TriggerName = "mt_audit_chain_v3";
     public const string HashFunction = "mt_audit_hash";
+
+    /// <summary>
+    /// The event type of Marten's gap fillers: when a unit of work fails, Marten writes a "tombstone" event for each
+    /// sequence number it had drawn, to its own bookkeeping stream (version = sequence), so the async daemon need not
+    /// wait for the gap. They carry no data and nothing projects them: they are outside the chain (not chained, not
+    /// verified, not exported). An event of any other type is chained; a real event edited into a tombstone shows as
+    /// removed, since its chain row remains.
+    /// </summary>
+    public static readonly string GapFillerType = JasperFx.Events.Tombstone.Name;
+
+    /// <summary>The condition that keeps Marten's gap fillers out of the audit, for an mt_events row alias.</summary>
+    public static string Chained(string alias) => $"{alias}.type <> '{GapFillerType}'";
     public const string Zeros = "0000000000000000000000000000000000000000000000000000000000000000";
 
     private static DbObjectName Name(string schema, string name) => PostgresqlProvider.Instance.Parse(schema, name);
@@ -95,7 +107,7 @@ public static class AuditChainSql
               expected bigint := 1;
               written integer := 0;
             BEGIN
-              FOR e IN SELECT * FROM {{schema}}.mt_events WHERE tenant_id = tenant AND stream_id = stream AND version <= up_to ORDER BY version LOOP
+              FOR e IN SELECT * FROM {{schema}}.mt_events WHERE tenant_id = tenant AND stream_id = stream AND version <= up_to AND {{Chained("mt_events")}} ORDER BY version LOOP
                 IF e.version <> expected THEN
                   RAISE EXCEPTION 'audit chain: stream % of tenant % has no event at version % (next is %); it cannot be chained', stream, tenant, expected, e.version;
                 END IF;
@@ -143,6 +155,7 @@ public static class AuditChainSql
             BEGIN
               FOR e IN SELECT n.tenant_id, n.stream_id, n.version, n.seq_id, n.type, n.timestamp, n.user_name, n.correlation_id, n.causation_id, n.headers, n.data, c.hash AS stored_previous
                        FROM new_events n LEFT JOIN {{schema}}.{{ChainTable}} c ON c.tenant_id = n.tenant_id AND c.stream_id = n.stream_id AND c.version = n.version - 1
+                       WHERE {{Chained("n")}}
                        ORDER BY n.tenant_id, n.stream_id, n.version LOOP
                 IF e.tenant_id = last_tenant AND e.stream_id = last_stream AND e.version = last_version + 1 THEN
                   prev := h;
@@ -181,7 +194,7 @@ public static class AuditChainSql
             """));
         objects.Add(new EventTableTriggers(Name(schema, "audit_chain_triggers"), Name(schema, "mt_events"),
             [(TriggerName, $"AFTER INSERT ON {schema}.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION {schema}.mt_audit_chain_events()")],
-            retired: ["mt_audit_chain", "mt_audit_chain_v1"],
+            retired: ["mt_audit_chain", "mt_audit_chain_v1", "mt_audit_chain_v2"],
             // The row-level trigger's function and the hash function over a metadata jsonb that it called.
             retiredFunctions: [$"{schema}.mt_audit_chain_event()",
                 $"{schema}.mt_audit_event_hash(character varying, uuid, bigint, character varying, timestamp with time zone, jsonb, jsonb, text)"]));

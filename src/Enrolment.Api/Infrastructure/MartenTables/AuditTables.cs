@@ -13,7 +13,8 @@ public sealed record AuditChainEntry(long Sequence, string EventType, string Tim
 
 /// <summary>
 /// The SQL of the audit over Marten's event table (mt_events: tenant_id, stream_id, version, seq_id, type, timestamp,
-/// data, and the metadata columns read by name through to_jsonb so that absent ones read as null) and the chain table
+/// data, and the metadata columns user_name, correlation_id, causation_id, headers, which this service's Marten
+/// configuration always has) and the chain table
 /// of <see cref="AuditChainSql"/>. Everything is read in (stream id, version) order, by key ranges, never all at once.
 /// </summary>
 public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore store)
@@ -21,8 +22,8 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
     private readonly string _schema = store.Options.Events.DatabaseSchemaName;
 
     private string EventColumns(string alias) =>
-        $"{alias}.seq_id, {alias}.type, {_schema}.mt_audit_timestamp({alias}.timestamp), to_jsonb({alias}) ->> 'user_name', to_jsonb({alias}) ->> 'correlation_id', " +
-        $"to_jsonb({alias}) ->> 'causation_id', to_jsonb({alias}) ->> 'headers', {alias}.data::text";
+        $"{alias}.seq_id, {alias}.type, {_schema}.mt_audit_timestamp({alias}.timestamp), {alias}.user_name, {alias}.correlation_id, " +
+        $"{alias}.causation_id, {alias}.headers::text, {alias}.data::text";
 
     private const string ChainColumns = "c.seq_id, c.event_type, c.event_timestamp, c.data_sha256, c.previous_hash, c.hash";
 
@@ -34,7 +35,7 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
     {
         await using var command = dataSource.CreateCommand($"""
             select coalesce(e.stream_id, c.stream_id), coalesce(e.version, c.version), {EventColumns("e")}, {ChainColumns}
-            from (select * from {_schema}.mt_events where tenant_id = $1 and (stream_id, version) > ($2, $3) order by stream_id, version limit $4) e
+            from (select * from {_schema}.mt_events where tenant_id = $1 and (stream_id, version) > ($2, $3) and {AuditChainSql.Chained("mt_events")} order by stream_id, version limit $4) e
             full join (select * from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and (stream_id, version) > ($2, $3) order by stream_id, version limit $4) c
               on c.stream_id = e.stream_id and c.version = e.version
             order by 1, 2 limit $4
@@ -68,7 +69,7 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
     public async IAsyncEnumerable<AuditRow> Export(string tenantId, Guid? assignmentId, string? userId, string enrolmentTable,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        var where = new StringBuilder("e.tenant_id = $1");
+        var where = new StringBuilder($"e.tenant_id = $1 and {AuditChainSql.Chained("e")}");
         await using var command = dataSource.CreateCommand();
         command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
         if (assignmentId is not null || userId is not null)
@@ -141,7 +142,7 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
             with s as (
               select tenant_id, id, version from {_schema}.mt_streams where (tenant_id, id) > ($1, $2) order by tenant_id, id limit $3)
             select s.tenant_id, s.id, case when exists (select 1 from {_schema}.mt_events e where e.tenant_id = s.tenant_id and e.stream_id = s.id
-                   and not exists (select 1 from {_schema}.{AuditChainSql.ChainTable} c where c.tenant_id = e.tenant_id and c.stream_id = e.stream_id and c.version = e.version))
+                   and {AuditChainSql.Chained("e")} and not exists (select 1 from {_schema}.{AuditChainSql.ChainTable} c where c.tenant_id = e.tenant_id and c.stream_id = e.stream_id and c.version = e.version))
               then {_schema}.mt_audit_backfill_stream(s.tenant_id, s.id, 9223372036854775807) else 0 end
             from s order by s.tenant_id, s.id
             """);
