@@ -92,4 +92,40 @@ public sealed class RebuildTests(AppFixture fixture) : ScenarioTest(fixture)
         await rebuild.Finish(CancellationToken.None);
         Assert.Equal("complete", (await GetEnrolment(assignmentId, id)).Str("status"));
     }
+
+    [Fact]
+    public async Task A_rebuild_leaves_documents_equal_to_their_refold_untouched_and_rewrites_the_others()
+    {
+        var assignmentId = await OpenAssignmentFor("u1", "u2", "u3");
+        var damaged = Guid.Parse(await EnrolmentIdFor(assignmentId, "u2"));
+        await Sql($"update enrolment.mt_doc_enrolment set data = jsonb_set(data, '{{status}}', '\"archived\"') where id = '{damaged}'");
+        var before = await RowVersions();
+
+        var rebuild = Rebuild();
+        await rebuild.Resume(restart: true, CancellationToken.None);
+        var position = new EnrolmentRebuild.Position("", Guid.Empty, 0, 0, DateTimeOffset.UtcNow);
+        long written = 0;
+        while (await rebuild.Read(position, 2, CancellationToken.None) is { } batch)
+        {
+            written += await rebuild.Write(batch, CancellationToken.None);
+            position = batch.Next;
+        }
+        await rebuild.Finish(CancellationToken.None);
+
+        var after = await RowVersions();
+        Assert.Equal(1, written);
+        Assert.All(before.Where(b => b.Key != damaged), b => Assert.Equal(b.Value, after[b.Key])); // same row version: not written
+        Assert.NotEqual(before[damaged], after[damaged]);
+        Assert.Equal("open", (await GetEnrolment(assignmentId, damaged.ToString())).Str("status"));
+    }
+
+    /// <summary>Each enrolment document's physical row version (xmin): it changes only when the row is written.</summary>
+    private async Task<Dictionary<Guid, string>> RowVersions()
+    {
+        await using var command = Host.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand("select id, xmin::text from enrolment.mt_doc_enrolment");
+        await using var reader = await command.ExecuteReaderAsync();
+        var versions = new Dictionary<Guid, string>();
+        while (await reader.ReadAsync()) versions[reader.GetGuid(0)] = reader.GetString(1);
+        return versions;
+    }
 }

@@ -51,7 +51,7 @@ public static class Hosting
             k.AddServerHeader = false;
         });
 
-        services.AddSingleton<IClock>(NodaTime.SystemClock.Instance);
+        services.AddSingleton<IClock>(new MillisecondClock(NodaTime.SystemClock.Instance));
         services.AddMemoryCache();
         services.ConfigureHttpJsonOptions(o => Json.Configure(o.SerializerOptions));
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
@@ -189,4 +189,15 @@ internal static class HealthResponse
             checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), description = e.Value.Description ?? e.Value.Exception?.Message }),
         });
     }
+}
+
+/// <summary>
+/// The service's clock, to the millisecond: the precision at which every instant is stored (the events' and documents'
+/// JSON). With the system clock's ticks, a live write put sub-millisecond times into the documents' timestamp columns
+/// that a refold of the same events (read back at milliseconds) could never reproduce, so the same enrolment had two
+/// versions of its own updatedAt, and a rebuild saw every document as changed.
+/// </summary>
+public sealed class MillisecondClock(IClock inner) : IClock
+{
+    public Instant GetCurrentInstant() => Instant.FromUnixTimeMilliseconds(inner.GetCurrentInstant().ToUnixTimeMilliseconds());
 }

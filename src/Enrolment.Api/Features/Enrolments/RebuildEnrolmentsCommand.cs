@@ -53,9 +53,14 @@ public sealed class RebuildEnrolmentsCommand : JasperFxAsyncCommand<RebuildEnrol
             var clock = Stopwatch.StartNew();
             var startEvents = position.Events;
             var lastReport = TimeSpan.Zero;
-            while (await rebuild.NextBatch(position, input.BatchFlag, ct) is { } next)
+            long written = 0;
+            // Batch n is written while batch n+1 is read and folded (positions are saved in order, one per batch).
+            var reading = rebuild.Read(position, input.BatchFlag, ct);
+            while (await reading is { } batch)
             {
-                position = next;
+                reading = rebuild.Read(batch.Next, input.BatchFlag, ct);
+                written += await rebuild.Write(batch, ct);
+                position = batch.Next;
                 if (clock.Elapsed - lastReport >= TimeSpan.FromSeconds(5))
                 {
                     lastReport = clock.Elapsed;
@@ -64,7 +69,8 @@ public sealed class RebuildEnrolmentsCommand : JasperFxAsyncCommand<RebuildEnrol
             }
             await rebuild.Finish(ct);
             var rate = (position.Events - startEvents) / Math.Max(clock.Elapsed.TotalSeconds, 0.001);
-            Console.WriteLine($"Rebuilt {position.Streams:N0} enrolment documents from {position.Events:N0} events in {clock.Elapsed.TotalSeconds:F0} s ({rate:N0} events/s).");
+            Console.WriteLine($"Rebuilt {position.Streams:N0} enrolment documents from {position.Events:N0} events in {clock.Elapsed.TotalSeconds:F0} s ({rate:N0} events/s): " +
+                $"{written:N0} rewritten, the others already equal to their refold.");
             return true;
         }
         catch (OperationCanceledException)

@@ -58,19 +58,32 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
+    /// <summary>A batch read and folded, not yet written: the position after it and its documents.</summary>
+    public sealed record Batch(Position Next, IReadOnlyList<(string TenantId, EnrolmentState State, long Version)> Rows);
+
     /// <summary>
     /// Rebuilds the next <paramref name="batchSize"/> streams after <paramref name="after"/> (stream order: tenant, id) in
     /// one transaction, and records the new position in the same transaction. Null when there were none left.
     /// </summary>
     public async Task<Position?> NextBatch(Position after, int batchSize, CancellationToken ct)
     {
-        var streamType = ((EventGraph)store.Options.Events).AggregateAliasFor(typeof(EnrolmentState));
-        await using var connection = await dataSource.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
+        var batch = await Read(after, batchSize, ct);
+        if (batch is null) return null;
+        await Write(batch, ct);
+        return batch.Next;
+    }
 
+    /// <summary>
+    /// Reads and folds the next <paramref name="batchSize"/> streams after <paramref name="after"/> (stream order: tenant,
+    /// id), writing nothing; null when there are none left. Reading batch n+1 while batch n is written keeps both the
+    /// service's cores and PostgreSQL busy (<see cref="Write"/> is what makes the batch count).
+    /// </summary>
+    public async Task<Batch?> Read(Position after, int batchSize, CancellationToken ct)
+    {
+        var streamType = ((EventGraph)store.Options.Events).AggregateAliasFor(typeof(EnrolmentState));
         var streams = new List<(string TenantId, Guid Id)>(batchSize);
-        await using (var page = new NpgsqlCommand(
-            $"select tenant_id, id from {Schema}.mt_streams where type = $1 and (tenant_id, id) > ($2, $3) order by tenant_id, id limit $4", connection, tx))
+        await using (var page = dataSource.CreateCommand(
+            $"select tenant_id, id from {Schema}.mt_streams where type = $1 and (tenant_id, id) > ($2, $3) order by tenant_id, id limit $4"))
         {
             page.Parameters.Add(new NpgsqlParameter { Value = streamType });
             page.Parameters.Add(new NpgsqlParameter { Value = after.TenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
@@ -82,7 +95,6 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
         if (streams.Count == 0) return null;
 
         // The events, deserialised by Marten (its type mapping and upcasting), one query per tenant of the batch.
-        var serializer = store.Options.Serializer();
         var rows = new List<(string TenantId, EnrolmentState State, long Version)>(streams.Count);
         long events = 0;
         foreach (var tenant in streams.GroupBy(s => s.TenantId))
@@ -98,19 +110,36 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
                 if (state is not null) rows.Add((tenant.Key, state, ordered[^1].Version));
             }
         }
+        var next = new Position(streams[^1].TenantId, streams[^1].Id, after.Streams + streams.Count, after.Events + events, after.StartedAt);
+        return new Batch(next, rows);
+    }
 
-        // Insert what is missing; replace a document only by one folded from at least as many events.
+    /// <summary>
+    /// Writes a batch and its position in one transaction: inserts what is missing, replaces a document only by one
+    /// folded from at least as many events, and leaves a document alone when the refold equals it (no new row version,
+    /// no index entries, no WAL: a rebuild that changes nothing writes almost nothing). Returns the documents written.
+    /// </summary>
+    public async Task<long> Write(Batch batch, CancellationToken ct)
+    {
+        var rows = batch.Rows;
+        var serializer = store.Options.Serializer();
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+
         // The duplicated columns are StreamAppend's list, so the two set-based writers of the document stay in step.
         var columns = StreamAppend.DocumentColumns;
         var names = string.Join(", ", columns.Select(c => c.Column));
         var arrays = string.Join(", ", columns.Select((c, i) => $"${i + 6}::{c.PgType}[]"));
         var values = string.Join(", ", columns.Select((_, i) => $"c{i}"));
         var sets = string.Join(", ", columns.Select(c => $"{c.Column} = excluded.{c.Column}"));
+        var current = string.Join(", ", columns.Select(c => $"d.{c.Column}"));
+        var refolded = string.Join(", ", columns.Select(c => $"excluded.{c.Column}"));
+        long written;
         await using (var upsert = new NpgsqlCommand(
             $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, {names}) " +
             $"select t, i, j::jsonb, now(), $5, v, {values} from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], {arrays}) as x(t, i, j, v, {values}) " +
             $"on conflict (tenant_id, id) do update set data = excluded.data, mt_last_modified = excluded.mt_last_modified, mt_version = excluded.mt_version, {sets} " +
-            "where d.mt_version <= excluded.mt_version", connection, tx))
+            $"where d.mt_version <= excluded.mt_version and (d.mt_version, d.data, {current}) is distinct from (excluded.mt_version, excluded.data, {refolded})", connection, tx))
         {
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.TenantId).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.Id).ToArray() });
@@ -119,10 +148,10 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
             upsert.Parameters.Add(new NpgsqlParameter { Value = typeof(EnrolmentState).FullName });
             foreach (var column in columns)
                 upsert.Parameters.Add(new NpgsqlParameter { Value = column.Values(rows.Select(r => r.State)) });
-            await upsert.ExecuteNonQueryAsync(ct);
+            written = await upsert.ExecuteNonQueryAsync(ct);
         }
 
-        var next = new Position(streams[^1].TenantId, streams[^1].Id, after.Streams + streams.Count, after.Events + events, after.StartedAt);
+        var next = batch.Next;
         await using (var save = new NpgsqlCommand(
             $"insert into {Progress} (tenant_id, stream_id, streams, events, started_at) values ($1, $2, $3, $4, $5) " +
             "on conflict (one) do update set tenant_id = excluded.tenant_id, stream_id = excluded.stream_id, streams = excluded.streams, events = excluded.events", connection, tx))
@@ -135,7 +164,7 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
             await save.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
-        return next;
+        return written;
     }
 
     /// <summary>The rebuild is complete: forget its position.</summary>
