@@ -15,14 +15,21 @@ public static class Transitions
     {
         var expected = options.Int("expected", 100_000);
         var timeout = TimeSpan.FromSeconds(options.Int("timeout", 900));
+        long floor;
         var tenants = $"eu-west-1\\_{options.Get("label")}%";
         await using var dataSource = NpgsqlDataSource.Create(options.Get("connection"));
         var clock = Stopwatch.StartNew();
+        // Only events after the due set was seeded can be its transitions: the poll reads those by sequence (an index
+        // range), not the whole event table. A whole-table count once a second kept three parallel workers scanning
+        // 3,500,000 events throughout the comparison it measured, on a 2-core machine.
+        await using (var floorCommand = dataSource.CreateCommand("select coalesce(max(seq_id), 0) from enrolment.mt_events"))
+            floor = (long)(await floorCommand.ExecuteScalarAsync())!;
         long done = 0;
         while (clock.Elapsed < timeout)
         {
-            await using var cmd = dataSource.CreateCommand("select count(*) from enrolment.mt_events where type = 'enrolment_became_overdue' and tenant_id like $1");
+            await using var cmd = dataSource.CreateCommand("select count(*) from enrolment.mt_events where seq_id > $2 and type = 'enrolment_became_overdue' and tenant_id like $1");
             cmd.Parameters.Add(new NpgsqlParameter { Value = tenants });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = floor });
             done = (long)(await cmd.ExecuteScalarAsync())!;
             if (done >= expected) break;
             await Task.Delay(1000);
