@@ -1023,30 +1023,23 @@ CONSTRAINT pkey_audit_chain_tenant_id_stream_id_version PRIMARY KEY (tenant_id, 
 );
 
 CREATE INDEX ix_audit_chain_seq_id ON enrolment.audit_chain USING btree (seq_id);
-CREATE OR REPLACE FUNCTION enrolment.mt_audit_field(value text)
- RETURNS text
- LANGUAGE sql
- IMMUTABLE
-AS $function$
-  SELECT octet_length(convert_to(coalesce(value, ''), 'UTF8'))::text || ':' || coalesce(value, '') || E'\n'
-$function$;
 CREATE OR REPLACE FUNCTION enrolment.mt_audit_timestamp(value timestamp with time zone)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE
+ STABLE PARALLEL SAFE
 AS $function$
   SELECT to_char(value AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $function$;
-CREATE OR REPLACE FUNCTION enrolment.mt_audit_event_hash(tenant_id character varying, stream_id uuid, version bigint, type character varying, "timestamp" timestamp with time zone, metadata jsonb, data jsonb, previous_hash text)
+CREATE OR REPLACE FUNCTION enrolment.mt_audit_hash(tenant_id character varying, stream_id uuid, version bigint, type character varying, "timestamp" timestamp with time zone, user_name character varying, correlation_id character varying, causation_id character varying, headers jsonb, data jsonb, previous_hash text)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE
+ STABLE PARALLEL SAFE
 AS $function$
-  SELECT encode(sha256(convert_to(string_agg(octet_length(convert_to(f, 'UTF8'))::text || ':' || f || E'\n', '' ORDER BY n), 'UTF8')), 'hex')
-  FROM unnest(ARRAY['enrolment-audit-event-v1', tenant_id::text, stream_id::text, version::text, type::text,
-         enrolment.mt_audit_timestamp("timestamp"), metadata ->> 'user_name', metadata ->> 'correlation_id',
-         metadata ->> 'causation_id', metadata ->> 'headers', data::text, previous_hash]) WITH ORDINALITY AS t(v, n),
-       coalesce(v, '') AS f
+  SELECT encode(sha256(convert_to(
+    octet_length(convert_to(coalesce('enrolment-audit-event-v1', ''), 'UTF8'))::text || ':' || coalesce('enrolment-audit-event-v1', '') || E'\n' || octet_length(convert_to(coalesce(tenant_id, ''), 'UTF8'))::text || ':' || coalesce(tenant_id, '') || E'\n' || octet_length(convert_to(coalesce(stream_id::text, ''), 'UTF8'))::text || ':' || coalesce(stream_id::text, '') || E'\n' || octet_length(convert_to(coalesce(version::text, ''), 'UTF8'))::text || ':' || coalesce(version::text, '') || E'\n' ||
+    octet_length(convert_to(coalesce(type, ''), 'UTF8'))::text || ':' || coalesce(type, '') || E'\n' || octet_length(convert_to(coalesce(enrolment.mt_audit_timestamp("timestamp"), ''), 'UTF8'))::text || ':' || coalesce(enrolment.mt_audit_timestamp("timestamp"), '') || E'\n' || octet_length(convert_to(coalesce(user_name, ''), 'UTF8'))::text || ':' || coalesce(user_name, '') || E'\n' ||
+    octet_length(convert_to(coalesce(correlation_id, ''), 'UTF8'))::text || ':' || coalesce(correlation_id, '') || E'\n' || octet_length(convert_to(coalesce(causation_id, ''), 'UTF8'))::text || ':' || coalesce(causation_id, '') || E'\n' || octet_length(convert_to(coalesce(headers::text, ''), 'UTF8'))::text || ':' || coalesce(headers::text, '') || E'\n' || octet_length(convert_to(coalesce(data::text, ''), 'UTF8'))::text || ':' || coalesce(data::text, '') || E'\n' ||
+    octet_length(convert_to(coalesce(previous_hash, ''), 'UTF8'))::text || ':' || coalesce(previous_hash, '') || E'\n', 'UTF8')), 'hex')
 $function$;
 CREATE OR REPLACE FUNCTION enrolment.mt_audit_backfill_stream(tenant character varying, stream uuid, up_to bigint)
  RETURNS integer
@@ -1059,13 +1052,13 @@ DECLARE
   expected bigint := 1;
   written integer := 0;
 BEGIN
-  FOR e IN SELECT * FROM enrolment.mt_events WHERE tenant_id = tenant AND stream_id = stream AND version <= up_to ORDER BY version LOOP
+  FOR e IN SELECT * FROM enrolment.mt_events WHERE tenant_id = tenant AND stream_id = stream AND version <= up_to AND mt_events.type <> 'tombstone' ORDER BY version LOOP
     IF e.version <> expected THEN
       RAISE EXCEPTION 'audit chain: stream % of tenant % has no event at version % (next is %); it cannot be chained', stream, tenant, expected, e.version;
     END IF;
     SELECT c.hash INTO h FROM enrolment.audit_chain c WHERE c.tenant_id = tenant AND c.stream_id = stream AND c.version = e.version;
     IF h IS NULL THEN
-      h := enrolment.mt_audit_event_hash(e.tenant_id, e.stream_id, e.version, e.type, e.timestamp, to_jsonb(e), e.data, prev);
+      h := enrolment.mt_audit_hash(e.tenant_id, e.stream_id, e.version, e.type, e.timestamp, e.user_name, e.correlation_id, e.causation_id, e.headers, e.data, prev);
       INSERT INTO enrolment.audit_chain (tenant_id, stream_id, version, seq_id, event_type, event_timestamp, data_sha256, previous_hash, hash)
       VALUES (e.tenant_id, e.stream_id, e.version, e.seq_id, e.type, enrolment.mt_audit_timestamp(e.timestamp),
               encode(sha256(convert_to(e.data::text, 'UTF8')), 'hex'), prev, h);
@@ -1077,32 +1070,70 @@ BEGIN
   RETURN written;
 END;
 $function$;
-CREATE OR REPLACE FUNCTION enrolment.mt_audit_chain_event()
+CREATE OR REPLACE FUNCTION enrolment.mt_audit_chain_events()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET jit TO 'off'
 AS $function$
 DECLARE
+  e record;
   prev text;
+  h text;
+  last_tenant character varying;
+  last_stream uuid;
+  last_version bigint;
+  tenants character varying[] := '{}';
+  streams uuid[] := '{}';
+  versions bigint[] := '{}';
+  sequences bigint[] := '{}';
+  types character varying[] := '{}';
+  stamps text[] := '{}';
+  data_hashes text[] := '{}';
+  previous text[] := '{}';
+  hashes text[] := '{}';
 BEGIN
-  IF NEW.version = 1 THEN
-    prev := '0000000000000000000000000000000000000000000000000000000000000000';
-  ELSE
-    SELECT c.hash INTO prev FROM enrolment.audit_chain c WHERE c.tenant_id = NEW.tenant_id AND c.stream_id = NEW.stream_id AND c.version = NEW.version - 1;
-    IF prev IS NULL THEN
-      -- A stream written before the upgrade: chain its earlier events first.
-      PERFORM enrolment.mt_audit_backfill_stream(NEW.tenant_id, NEW.stream_id, NEW.version - 1);
-      SELECT c.hash INTO prev FROM enrolment.audit_chain c WHERE c.tenant_id = NEW.tenant_id AND c.stream_id = NEW.stream_id AND c.version = NEW.version - 1;
+  FOR e IN SELECT n.tenant_id, n.stream_id, n.version, n.seq_id, n.type, n.timestamp, n.user_name, n.correlation_id, n.causation_id, n.headers, n.data, c.hash AS stored_previous
+           FROM new_events n LEFT JOIN enrolment.audit_chain c ON c.tenant_id = n.tenant_id AND c.stream_id = n.stream_id AND c.version = n.version - 1
+           WHERE n.type <> 'tombstone'
+           ORDER BY n.tenant_id, n.stream_id, n.version LOOP
+    IF e.tenant_id = last_tenant AND e.stream_id = last_stream AND e.version = last_version + 1 THEN
+      prev := h;
+    ELSIF e.version = 1 THEN
+      prev := '0000000000000000000000000000000000000000000000000000000000000000';
+    ELSE
+      prev := e.stored_previous;
       IF prev IS NULL THEN
-        RAISE EXCEPTION 'audit chain: event % of stream % (tenant %) has no stored predecessor; insert events of a stream in version order', NEW.version, NEW.stream_id, NEW.tenant_id;
+        -- A stream written before the upgrade: chain its earlier events first.
+        PERFORM enrolment.mt_audit_backfill_stream(e.tenant_id, e.stream_id, e.version - 1);
+        SELECT c.hash INTO prev FROM enrolment.audit_chain c WHERE c.tenant_id = e.tenant_id AND c.stream_id = e.stream_id AND c.version = e.version - 1;
+        IF prev IS NULL THEN
+          RAISE EXCEPTION 'audit chain: event % of stream % (tenant %) has no stored predecessor; insert events of a stream in version order', e.version, e.stream_id, e.tenant_id;
+        END IF;
       END IF;
     END IF;
-  END IF;
+    h := enrolment.mt_audit_hash(e.tenant_id, e.stream_id, e.version, e.type, e.timestamp, e.user_name, e.correlation_id, e.causation_id, e.headers, e.data, prev);
+    tenants := tenants || e.tenant_id;
+    streams := streams || e.stream_id;
+    versions := versions || e.version;
+    sequences := sequences || e.seq_id;
+    types := types || e.type;
+    stamps := stamps || enrolment.mt_audit_timestamp(e.timestamp);
+    data_hashes := data_hashes || encode(sha256(convert_to(e.data::text, 'UTF8')), 'hex');
+    previous := previous || prev;
+    hashes := hashes || h;
+    last_tenant := e.tenant_id;
+    last_stream := e.stream_id;
+    last_version := e.version;
+  END LOOP;
   INSERT INTO enrolment.audit_chain (tenant_id, stream_id, version, seq_id, event_type, event_timestamp, data_sha256, previous_hash, hash)
-  VALUES (NEW.tenant_id, NEW.stream_id, NEW.version, NEW.seq_id, NEW.type, enrolment.mt_audit_timestamp(NEW.timestamp),
-          encode(sha256(convert_to(NEW.data::text, 'UTF8')), 'hex'), prev, enrolment.mt_audit_event_hash(NEW.tenant_id, NEW.stream_id, NEW.version, NEW.type, NEW.timestamp, to_jsonb(NEW), NEW.data, prev));
+    SELECT * FROM unnest(tenants, streams, versions, sequences, types, stamps, data_hashes, previous, hashes);
   RETURN NULL;
 END;
 $function$;
-DROP TRIGGER IF EXISTS mt_audit_chain_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS mt_audit_chain_v3 ON enrolment.mt_events;
 DROP TRIGGER IF EXISTS mt_audit_chain ON enrolment.mt_events;
-CREATE TRIGGER mt_audit_chain_v1 AFTER INSERT ON enrolment.mt_events FOR EACH ROW EXECUTE FUNCTION enrolment.mt_audit_chain_event();
+DROP TRIGGER IF EXISTS mt_audit_chain_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS mt_audit_chain_v2 ON enrolment.mt_events;
+DROP FUNCTION IF EXISTS enrolment.mt_audit_chain_event();
+DROP FUNCTION IF EXISTS enrolment.mt_audit_event_hash(character varying, uuid, bigint, character varying, timestamp with time zone, jsonb, jsonb, text);
+CREATE TRIGGER mt_audit_chain_v3 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.mt_audit_chain_events();
