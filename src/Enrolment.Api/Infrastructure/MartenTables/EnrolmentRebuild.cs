@@ -22,6 +22,26 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
     private string Schema => store.Options.DatabaseSchemaName;
     private string Progress => $"{Schema}.enrolment_rebuild_progress";
     private string Table => store.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
+    private string? _upsert;
+
+    /// <summary>
+    /// Inserts what is missing; replaces a document only by one folded from at least as many events, and only when the
+    /// refold differs. The duplicated columns are StreamAppend's list, so the two set-based writers stay in step.
+    /// </summary>
+    private string UpsertSql()
+    {
+        var columns = StreamAppend.DocumentColumns;
+        var names = string.Join(", ", columns.Select(c => c.Column));
+        var arrays = string.Join(", ", columns.Select((c, i) => $"${i + 6}::{c.PgType}[]"));
+        var values = string.Join(", ", columns.Select((_, i) => $"c{i}"));
+        var sets = string.Join(", ", columns.Select(c => $"{c.Column} = excluded.{c.Column}"));
+        var current = string.Join(", ", columns.Select(c => $"d.{c.Column}"));
+        var refolded = string.Join(", ", columns.Select(c => $"excluded.{c.Column}"));
+        return $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, {names}) " +
+               $"select t, i, j::jsonb, now(), $5, v, {values} from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], {arrays}) as x(t, i, j, v, {values}) " +
+               $"on conflict (tenant_id, id) do update set data = excluded.data, mt_last_modified = excluded.mt_last_modified, mt_version = excluded.mt_version, {sets} " +
+               $"where d.mt_version <= excluded.mt_version and (d.mt_version, d.data, {current}) is distinct from (excluded.mt_version, excluded.data, {refolded})";
+    }
 
     public sealed record Position(string TenantId, Guid StreamId, long Streams, long Events, DateTimeOffset StartedAt);
 
@@ -126,20 +146,9 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
 
-        // The duplicated columns are StreamAppend's list, so the two set-based writers of the document stay in step.
         var columns = StreamAppend.DocumentColumns;
-        var names = string.Join(", ", columns.Select(c => c.Column));
-        var arrays = string.Join(", ", columns.Select((c, i) => $"${i + 6}::{c.PgType}[]"));
-        var values = string.Join(", ", columns.Select((_, i) => $"c{i}"));
-        var sets = string.Join(", ", columns.Select(c => $"{c.Column} = excluded.{c.Column}"));
-        var current = string.Join(", ", columns.Select(c => $"d.{c.Column}"));
-        var refolded = string.Join(", ", columns.Select(c => $"excluded.{c.Column}"));
         long written;
-        await using (var upsert = new NpgsqlCommand(
-            $"insert into {Table} as d (tenant_id, id, data, mt_last_modified, mt_dotnet_type, mt_version, {names}) " +
-            $"select t, i, j::jsonb, now(), $5, v, {values} from unnest($1::varchar[], $2::uuid[], $3::text[], $4::bigint[], {arrays}) as x(t, i, j, v, {values}) " +
-            $"on conflict (tenant_id, id) do update set data = excluded.data, mt_last_modified = excluded.mt_last_modified, mt_version = excluded.mt_version, {sets} " +
-            $"where d.mt_version <= excluded.mt_version and (d.mt_version, d.data, {current}) is distinct from (excluded.mt_version, excluded.data, {refolded})", connection, tx))
+        await using (var upsert = new NpgsqlCommand(_upsert ??= UpsertSql(), connection, tx))
         {
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.TenantId).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.State.Id).ToArray() });
