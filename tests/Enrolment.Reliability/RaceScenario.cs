@@ -177,7 +177,23 @@ public sealed class RaceScenario : IScenario
         var claimed = completions.Where(s => s.Outcome.Ok && s.Outcome.Json["completed"]!.AsArray().Any(c => c!["enrolmentId"]!.GetValue<string>() == enrolment.ToString()))
             .Select(s => s.CompletionId!).ToHashSet(StringComparer.Ordinal);
         anomalies.AddRange(claimed.Where(id => !storedCompletions.Contains(id)).Select(id => $"completion {id} was acknowledged as completing the enrolment but has no event"));
-        anomalies.AddRange(storedCompletions.Where(id => !claimed.Contains(id)).Select(id => $"completion event {id} has no 2xx answer that reported it"));
+        // Or a rejoin applied it: a reinstatement gives the enrolment the completions recorded before it (PRODUCT.md,
+        // "Completions before enrolments"), so a completion acknowledged while the enrolment was archived or already
+        // complete (2xx, the enrolment not among those it completed) shows up later as the first completion after a
+        // reinstatement. Anything else without a 2xx that reported it is a write the client was told had failed.
+        var acknowledged = completions.Where(s => s.Outcome.Ok).Select(s => s.CompletionId!).ToHashSet(StringComparer.Ordinal);
+        var appliedOnRejoin = new HashSet<string>(StringComparer.Ordinal);
+        var afterReinstatement = false;
+        foreach (var e in events)
+        {
+            if (e is EnrolmentReinstated) afterReinstatement = true;
+            else if (e is EnrolmentCompleted c)
+            {
+                if (afterReinstatement && !claimed.Contains(c.CompletionId) && acknowledged.Contains(c.CompletionId)) appliedOnRejoin.Add(c.CompletionId);
+                afterReinstatement = false;
+            }
+        }
+        anomalies.AddRange(storedCompletions.Where(id => !claimed.Contains(id) && !appliedOnRejoin.Contains(id)).Select(id => $"completion event {id} has no 2xx answer that reported it"));
 
         var remindersAcknowledged = sent.Count(s => s.Kind == "reminder" && s.Outcome.Ok);
         var remindersStored = events.OfType<ReminderRecorded>().Count();
@@ -220,7 +236,7 @@ public sealed class RaceScenario : IScenario
             new("5xx or no answer", Tally.N(outcomes.Count(o => o.Status >= 500 || !o.Answered)), "0", outcomes.All(o => o.Status < 500 && o.Answered)),
             new("409s by request and code", conflicts.Count == 0 ? "none" : string.Join(", ", conflicts)),
             new("by request", string.Join(", ", sent.GroupBy(s => s.Kind).Select(g => $"{g.Key}: {Tally.ByStatus(g.Select(s => s.Outcome))}"))),
-            new("the enrolment's stream", $"{events.Count} events: {storedCompletions.Count} completions, {remindersStored} reminders, {events.OfType<EnrolmentArchived>().Count()} archived, {events.OfType<EnrolmentReinstated>().Count()} reinstated; final {folded}"),
+            new("the enrolment's stream", $"{events.Count} events: {storedCompletions.Count} completions, {remindersStored} reminders, {events.OfType<EnrolmentArchived>().Count()} archived, {events.OfType<EnrolmentReinstated>().Count()} reinstated ({appliedOnRejoin.Count} of the completions given by a rejoin, recorded earlier with a 2xx); final {folded}"),
             new("enrolment streams checked", $"{Tally.N(streams.Count)} over {affected.Count} assignments; {members.Count} of {Pool} pool users members at the end"),
             new("anomalies", Tally.N(anomalies.Count), "0", anomalies.Count == 0),
         };

@@ -212,8 +212,10 @@ public static class SecurityProbes
     }
 
     /// <summary>
-    /// The tenant's rows once they stop changing (fan-outs and their clean-up done): two readings half a second apart
-    /// that agree. Fails after 30 s, since nothing else should write to the tenant while a scenario counts its rows.
+    /// The tenant's rows once they stop changing (fan-outs and their clean-up done, the asynchronous projections caught
+    /// up with every committed event): two readings half a second apart that agree. Without waiting for the projections,
+    /// the summaries the daemon wrote for earlier requests were counted against whichever request came next. Fails after
+    /// 30 s, since nothing else should write to the tenant while a scenario counts its rows.
     /// </summary>
     public static async Task<SortedDictionary<string, long>> QuietTenantRows(string connectionString, string tenantId, IReadOnlyCollection<string> markers, CancellationToken ct)
     {
@@ -222,10 +224,25 @@ public static class SecurityProbes
         {
             await Task.Delay(500, ct);
             var now = await TenantRows(connectionString, tenantId, markers, ct);
-            if (Difference(last, now).Count == 0) return now;
+            if (Difference(last, now).Count == 0 && await ProjectionsCaughtUp(connectionString, ct)) return now;
             last = now;
         }
-        throw new TimeoutException($"The rows of tenant {tenantId} kept changing for 30 s.");
+        throw new TimeoutException($"The rows of tenant {tenantId} kept changing for 30 s (or the asynchronous projections did not catch up).");
+    }
+
+    /// <summary>
+    /// Every asynchronous projection has processed every committed event (true when there are none). Projection shards are
+    /// named "Projection:Shard"; the daemon's own bookkeeping rows (HighWaterMark, HighWaterStuckGap, ...) are not projections.
+    /// </summary>
+    private static async Task<bool> ProjectionsCaughtUp(string connectionString, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand("""
+            select coalesce((select max(seq_id) from enrolment.mt_events), 0)
+                <= coalesce((select min(last_seq_id) from enrolment.mt_event_progression where name like '%:%'), 9223372036854775807)
+            """, connection);
+        return (bool)(await command.ExecuteScalarAsync(ct))!;
     }
 
     /// <summary>after − before, per table, only where they differ.</summary>
