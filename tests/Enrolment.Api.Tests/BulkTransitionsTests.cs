@@ -96,11 +96,18 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
             Assert.Single((await Events(id)).OfType<EnrolmentBecameOverdue>());
             await AssertConsistent(id);
         }
-        // One integration event per transition, in the outbox or already moved to the events queue.
-        const string published = "select count(*) from (select body from enrolment.wolverine_outgoing_envelopes union all " +
-            "select body from wolverine_queues.wolverine_queue_enrolment_events) m where position(convert_to($1::text, 'UTF8') in m.body) > 0 " +
+        // One integration event per transition, a row of the events queue written by the batch's own transaction (the
+        // envelope id is the event's messageId), and nothing left for Wolverine's outbox to move after the commit.
+        const string queued = "select count(*) from wolverine_queues.wolverine_queue_enrolment_events m where position(convert_to($1::text, 'UTF8') in m.body) > 0 " +
             "and position(convert_to('enrolment.overdue', 'UTF8') in m.body) > 0";
-        foreach (var id in ids) Assert.Equal(1, await Scalar(published, id));
+        const string outboxed = "select count(*) from enrolment.wolverine_outgoing_envelopes m where position(convert_to($1::text, 'UTF8') in m.body) > 0";
+        const string byId = "select count(*) from wolverine_queues.wolverine_queue_enrolment_events where id = $1";
+        foreach (var id in ids)
+        {
+            Assert.Equal(1, await Scalar(queued, id));
+            Assert.Equal(0, await Scalar(outboxed, id));
+            Assert.Equal(1, await Scalar(byId, Features.Enrolments.EnrolmentChanges.MessageId(TenantId, id, 2)));
+        }
         // The ordinary path reads the bulk-written version back and appends after it.
         await using (var session = Store.LightweightSession(TenantId))
         {

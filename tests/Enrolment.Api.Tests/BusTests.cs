@@ -193,7 +193,7 @@ public sealed class EmbeddedBusTests(EmbeddedBusFixture fixture, ITestOutputHelp
             var stream = await session.Events.FetchForWriting<EnrolmentState>(e1);
             var decision = EnrolmentRules.Complete(stream.Aggregate!, new Completion("rolled-back", content, now, null), now);
             Assert.Single(decision.Events);
-            await EnrolmentChanges.Append(stream, decision.Events, context, Tenant);
+            await EnrolmentChanges.Append(session, stream, decision.Events, context);
         }
 
         // The same path, committed, is the control: it must be delivered (so the consumer was listening).
@@ -202,7 +202,7 @@ public sealed class EmbeddedBusTests(EmbeddedBusFixture fixture, ITestOutputHelp
             await using var session = sessions.OpenSession(context, Tenant);
             var stream = await session.Events.FetchForWriting<EnrolmentState>(e1);
             var decision = EnrolmentRules.Archive(stream.Aggregate!, ArchiveReason.Explicit, now);
-            await EnrolmentChanges.Append(stream, decision.Events, context, Tenant);
+            await EnrolmentChanges.Append(session, stream, decision.Events, context);
             await session.SaveChangesAsync();
         }
 

@@ -137,6 +137,38 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
     }
 
     [Fact]
+    public async Task Only_events_a_subscription_wants_enter_the_webhook_queue_while_the_bus_gets_every_one()
+    {
+        // Envelopes of the webhook recorder's durable local queue, and rows of the bus's events queue, about one enrolment.
+        async Task<(long Webhook, long Bus)> Rows(Guid enrolment)
+        {
+            await using var command = Service.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
+                "select (select count(*) from enrolment.wolverine_incoming_envelopes where received_at = 'local://webhooks/' and position(convert_to($1, 'UTF8') in body) > 0), " +
+                "(select count(*) from wolverine_queues.wolverine_queue_enrolment_events where position(convert_to($1, 'UTF8') in body) > 0)");
+            command.Parameters.AddWithValue(enrolment.ToString());
+            await using var reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return (reader.GetInt64(0), reader.GetInt64(1));
+        }
+
+        // No subscription: the assignment's events go to the bus only.
+        var (assignment, content) = await Assign(["u1"]);
+        var u1 = E(assignment, "u1");
+        Assert.Equal((0L, 1L), await Rows(u1));
+
+        // A subscription to completions only: the completion enters the webhook queue, a reminder does not.
+        await using var receiver = await WebhookReceiver.Start();
+        await Subscribe(receiver.Url, ["enrolment.completed"]);
+        (await Service.Send(HttpMethod.Post, $"/assignments/{assignment}/enrolments/{u1}/reminders", Auth)).AssertStatus(200);
+        Assert.Equal((0L, 2L), await Rows(u1));
+        await Complete("c-only", "u1", content);
+        var got = await WaitFor(receiver, 1);
+        Assert.Equal("enrolment.completed", got[0].Header("x-event-type"));
+        Assert.Equal(3L, got[0].StreamVersion);
+        Assert.Equal((1L, 3L), await Rows(u1));
+    }
+
+    [Fact]
     public async Task A_failing_receiver_is_retried_with_growing_pauses_and_gets_everything_in_order_per_enrolment_once_it_recovers()
     {
         await using var receiver = await WebhookReceiver.Start();

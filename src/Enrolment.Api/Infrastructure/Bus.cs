@@ -33,8 +33,9 @@ public sealed class RabbitMqBusSettings
 }
 
 /// <summary>
-/// Where integration events go and completions come from. Integration events leave through Wolverine's durable
-/// outbox in PostgreSQL whichever the transport, so they are sent if and only if their change committed.
+/// Where integration events go and completions come from. Integration events are written in the transaction of their
+/// change whichever the transport (<see cref="IntegrationEventQueue"/>: rows of the PostgreSQL queue, or Wolverine's
+/// durable outbox for RabbitMQ), so they are sent if and only if their change committed.
 /// </summary>
 public static class Bus
 {
@@ -50,10 +51,17 @@ public static class Bus
         switch (settings.Transport.ToLowerInvariant())
         {
             case "postgresql":
-                opts.PublishMessage<EnrolmentStatusChanged>().ToPostgresqlQueue(settings.Postgresql.EventsQueue);
-                opts.PublishMessage<EnrolmentReminderRecorded>().ToPostgresqlQueue(settings.Postgresql.EventsQueue);
+            {
+                // The events queue is declared (so Wolverine creates and migrates its table) but not routed to: the
+                // service writes its rows in each change's own transaction, set-based (IntegrationEventQueue).
+                var transport = opts.Transports.GetOrCreate<Wolverine.Postgresql.Transport.PostgresqlTransport>();
+                _ = transport.Queues[settings.Postgresql.EventsQueue];
+                var table = $"{transport.TransportSchemaName}.wolverine_queue_{settings.Postgresql.EventsQueue}";
+                var destination = new Uri($"postgresql://{settings.Postgresql.EventsQueue}/");
+                opts.Services.AddSingleton(sp => new IntegrationEventQueue(table, destination, sp.GetRequiredService<Wolverine.Runtime.IWolverineRuntime>()));
                 opts.ListenToPostgresqlQueue(settings.Postgresql.CompletionsQueue).DefaultIncomingMessage<RecordCompletion>();
                 break;
+            }
 
             case "rabbitmq":
                 var rabbit = settings.RabbitMq;
@@ -70,6 +78,7 @@ public static class Bus
                     .DefaultIncomingMessage<RecordCompletion>()
                     .DeadLetterQueueing(new DeadLetterQueue(rabbit.CompletionsDeadLetterQueue))
                     .UseDurableInbox();
+                opts.Services.AddSingleton(sp => new IntegrationEventQueue(null, null, sp.GetRequiredService<Wolverine.Runtime.IWolverineRuntime>()));
                 break;
 
             default:

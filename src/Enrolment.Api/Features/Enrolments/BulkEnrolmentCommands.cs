@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
 using Marten;
@@ -9,7 +10,7 @@ namespace Enrolment.Api.Features.Enrolments;
 /// <summary>
 /// <see cref="EnrolmentCommands.Decide"/> for batches that change many enrolments at once (time-driven transitions,
 /// fan-out archive and reinstate): the same rules decide from each state, but the batch is read in one query and
-/// written set-based (<see cref="StreamAppend"/>), and its integration events go into the same outbox transaction.
+/// written set-based (<see cref="StreamAppend"/>), and its integration events go into the same transaction, set-based too (<see cref="IntegrationEventQueue"/>).
 /// Any stream changed meanwhile fails the whole batch with a ConcurrencyException, so the caller retries or falls back
 /// to the ordinary path; nothing of a failed batch is written.
 /// </summary>
@@ -35,8 +36,10 @@ public static class BulkEnrolmentCommands
             if (decision.Events.Count > 0) appends.Add(new StreamAppend.Append(id, stream.Version, decision.Events, after));
         }
         await StreamAppend.Write(session, appends, now, ct);
+        var messages = new List<object>(appends.Count);
         foreach (var d in results.Where(d => d.Changed))
-            await EnrolmentChanges.Publish(bus, session.TenantId, d.Before!, d.Decision.Events, loaded[d.Id].Version);
+            EnrolmentChanges.Collect(messages, session.TenantId, d.Before!, d.Decision.Events, loaded[d.Id].Version);
+        await IntegrationEventQueue.Of(bus).Write(session, bus, messages);
         return results;
     }
 }

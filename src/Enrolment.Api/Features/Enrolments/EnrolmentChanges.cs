@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Enrolment.Api.Infrastructure;
 using Enrolment.Contracts;
 using Enrolment.Domain;
 using JasperFx.Events;
@@ -9,24 +10,32 @@ using Wolverine;
 namespace Enrolment.Api.Features.Enrolments;
 
 /// <summary>
-/// The one way enrolment events are written: appended to the stream and, in the same transaction (Wolverine's
-/// outbox on PostgreSQL), turned into the public integration events. So an integration event is published if and
+/// The one way enrolment events are written: appended to the stream and, in the same transaction
+/// (<see cref="IntegrationEventQueue"/>), turned into the public integration events. So an integration event is published if and
 /// only if its change committed. Internal domain events never leave the service as they are.
 /// </summary>
 public static class EnrolmentChanges
 {
-    public static async ValueTask Append(IEventStream<EnrolmentState> stream, IReadOnlyList<IEnrolmentEvent> events, IMessageBus bus, string tenantId)
+    public static async ValueTask Append(IDocumentSession session, IEventStream<EnrolmentState> stream, IReadOnlyList<IEnrolmentEvent> events, IMessageBus bus)
     {
         if (events.Count == 0) return;
         stream.AppendMany(events.Cast<object>().ToArray());
-        await Publish(bus, tenantId, stream.Aggregate, events, stream.StartingVersion ?? 0);
+        await Publish(session, bus, stream.Aggregate, events, stream.StartingVersion ?? 0);
     }
 
     /// <summary>
     /// The integration events of <paramref name="events"/> appended after <paramref name="startingVersion"/> (by
-    /// <see cref="Append"/> or set-based by <c>StreamAppend</c>), into the caller's outbox transaction.
+    /// <see cref="Append"/> or set-based by <c>StreamAppend</c>), into the caller's transaction.
     /// </summary>
-    public static async ValueTask Publish(IMessageBus bus, string tenantId, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
+    public static ValueTask Publish(IDocumentSession session, IMessageBus bus, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
+    {
+        var messages = new List<object>(events.Count);
+        Collect(messages, session.TenantId, before, events, startingVersion);
+        return IntegrationEventQueue.Of(bus).Write(session, bus, messages);
+    }
+
+    /// <summary>Adds the integration events of <paramref name="events"/> (appended after <paramref name="startingVersion"/>) to <paramref name="messages"/>.</summary>
+    public static void Collect(List<object> messages, string tenantId, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
     {
         var state = before;
         var version = startingVersion;
@@ -34,7 +43,7 @@ public static class EnrolmentChanges
         {
             var previous = state;
             state = EnrolmentState.Fold(state, e);
-            if (Integration(tenantId, previous, state, e, ++version) is { } message) await bus.PublishAsync(message);
+            if (Integration(tenantId, previous, state, e, ++version) is { } message) messages.Add(message);
         }
     }
 

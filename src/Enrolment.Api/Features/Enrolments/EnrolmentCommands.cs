@@ -34,7 +34,7 @@ public static class EnrolmentCommands
             if (stream.Aggregate is not { } before) { results.Add(new Decided(ids[i], null, Decision.Nothing, null)); continue; }
             var decision = decide(before);
             var after = decision.Events.Aggregate(before, EnrolmentState.Fold);
-            await EnrolmentChanges.Append(stream, decision.Events, bus, session.TenantId);
+            await EnrolmentChanges.Append(session, stream, decision.Events, bus);
             results.Add(new Decided(ids[i], before, decision, after));
         }
         return results;

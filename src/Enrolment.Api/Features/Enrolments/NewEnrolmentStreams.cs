@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.MartenTables;
 using Enrolment.Domain;
 using Marten;
@@ -8,7 +9,7 @@ namespace Enrolment.Api.Features.Enrolments;
 
 /// <summary>
 /// Starts many enrolment streams at once in the calling handler's transaction: streams, events and documents by COPY
-/// (<see cref="StreamCopy"/>), and one integration event per stream event through Wolverine's outbox as usual, all
+/// (<see cref="StreamCopy"/>), and one integration event per stream event (<see cref="IntegrationEventQueue"/>, set-based as well), all
 /// committed together when the handler's session is saved. An audience fan-out creates up to
 /// <see cref="Operations.FanOut.BatchSize"/> enrolments per transaction, which otherwise cost one append and one
 /// upsert, each its own statement, per stream.
@@ -19,15 +20,8 @@ public static class NewEnrolmentStreams
     {
         if (streams.Count == 0) return;
         await StreamCopy.StartStreams(session, streams, now, ct);
-        foreach (var events in streams)
-        {
-            EnrolmentState? state = null;
-            for (var v = 0; v < events.Count; v++)
-            {
-                var before = state;
-                state = EnrolmentState.Fold(state, events[v]);
-                await bus.PublishAsync(EnrolmentChanges.Integration(session.TenantId, before, state, events[v], v + 1)!);
-            }
-        }
+        var messages = new List<object>(streams.Sum(s => s.Count));
+        foreach (var events in streams) EnrolmentChanges.Collect(messages, session.TenantId, null, events, 0);
+        await IntegrationEventQueue.Of(bus).Write(session, bus, messages);
     }
 }

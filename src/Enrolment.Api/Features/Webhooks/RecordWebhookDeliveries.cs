@@ -31,6 +31,9 @@ public static class RecordWebhookDeliveriesHandler
 {
     public const string Queue = "webhooks";
 
+    /// <summary>The webhook eventType of <see cref="EnrolmentReminderRecorded"/>.</summary>
+    public const string ReminderEventType = "enrolment.reminded";
+
     /// <summary>A predecessor still in the inbox after this long is worth a warning: its node may have died unnoticed.</summary>
     private static readonly TimeSpan WaitWorthAWarning = TimeSpan.FromMinutes(10);
 
@@ -40,7 +43,7 @@ public static class RecordWebhookDeliveriesHandler
 
     public static Task Handle(EnrolmentReminderRecorded message, IDocumentSession session, WebhookSubscriptionCache subscriptions, WolverineInbox inbox,
         IMessageContext context, IClock clock, ILogger<EnrolmentReminderRecorded> logger, CancellationToken ct) =>
-        Record(session, subscriptions, inbox, context, clock, logger, message.TenantId, message.EnrolmentId, message.StreamVersion, "enrolment.reminded", message.MessageId, message, ct);
+        Record(session, subscriptions, inbox, context, clock, logger, message.TenantId, message.EnrolmentId, message.StreamVersion, ReminderEventType, message.MessageId, message, ct);
 
     /// <summary>The id of the inbox envelope that carries an integration event to this queue (set when it is sent, WebhooksSetup).</summary>
     public static Guid InboxId(Guid messageId) => WebhookDeliveries.NameBasedId($"webhook-inbox\n{messageId:N}");
