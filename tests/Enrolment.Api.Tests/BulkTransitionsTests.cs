@@ -108,6 +108,17 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
             Assert.Equal(0, await Scalar(outboxed, id));
             Assert.Equal(1, await Scalar(byId, Features.Enrolments.EnrolmentChanges.MessageId(TenantId, id, 2)));
         }
+        // The listener takes rows by "timestamp": one transaction's rows are apart, in the order they were written.
+        var messageIds = ids.Select(id => Features.Enrolments.EnrolmentChanges.MessageId(TenantId, id, 2)).ToArray();
+        await using (var ordered = Host.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
+                         "select id from wolverine_queues.wolverine_queue_enrolment_events where id = any($1) order by \"timestamp\", id"))
+        {
+            ordered.Parameters.AddWithValue(messageIds);
+            var inQueueOrder = new List<Guid>();
+            await using var reader = await ordered.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) inQueueOrder.Add(reader.GetGuid(0));
+            Assert.Equal(messageIds, inQueueOrder);
+        }
         // The ordinary path reads the bulk-written version back and appends after it.
         await using (var session = Store.LightweightSession(TenantId))
         {

@@ -12,7 +12,7 @@ namespace Enrolment.Api.Tests;
 
 /// <summary>
 /// Traces: the spans of one POST /completions, caught by OpenTelemetry's in-memory exporter inside the real host, form
-/// one trace from the HTTP request through Marten and its SQL to the outbox send of the integration event.
+/// one trace from the HTTP request through Marten and its SQL to the publication of the integration event.
 /// </summary>
 public sealed class TracingTests(AppFixture fixture, ITestOutputHelper output) : ScenarioTest(fixture)
 {
@@ -55,8 +55,9 @@ public sealed class TracingTests(AppFixture fixture, ITestOutputHelper output) :
             configure?.Invoke(b);
         });
 
+    // Wolverine's send (RabbitMQ, the webhook queue) or the service's own write of the embedded queue's rows.
     internal static bool IsSendOf(Activity span, string messageType) =>
-        span.Source.Name == "Wolverine" && span.Kind == ActivityKind.Producer
+        span.Source.Name is "Wolverine" or "Enrolment.Api.IntegrationEvents" && span.Kind == ActivityKind.Producer
         && span.TagObjects.Any(t => t.Value is string v && v.EndsWith(messageType, StringComparison.Ordinal));
 
     private static string Statement(Activity span) =>

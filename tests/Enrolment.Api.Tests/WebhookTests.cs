@@ -58,6 +58,8 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         await base.InitializeAsync();
         await using var command = Service.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand("truncate enrolment.webhook_deliveries");
         await command.ExecuteNonQueryAsync();
+        // The reset deleted the previous test's webhooks behind the service's back; its cached list would outlive them.
+        Service.Services.GetRequiredService<Features.Webhooks.WebhookSubscriptionCache>().Changed(TenantId);
     }
 
     [Fact]

@@ -26,6 +26,9 @@ namespace Enrolment.Api.Infrastructure;
 /// </summary>
 public sealed class IntegrationEventQueue
 {
+    /// <summary>Traces the writes of the embedded queue's rows (Infrastructure/Telemetry/Tracing.cs).</summary>
+    public static readonly ActivitySource Source = new("Enrolment.Api.IntegrationEvents");
+
     private readonly string? _insertSql;
     private readonly Uri? _destination;
     private readonly string _serviceName;
@@ -39,8 +42,12 @@ public sealed class IntegrationEventQueue
         _destination = destination;
         _runtime = runtime;
         _serviceName = runtime.Options.ServiceName;
+        // The listener takes rows in "timestamp" order, whose default (now()) is one instant for the whole transaction:
+        // one microsecond apart in the order given, so two versions of one enrolment in one save keep their order.
         _insertSql = queueTable is null ? null :
-            $"insert into {queueTable} (id, body, message_type) select * from unnest(?::uuid[], ?::bytea[], ?::varchar[]) on conflict (id) do nothing";
+            $"insert into {queueTable} (id, body, message_type, \"timestamp\") " +
+            "select m.id, m.body, m.message_type, now() + make_interval(secs => m.n / 1000000.0) " +
+            "from unnest(?::uuid[], ?::bytea[], ?::varchar[]) with ordinality as m(id, body, message_type, n) on conflict (id) do nothing";
     }
 
     /// <summary>The host's writer, found through the bus of the unit of work (each host has its own transport settings).</summary>
@@ -53,9 +60,6 @@ public sealed class IntegrationEventQueue
     /// <summary>Whether Wolverine routes integration events anywhere (on the embedded transport only the webhook queue, when webhooks are on).</summary>
     private bool Routed => _routed ??= _runtime.RoutingFor(typeof(EnrolmentStatusChanged)).Routes.Length > 0;
 
-    /// <summary>True when events are written into the queue table by <see cref="Write"/> (the embedded transport).</summary>
-    public bool WritesQueueRows => _insertSql is not null;
-
     /// <summary>
     /// The integration events of one unit of work into its transaction: queue rows (embedded transport) in one statement,
     /// and every event to Wolverine's routes (the webhook queue; on RabbitMQ also the broker, through the outbox).
@@ -65,6 +69,14 @@ public sealed class IntegrationEventQueue
         if (messages.Count == 0) return;
         if (_insertSql is not null)
         {
+            // The producer span of the trace (Wolverine's own send span is gone with its send): the envelopes carry it
+            // as their parent, so a consumer's handling joins the change's trace.
+            using var span = Source.StartActivity($"{_destination!.Host} publish", ActivityKind.Producer);
+            span?.SetTag("messaging.system", "postgresql");
+            span?.SetTag("messaging.operation.type", "publish");
+            span?.SetTag("messaging.destination.name", _destination.Host);
+            span?.SetTag("messaging.batch.message_count", messages.Count);
+            span?.SetTag("messaging.message.type", string.Join(",", messages.Select(m => m.GetType().FullName).Distinct()));
             var ids = new Guid[messages.Count];
             var bodies = new byte[messages.Count][];
             var types = new string[messages.Count];

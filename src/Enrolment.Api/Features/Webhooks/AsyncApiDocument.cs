@@ -97,7 +97,7 @@ public static class AsyncApiDocument
             {
                 ["title"] = "Enrolment service: bus messages and webhook deliveries",
                 ["version"] = "1",
-                ["description"] = "Integration events are published through a transactional outbox: an event is sent if and only if its change committed, " +
+                ["description"] = "Integration events are written in the transaction of their change (rows of the embedded queue, or the outbox for RabbitMQ): an event is sent if and only if its change committed, " +
                                   "at least once and in order per enrolment. Deduplicate on messageId; drop anything with a lower streamVersion than you have.",
             },
             ["defaultContentType"] = "application/json",

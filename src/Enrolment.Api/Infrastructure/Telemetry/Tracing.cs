@@ -41,7 +41,7 @@ public static class Tracing
                         o.Filter = context => !context.Request.Path.StartsWithSegments("/health") && !context.Request.Path.StartsWithSegments("/metrics"))
                     .AddHttpClientInstrumentation()
                     .AddNpgsql()
-                    .AddSource("Wolverine", "Marten", Features.Webhooks.WebhookSender.Source.Name);
+                    .AddSource("Wolverine", "Marten", Features.Webhooks.WebhookSender.Source.Name, IntegrationEventQueue.Source.Name);
                 if (HasOtlpEndpoint(configuration)) t.AddOtlpExporter();
             });
     }
