@@ -106,10 +106,10 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
         {
             Assert.Equal(1, await Scalar(queued, id));
             Assert.Equal(0, await Scalar(outboxed, id));
-            Assert.Equal(1, await Scalar(byId, Features.Enrolments.EnrolmentChanges.MessageId(TenantId, id, 2)));
+            Assert.Equal(1, await Scalar(byId, Features.Enrolments.IntegrationEvents.MessageId(TenantId, id, 2)));
         }
         // The listener takes rows by "timestamp": one transaction's rows are apart, in the order they were written.
-        var messageIds = ids.Select(id => Features.Enrolments.EnrolmentChanges.MessageId(TenantId, id, 2)).ToArray();
+        var messageIds = ids.Select(id => Features.Enrolments.IntegrationEvents.MessageId(TenantId, id, 2)).ToArray();
         await using (var ordered = Host.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
                          "select id from wolverine_queues.wolverine_queue_enrolment_events where id = any($1) order by \"timestamp\", id"))
         {

@@ -78,7 +78,7 @@ public sealed class EmbeddedBusTests(EmbeddedBusFixture fixture, ITestOutputHelp
             Assert.Equal(audience, message.AudienceId);
             Assert.Equal(content, message.PrimaryContentId);
             // The id a consumer deduplicates on is derived from (tenant, enrolment, version): the same on every redelivery.
-            Assert.Equal(EnrolmentChanges.MessageId(Tenant, e1, message.StreamVersion), message.MessageId);
+            Assert.Equal(IntegrationEvents.MessageId(Tenant, e1, message.StreamVersion), message.MessageId);
             // The tenant travels on the envelope too (the tenant-id header).
             Assert.Equal(Tenant, envelope.TenantId);
         }
@@ -190,19 +190,17 @@ public sealed class EmbeddedBusTests(EmbeddedBusFixture fixture, ITestOutputHelp
         {
             var context = new MessageContext(runtime);
             await using var session = sessions.OpenSession(context, Tenant);
-            var stream = await session.Events.FetchForWriting<EnrolmentState>(e1);
-            var decision = EnrolmentRules.Complete(stream.Aggregate!, new Completion("rolled-back", content, now, null), now);
-            Assert.Single(decision.Events);
-            await EnrolmentChanges.Append(session, stream, decision.Events, context);
+            var locks = await EnrolmentWriter.LockUsers(session, ["u1"], CancellationToken.None);
+            var decided = await EnrolmentWriter.Change(session, context, [e1],
+                state => EnrolmentRules.Complete(state, new Completion("rolled-back", content, now, null), now), now, CancellationToken.None, locks);
+            Assert.Single(decided[0].Decision.Events);
         }
 
         // The same path, committed, is the control: it must be delivered (so the consumer was listening).
         {
             var context = new MessageContext(runtime);
             await using var session = sessions.OpenSession(context, Tenant);
-            var stream = await session.Events.FetchForWriting<EnrolmentState>(e1);
-            var decision = EnrolmentRules.Archive(stream.Aggregate!, ArchiveReason.Explicit, now);
-            await EnrolmentChanges.Append(session, stream, decision.Events, context);
+            await EnrolmentWriter.Change(session, context, [e1], state => EnrolmentRules.Archive(state, ArchiveReason.Explicit, now), now, CancellationToken.None);
             await session.SaveChangesAsync();
         }
 
@@ -275,7 +273,7 @@ public sealed class RabbitMqBusTests(RabbitMqBusFixture fixture, ITestOutputHelp
             Assert.Equal(fields.Order(), d.Json.EnumerateObject().Select(p => p.Name).Order());
             var message = JsonSerializer.Deserialize<EnrolmentStatusChanged>(d.Body, Json.Options)!;
             Assert.Equal(Tenant, message.TenantId);
-            Assert.Equal(EnrolmentChanges.MessageId(Tenant, e1, message.StreamVersion), message.MessageId);
+            Assert.Equal(IntegrationEvents.MessageId(Tenant, e1, message.StreamVersion), message.MessageId);
             Assert.Equal("application/json", d.Props.ContentType);
             // The message type, for a consumer that is not Wolverine: the AMQP "type" property (there is no
             // "message-type" entry in the headers table).

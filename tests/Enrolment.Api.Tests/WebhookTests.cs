@@ -85,7 +85,7 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         // The body is the bus contract's JSON, nothing wrapped around it.
         var completed = JsonSerializer.Deserialize<EnrolmentStatusChanged>(u1[1].Body, Json.Options)!;
         Assert.Equal("c-1", completed.CompletionId);
-        Assert.Equal(EnrolmentChanges.MessageId(TenantId, completed.EnrolmentId, 2), completed.MessageId);
+        Assert.Equal(IntegrationEvents.MessageId(TenantId, completed.EnrolmentId, 2), completed.MessageId);
         Assert.Equal("enrolment.completed", u1[1].Header("x-event-type"));
         var reminder = got.Single(r => r.Header("x-event-type") == "enrolment.reminded");
         Assert.Equal(1, JsonSerializer.Deserialize<EnrolmentReminderRecorded>(reminder.Body, Json.Options)!.ReminderNumber);
@@ -361,7 +361,7 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
     }
 
     private static EnrolmentStatusChanged Change(Guid enrolment, long version, string eventType) =>
-        new(EnrolmentChanges.MessageId(TenantId, enrolment, version), 1, TenantId, enrolment, Guid.NewGuid(), "u1", "audience", "content",
+        new(IntegrationEvents.MessageId(TenantId, enrolment, version), 1, TenantId, enrolment, Guid.NewGuid(), "u1", "audience", "content",
             version == 1 ? "unassigned" : "open", version == 1 ? "open" : "complete", eventType, version == 1 ? null : "c-1",
             DateTimeOffset.UtcNow, version, DateTimeOffset.UtcNow, null);
 

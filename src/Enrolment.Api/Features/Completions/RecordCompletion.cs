@@ -53,6 +53,11 @@ public static class CompletionRecorder
     /// </summary>
     public static async Task<(CompletionResult? Result, bool Conflict)> Record(IDocumentSession session, IMessageBus bus, string userId, Completion completion, Instant now, CancellationToken ct)
     {
+        // Rule 1 of the one writer: hold the user's lock before reading anything the decision depends on. A fan-out
+        // batch enrolling or reinstating this user either committed before (its enrolments are found below) or waits
+        // until this commits (and then finds this completion among the earlier ones).
+        var locks = await EnrolmentWriter.LockUsers(session, [userId], ct);
+
         // One round trip for both: the record of an earlier completion with this id (a repeat answers from it, and
         // then the candidates are not needed), and the ids of the user's enrolments this completion may complete.
         var lookup = session.CreateBatchQuery();
@@ -70,7 +75,7 @@ public static class CompletionRecorder
             return same ? (p, false) : (null, true);
         }
 
-        var decided = await EnrolmentCommands.Decide(session, bus, await candidatesLookup, state => EnrolmentRules.Complete(state, completion, now), ct);
+        var decided = await EnrolmentWriter.Change(session, bus, await candidatesLookup, state => EnrolmentRules.Complete(state, completion, now), now, ct, locks);
         var completed = decided.Where(d => d.Changed)
             .Select(d => new CompletedEnrolment(d.Id, d.After!.AssignmentId, EnrolmentRules.Lower(d.After.Status), d.Decision.Events.OfType<EnrolmentCompleted>().Any(e => e.Late)))
             .ToList();

@@ -16,5 +16,5 @@ public static class ArchiveEnrolmentEndpoint
     [ProducesResponseType<EnrolmentView>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [EndpointSummary("Archive the enrolment. Archiving an archived enrolment changes nothing.")]
     public static Task<IResult> Post(string assignmentId, string enrolmentId, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct) =>
-        EnrolmentCommands.DecideOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Archive(state, ArchiveReason.Explicit, clock.GetCurrentInstant()), ct);
+        EnrolmentWriter.ChangeOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Archive(state, ArchiveReason.Explicit, clock.GetCurrentInstant()), ct);
 }

@@ -28,6 +28,6 @@ public static class ExtendEnrolmentEndpoint
         if (request is null) return Task.FromResult<IResult>(Problems.Validation("body", "The body must be a JSON object with a dueDate and a reason."));
         if (!Json.TryParseInstant(request.DueDate, out var dueDate))
             return Task.FromResult<IResult>(Problems.Validation("dueDate", "Required: an ISO-8601 instant such as 2023-08-23T09:09:16.076Z."));
-        return EnrolmentCommands.DecideOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Extend(state, dueDate, request.Reason, clock.GetCurrentInstant()), ct);
+        return EnrolmentWriter.ChangeOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Extend(state, dueDate, request.Reason, clock.GetCurrentInstant()), ct);
     }
 }

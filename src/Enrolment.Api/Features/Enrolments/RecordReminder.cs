@@ -16,5 +16,5 @@ public static class RecordReminderEndpoint
     [ProducesResponseType<EnrolmentView>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [EndpointSummary("Record that a reminder was sent. Adds an eventLog entry; the status does not change.")]
     public static Task<IResult> Post(string assignmentId, string enrolmentId, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct) =>
-        EnrolmentCommands.DecideOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Remind(state, clock.GetCurrentInstant()), ct);
+        EnrolmentWriter.ChangeOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Remind(state, clock.GetCurrentInstant()), ct);
 }

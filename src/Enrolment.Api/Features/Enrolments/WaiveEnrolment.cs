@@ -25,5 +25,5 @@ public static class WaiveEnrolmentEndpoint
     public static Task<IResult> Post(string assignmentId, string enrolmentId, WaiveEnrolmentRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct) =>
         request is null
             ? Task.FromResult<IResult>(Problems.Validation("body", "The body must be a JSON object with a reason."))
-            : EnrolmentCommands.DecideOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Waive(state, request.Reason, clock.GetCurrentInstant()), ct);
+            : EnrolmentWriter.ChangeOne(assignmentId, enrolmentId, session, bus, state => EnrolmentRules.Waive(state, request.Reason, clock.GetCurrentInstant()), ct);
 }

@@ -70,6 +70,10 @@ public static class SyncEnrolmentsHandler
     {
         var now = clock.GetCurrentInstant();
         var tenantId = session.TenantId;
+        // Rule 1 of the one writer: these users' locks before any read. A completion of one of them either committed
+        // before (it is among the earlier completions read below) or waits until this batch commits (and then finds the
+        // enrolments it created or reinstated). The membership and the assignments are read after the locks too.
+        var locks = await EnrolmentWriter.LockUsers(session, batch.UserIds, ct);
 
         var assignments = batch.AssignmentId is { } only
             ? (await session.LoadAsync<Assignment>(only, ct)) is { } one ? [one] : []
@@ -85,7 +89,7 @@ public static class SyncEnrolmentsHandler
                 assignment.IsActive && assignment.AudienceId == batch.AudienceId && members.Contains(userId)));
 
         // One read of the documents with their stream versions: what exists, and what the set-based archive/reinstate appends to.
-        var loaded = await StreamAppend.Load(session, wanted.Select(w => w.EnrolmentId).Distinct().ToArray(), ct);
+        var loaded = await EnrolmentWriter.Load(session, wanted.Select(w => w.EnrolmentId).Distinct().ToArray(), ct);
 
         var toStart = new List<(Guid EnrolmentId, Assignment Assignment, string UserId)>();
         var toChange = new Dictionary<Guid, (bool Active, Assignment Assignment, string UserId)>();
@@ -106,18 +110,18 @@ public static class SyncEnrolmentsHandler
         var earlier = await EarlierCompletions.For(session, joining, assignments.Select(a => a.PrimaryContentId).Distinct().ToArray(), ct);
 
         // New enrolments are most of a large fan-out: started together by COPY in this handler's transaction.
-        await NewEnrolmentStreams.Start(session, toStart.Select(s => EnrolmentRules.Enrol(s.EnrolmentId, s.Assignment.Id, s.UserId, batch.AudienceId,
-            s.Assignment.PrimaryContentId, s.Assignment.ToSchedule(), earlier.Of(s.UserId, s.Assignment.PrimaryContentId), now)).ToList(), bus, now, ct);
+        await EnrolmentWriter.Start(session, bus, locks, toStart.Select(s => EnrolmentRules.Enrol(s.EnrolmentId, s.Assignment.Id, s.UserId, batch.AudienceId,
+            s.Assignment.PrimaryContentId, s.Assignment.ToSchedule(), earlier.Of(s.UserId, s.Assignment.PrimaryContentId), now)).ToList(), now, ct);
         var changed = toStart.Count;
 
         // Archive and reinstate set-based too: one read, one guarded version update, one COPY, one document update.
-        var decided = await BulkEnrolmentCommands.Decide(session, bus, toChange.Keys.ToArray(), loaded, state =>
+        var decided = await EnrolmentWriter.Change(session, bus, toChange.Keys.ToArray(), loaded, state =>
         {
             var (active, assignment, userId) = toChange[state.Id];
             return active
                 ? EnrolmentRules.Rejoin(state, batch.AudienceId, earlier.Of(userId, assignment.PrimaryContentId), now)
                 : EnrolmentRules.Archive(state, assignment.IsActive ? ArchiveReason.LeftAudience : ArchiveReason.AssignmentRemoved, now);
-        }, now, ct);
+        }, now, ct, locks);
         changed += decided.Count(d => d.Changed);
 
         session.Store(new FanOutBatchDone { Id = $"{batch.OperationId:N}/{batch.Batch}", OperationId = batch.OperationId, Changed = changed, CompletedAt = now });

@@ -178,10 +178,8 @@ public static class ApplyDueTransitionsHandler
         // The state decides: one that is no longer due (completed meanwhile, or ticked by another node) changes nothing.
         static Decision Tick(EnrolmentState state, Instant now) => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now);
 
-        // A batch is written set-based; one enrolment (the fallback after a conflict) through the ordinary path.
-        var decided = command.EnrolmentIds.Length == 1
-            ? await EnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), ct)
-            : await BulkEnrolmentCommands.Decide(session, bus, command.EnrolmentIds, state => Tick(state, now), now, ct);
+        // Time opens, reschedules and makes overdue; it never completes or reinstates, so it takes no user locks (rule 1).
+        var decided = await EnrolmentWriter.Change(session, bus, command.EnrolmentIds, state => Tick(state, now), now, ct);
         var changed = decided.Where(d => d.Changed).Select(d => (Before: d.Before!, d.Decision)).ToList();
 
         var transitions = changed.Sum(d => d.Decision.Events.Count);

@@ -22,8 +22,7 @@ public static class AudienceMemberRows
         if (joins.Count + leaves.Count == 0) return;
         var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(AudienceMember)).TableName.QualifiedName;
         var serializer = session.DocumentStore.Options.Serializer();
-        await session.BeginTransactionAsync(ct);
-        var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
+        var connection = await SessionConnection.Open(session, ct);
 
         // Runs of joins and of leaves in user-id order, each run written a chunk at a time: locks are taken in id order.
         var leaving = leaves.ToHashSet(StringComparer.Ordinal);

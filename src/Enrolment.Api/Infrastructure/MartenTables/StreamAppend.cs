@@ -96,8 +96,7 @@ public static class StreamAppend
     /// <summary>Opens the session's transaction and reads the enrolments' documents with their stream versions, in one query.</summary>
     public static async Task<Dictionary<Guid, Loaded>> Load(IDocumentSession session, IReadOnlyCollection<Guid> ids, CancellationToken ct)
     {
-        await session.BeginTransactionAsync(ct);
-        var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
+        var connection = await SessionConnection.Open(session, ct);
         var serializer = session.DocumentStore.Options.Serializer();
         await using var command = new NpgsqlCommand($"select id, data::text, mt_version from {DocumentTable(session)} where tenant_id = $1 and id = any($2)", connection);
         command.Parameters.Add(new NpgsqlParameter { Value = session.TenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
@@ -124,8 +123,7 @@ public static class StreamAppend
         var tenantId = session.TenantId;
         var serializer = store.Options.Serializer();
         var timestamp = now.ToDateTimeOffset();
-        await session.BeginTransactionAsync(ct);
-        var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
+        var connection = await SessionConnection.Open(session, ct);
         // Marten commits the transaction only when SaveChangesAsync has work of its own: without this, a batch whose
         // changes publish no integration event would be rolled back silently (and applied again at every poll).
         session.QueueSqlCommand("select 1");

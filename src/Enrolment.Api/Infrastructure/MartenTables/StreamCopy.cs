@@ -37,8 +37,7 @@ public static class StreamCopy
 
         // The session's own connection and transaction: what is copied here commits or rolls back with the rest of
         // the handler's work (its outbox envelopes included) when Wolverine saves the session.
-        await session.BeginTransactionAsync(ct);
-        var connection = session.Connection ?? throw new InvalidOperationException("The session has no connection after BeginTransactionAsync.");
+        var connection = await SessionConnection.Open(session, ct);
 
         var sequence = await NextSequenceValues(connection, $"{schema}.mt_events_sequence", streams.Sum(s => s.Count), ct);
         var next = 0;

@@ -10,32 +10,18 @@ using Wolverine;
 namespace Enrolment.Api.Features.Enrolments;
 
 /// <summary>
-/// The one way enrolment events are written: appended to the stream and, in the same transaction
-/// (<see cref="IntegrationEventQueue"/>), turned into the public integration events. So an integration event is published if and
-/// only if its change committed. Internal domain events never leave the service as they are.
+/// The public integration events of enrolment events: what bus consumers and webhook receivers
+/// see. <see cref="EnrolmentWriter"/> writes them into the transaction of the change that caused them
+/// (<see cref="IntegrationEventQueue"/>), so one is published if and only if its change committed. Internal domain
+/// events never leave the service as they are.
 /// </summary>
-public static class EnrolmentChanges
+public static class IntegrationEvents
 {
-    public static async ValueTask Append(IDocumentSession session, IEventStream<EnrolmentState> stream, IReadOnlyList<IEnrolmentEvent> events, IMessageBus bus)
-    {
-        if (events.Count == 0) return;
-        stream.AppendMany(events.Cast<object>().ToArray());
-        await Publish(session, bus, stream.Aggregate, events, stream.StartingVersion ?? 0);
-    }
-
     /// <summary>
-    /// The integration events of <paramref name="events"/> appended after <paramref name="startingVersion"/> (by
-    /// <see cref="Append"/> or set-based by <c>StreamAppend</c>), into the caller's transaction.
+    /// Adds the integration events of <paramref name="events"/> (appended after <paramref name="startingVersion"/>) to
+    /// <paramref name="messages"/>, and returns the state after them: the writer's one fold of a write.
     /// </summary>
-    public static ValueTask Publish(IDocumentSession session, IMessageBus bus, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
-    {
-        var messages = new List<object>(events.Count);
-        Collect(messages, session.TenantId, before, events, startingVersion);
-        return IntegrationEventQueue.Of(bus).Write(session, bus, messages);
-    }
-
-    /// <summary>Adds the integration events of <paramref name="events"/> (appended after <paramref name="startingVersion"/>) to <paramref name="messages"/>.</summary>
-    public static void Collect(List<object> messages, string tenantId, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
+    public static EnrolmentState Collect(List<object> messages, string tenantId, EnrolmentState? before, IReadOnlyList<IEnrolmentEvent> events, long startingVersion)
     {
         var state = before;
         var version = startingVersion;
@@ -45,6 +31,7 @@ public static class EnrolmentChanges
             state = EnrolmentState.Fold(state, e);
             if (Integration(tenantId, previous, state, e, ++version) is { } message) messages.Add(message);
         }
+        return state ?? throw new ArgumentException("No events to fold.", nameof(events));
     }
 
     /// <summary>The integration event for one domain event, or null when consumers need none.</summary>
