@@ -49,13 +49,34 @@ if [ "${ENROLMENT_SKIP_OPENAPI_CHECK:-0}" != "1" ]; then
   ENROLMENT_DB_NAME="${ENROLMENT_DB_NAME}_openapi" "$root/build/openapi/check.sh" || { openapi_failed=1; echo "FAILED: build/openapi/check.sh (see above)"; }
 fi
 
+# The reviewed DDL in db/ must be what the service creates today: a fresh export against an empty database, compared
+# line by line (as sets: Wolverine writes its queue tables in no fixed order). Counted as one test.
+schema_failed=0
+if [ "${ENROLMENT_SKIP_SCHEMA_CHECK:-0}" != "1" ]; then
+  export_dir="$(mktemp -d)"
+  if "$root/db/export-schema.sh" "$export_dir" > "$export_dir/export.log" 2>&1; then
+    for f in schema.marten.sql schema.wolverine.sql; do
+      if ! diff <(sort "$root/db/$f") <(sort "$export_dir/$f") > "$export_dir/$f.diff"; then
+        schema_failed=1
+        echo "FAILED: db/$f differs from what the service creates now (lines < only in db/, > only in a fresh export):"
+        head -20 "$export_dir/$f.diff"
+        echo "Run ./db/export-schema.sh, review the change and commit it."
+      fi
+    done
+  else
+    schema_failed=1; tail -20 "$export_dir/export.log"; echo "FAILED: db/export-schema.sh could not export the schema (see above)."
+  fi
+  rm -rf "$export_dir"
+fi
+
 # dotnet test prints one summary per test project: "Passed!  - Failed: 0, Passed: 12, Skipped: 0, Total: 12, ..."
 read -r passed failed skipped < <(grep -E "(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+" "$log" |
   sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \1 \3/' |
   awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}')
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "The build or a test host failed before tests could report; see above."; fi
-failed=$((failed + stale + openapi_failed))
+failed=$((failed + stale + openapi_failed + schema_failed))
 [ "${ENROLMENT_SKIP_OPENAPI_CHECK:-0}" != "1" ] && [ "$openapi_failed" -eq 0 ] && passed=$((passed + 1))
+[ "${ENROLMENT_SKIP_SCHEMA_CHECK:-0}" != "1" ] && [ "$schema_failed" -eq 0 ] && passed=$((passed + 1))
 summary="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
 echo "$summary"

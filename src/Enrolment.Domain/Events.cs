@@ -63,21 +63,35 @@ public sealed record EnrolmentExtended(Guid EnrolmentId, int Period, Instant? Pr
 
 public static class EnrolmentEvents
 {
+    /// <summary>
+    /// Every enrolment event type with its eventLog eventType (part of the public contract): the one list the event
+    /// store's registrations, the projection's filter, the change feed and the webhooks' eventTypes derive from.
+    /// </summary>
+    private static readonly (Type Type, string Name)[] Catalogue =
+    [
+        (typeof(EnrolmentAssigned), "enrolment.assigned"),
+        (typeof(EnrolmentOpened), "enrolment.opened"),
+        (typeof(EnrolmentBecameOverdue), "enrolment.overdue"),
+        (typeof(EnrolmentCompleted), "enrolment.completed"),
+        (typeof(ReminderRecorded), "enrolment.reminded"),
+        (typeof(EnrolmentArchived), "enrolment.archived"),
+        (typeof(EnrolmentReinstated), "enrolment.reinstated"),
+        (typeof(EnrolmentRescheduled), "enrolment.rescheduled"),
+        (typeof(EnrolmentWaived), "enrolment.waived"),
+        (typeof(EnrolmentExtended), "enrolment.extended"),
+    ];
+
+    private static readonly Dictionary<Type, string> Names = Catalogue.ToDictionary(c => c.Type, c => c.Name);
+
+    /// <summary>The enrolment event types (the CLR types), in the order of the lifecycle.</summary>
+    public static IReadOnlyList<Type> Types { get; } = Catalogue.Select(c => c.Type).ToArray();
+
+    /// <summary>The eventLog eventType values, in the same order.</summary>
+    public static IReadOnlyList<string> EventTypes { get; } = Catalogue.Select(c => c.Name).ToArray();
+
     /// <summary>The eventLog's eventType for each event, part of the public contract.</summary>
-    public static string EventType(IEnrolmentEvent e) => e switch
-    {
-        EnrolmentAssigned => "enrolment.assigned",
-        EnrolmentOpened => "enrolment.opened",
-        EnrolmentBecameOverdue => "enrolment.overdue",
-        EnrolmentCompleted => "enrolment.completed",
-        ReminderRecorded => "enrolment.reminded",
-        EnrolmentArchived => "enrolment.archived",
-        EnrolmentReinstated => "enrolment.reinstated",
-        EnrolmentRescheduled => "enrolment.rescheduled",
-        EnrolmentWaived => "enrolment.waived",
-        EnrolmentExtended => "enrolment.extended",
-        _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown enrolment event"),
-    };
+    public static string EventType(IEnrolmentEvent e) =>
+        Names.TryGetValue(e.GetType(), out var name) ? name : throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown enrolment event");
 
     /// <summary>The status an enrolment has after <paramref name="e"/>, given the status it had before.</summary>
     public static EnrolmentStatus StatusAfter(IEnrolmentEvent e, EnrolmentStatus before) => e switch

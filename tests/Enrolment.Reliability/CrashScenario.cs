@@ -13,7 +13,8 @@ namespace Enrolment.Reliability;
 /// </summary>
 public sealed class CrashScenario : IScenario
 {
-    private const int Users = 400;
+    // Enough users that the load outlasts the kill: 16 clients record a few hundred a second on 2 cores.
+    private const int Users = 1500;
     private const int Clients = 16;
     private const int Kills = 3;
 
@@ -38,6 +39,7 @@ public sealed class CrashScenario : IScenario
         var unanswered = new List<Attempt>();
         var answeredOther = new List<Attempt>();
         var assignments = new List<Guid>();
+        var killsUnderLoad = 0;
 
         for (var round = 1; round <= Kills; round++)
         {
@@ -52,7 +54,7 @@ public sealed class CrashScenario : IScenario
             var pending = new ConcurrentQueue<string>(users);
             var attempts = new ConcurrentBag<Attempt>();
             var completedAt = Api.Now();
-            var killAfter = TimeSpan.FromMilliseconds(random.Next(1000, 4001));
+            var killAfter = TimeSpan.FromMilliseconds(random.Next(300, 2001));
             var load = Stopwatch.StartNew();
             var inFlight = 0;
             var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -72,7 +74,7 @@ public sealed class CrashScenario : IScenario
                 }
             }, ct)).ToArray();
 
-            // The kill comes a random 1-4 s into the load proper: counted from the first acknowledgement, since the first
+            // The kill comes a random 0.3-2 s into the load proper: counted from the first acknowledgement, since the first
             // requests after a (re)start can take seconds on a busy machine.
             await Task.WhenAny(flowing.Task, Task.Delay(TimeSpan.FromMinutes(1), ct));
             var firstAcknowledged = load.Elapsed;
@@ -92,8 +94,8 @@ public sealed class CrashScenario : IScenario
             rounds.Add($"kill {round}: first acknowledgement after {firstAcknowledged.TotalSeconds:0.0} s, SIGKILL {killAfter.TotalSeconds:0.0} s later with {cut} requests in flight; " +
                        $"{all.Count(a => a.Outcome.Ok)} acknowledged, {all.Count(a => !a.Outcome.Answered)} cut off, {pending.Count} never sent; ready again {ready.TotalSeconds:0.0} s after the restart");
             context.Log(rounds[^1]);
-            if (pending.IsEmpty && cut == 0)
-                findings.Add($"kill {round} came after the load had finished ({killedAt.TotalSeconds:0.0} s): it proves less than intended");
+            if (cut > 0) killsUnderLoad++;
+            else findings.Add($"kill {round} found no request in flight ({killedAt.TotalSeconds:0.0} s, {pending.Count} never sent): it proves less than intended");
         }
 
         // Judge the store, not the API: every enrolment stream of the tenant, read back from mt_events.
@@ -122,7 +124,7 @@ public sealed class CrashScenario : IScenario
 
         var figures = new List<Figure>
         {
-            new("kills (SIGKILL under load)", Kills.ToString(CultureInfo.InvariantCulture)),
+            new("kills with requests in flight (SIGKILL under load)", $"{killsUnderLoad} of {Kills}", $"{Kills} of {Kills}", killsUnderLoad == Kills),
             new("completions sent", Tally.N(acknowledged.Count + unanswered.Count + answeredOther.Count)),
             new("acknowledged (2xx)", Tally.N(acknowledged.Count), "> 0", acknowledged.Count > 0),
             new("found in the event store", Tally.N(found), "= acknowledged", found == acknowledged.Count),

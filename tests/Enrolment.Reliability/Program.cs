@@ -165,7 +165,7 @@ return report.Passed && results.Count == toRun.Count ? 0 : 1;
 static List<IScenario> Discover()
 {
     // Every IScenario in this assembly, in the order of the list; any other scenario after them by name.
-    string[] order = ["crash", "outage", "races", "hostile", "isolation", "credentials"];
+    string[] order = ["crash", "outage", "races", "fanout-races", "hostile", "isolation", "credentials"];
     return Assembly.GetExecutingAssembly().GetTypes()
         .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(IScenario).IsAssignableFrom(t) && t.GetConstructor(Type.EmptyTypes) is not null)
         .Select(t => (IScenario)Activator.CreateInstance(t)!)

@@ -30,6 +30,7 @@ public static class Persistence
             ?? throw new InvalidOperationException($"ConnectionStrings:{ConnectionStringName} is not set. Set it in appsettings.json or the environment variable ConnectionStrings__{ConnectionStringName}.");
 
         services.AddSingleton<MartenTables.EnrolmentTable>();
+        services.AddHostedService<OneProjectionGuard>();
 
         // Owned by the container, so a stopped host closes its connections.
         services.AddNpgsqlDataSource(connectionString, b =>
@@ -65,12 +66,7 @@ public static class Persistence
             opts.Events.MetadataConfig.CausationIdEnabled = true;
             opts.Events.MetadataConfig.HeadersEnabled = true;
             opts.Events.MetadataConfig.UserNameEnabled = true;
-            opts.Events.AddEventTypes([
-                typeof(EnrolmentAssigned), typeof(EnrolmentOpened), typeof(EnrolmentBecameOverdue), typeof(EnrolmentCompleted),
-                typeof(ReminderRecorded), typeof(EnrolmentArchived), typeof(EnrolmentReinstated), typeof(EnrolmentRescheduled),
-                typeof(EnrolmentWaived), typeof(EnrolmentExtended),
-                typeof(AssignmentCreated), typeof(AssignmentRemoved),
-            ]);
+            opts.Events.AddEventTypes([.. EnrolmentEvents.Types, typeof(AssignmentCreated), typeof(AssignmentRemoved)]);
 
             opts.Schema.For<TenantAccount>().SingleTenanted();
 

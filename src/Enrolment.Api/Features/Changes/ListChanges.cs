@@ -148,8 +148,7 @@ public static class ListChangesEndpoint
 /// <summary>Marten's stored type names of the enrolment events: the feed is enrolment changes, not assignment events.</summary>
 public sealed class ChangeFeedEventTypes(IDocumentStore store)
 {
-    public IReadOnlyList<string> Names { get; } = typeof(IEnrolmentEvent).Assembly.GetTypes()
-        .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(IEnrolmentEvent).IsAssignableFrom(t))
+    public IReadOnlyList<string> Names { get; } = EnrolmentEvents.Types
         .Select(t => ((EventGraph)store.Options.Events).EventMappingFor(t).EventTypeName)
         .ToArray();
 }

@@ -16,16 +16,7 @@ public sealed partial class EnrolmentProjection : SingleStreamProjection<Enrolme
         // `projections rebuild -p Enrolment`
         Name = "Enrolment";
         // Evolve alone tells Marten nothing about the events: declared, saves of assignment streams never load an enrolment.
-        IncludeType<EnrolmentAssigned>();
-        IncludeType<EnrolmentOpened>();
-        IncludeType<EnrolmentBecameOverdue>();
-        IncludeType<EnrolmentCompleted>();
-        IncludeType<ReminderRecorded>();
-        IncludeType<EnrolmentArchived>();
-        IncludeType<EnrolmentReinstated>();
-        IncludeType<EnrolmentRescheduled>();
-        IncludeType<EnrolmentWaived>();
-        IncludeType<EnrolmentExtended>();
+        foreach (var type in EnrolmentEvents.Types) IncludeType(type);
     }
 
     public override EnrolmentState? Evolve(EnrolmentState? snapshot, Guid id, IEvent e) =>

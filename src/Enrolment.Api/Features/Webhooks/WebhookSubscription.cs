@@ -36,11 +36,7 @@ public static class WebhookStatus
 /// <summary>The eventLog eventType values a webhook may ask for (PRODUCT.md, "One event, one message").</summary>
 public static class WebhookEventTypes
 {
-    public static readonly string[] Known =
-    [
-        "enrolment.assigned", "enrolment.opened", "enrolment.overdue", "enrolment.completed", "enrolment.reminded",
-        "enrolment.archived", "enrolment.reinstated", "enrolment.rescheduled", "enrolment.waived", "enrolment.extended",
-    ];
+    public static readonly string[] Known = [.. Domain.EnrolmentEvents.EventTypes];
 }
 
 /// <summary>A subscription as the API shows it. <see cref="Secret"/> is only set in the answer to POST /webhooks.</summary>
