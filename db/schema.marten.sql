@@ -459,10 +459,11 @@ END;
 $function$;
 
 
-CREATE TABLE IF NOT EXISTS enrolment.enrolment_user_locks (
+CREATE TABLE IF NOT EXISTS enrolment.enrolment_locks (
     tenant_id    text    NOT NULL,
-    user_id      text    NOT NULL,
-CONSTRAINT pkey_enrolment_user_locks_tenant_id_user_id PRIMARY KEY (tenant_id, user_id)
+    kind         text    NOT NULL,
+    key          text    NOT NULL,
+CONSTRAINT pkey_enrolment_locks_tenant_id_kind_key PRIMARY KEY (tenant_id, kind, key)
 );
 CREATE TABLE IF NOT EXISTS enrolment.webhook_deliveries (
     id                 uuid           NOT NULL,

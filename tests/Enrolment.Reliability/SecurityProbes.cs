@@ -187,10 +187,10 @@ public static class SecurityProbes
             // The audit checkpoints are the service's own clock work (one a minute while a tenant is written to), not a
             // row any request wrote: counting them reported "unexplained" rows whenever a checkpoint fell in the run.
             if (table == "mt_doc_auditcheckpoint") continue;
-            // The one writer's lock rows: one per user ever written for (the first completion of a user writes it, the
+            // The one writer's lock rows: one per user (or audience, assignment) ever written for (the first completion of a user writes it, the
             // next ones none), so their count follows the users, not the accepted requests. A refused request cannot
             // write one: its transaction rolls back with everything else.
-            if (table == "enrolment_user_locks") continue;
+            if (table == "enrolment_locks") continue;
             var name = $"{Quote(schema)}.{Quote(table)}";
             await using var command = new NpgsqlCommand { Connection = connection };
             if (columns.Any(c => c.Column == "tenant_id"))

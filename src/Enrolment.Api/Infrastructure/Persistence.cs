@@ -81,8 +81,8 @@ public static class Persistence
             opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
             Features.Summaries.Summaries.Configure(opts);
             MartenTables.EnrolmentTable.Configure(opts);
-            // The one writer's per-user serialization point (Features/Enrolments/EnrolmentWriter, rule 1).
-            opts.Storage.ExtendedSchemaObjects.Add(MartenTables.UserLockRows.Table());
+            // The one writer's serialization points: users, audiences, assignments (Features/Enrolments/EnrolmentWriter).
+            opts.Storage.ExtendedSchemaObjects.Add(MartenTables.WriteLockRows.Table());
             Features.Audit.AuditSetup.Configure(opts);
             opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
             opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);

@@ -51,6 +51,9 @@ public static class CreateAssignmentEndpoint
         var created = new AssignmentCreated(id, request.AudienceId!, request.PrimaryContentId!, schedule, now);
         session.Events.StartStream<Assignment>(id, created);
 
+        // Rule 4 of the one writer: a membership change of this audience committed before is read here; one after it
+        // waits for this commit, and its batches then find this assignment.
+        await EnrolmentWriter.LockAudience(session, request.AudienceId!, ct);
         var members = await session.Query<AudienceMember>().Where(m => m.AudienceId == request.AudienceId).Select(m => m.UserId).ToListAsync(ct);
         var operation = await FanOut.Start(session, bus, "assignment-created", request.AudienceId!, id, members, now);
 
@@ -82,6 +85,9 @@ public static class RemoveAssignmentEndpoint
     public static async Task<IResult> Delete(string assignmentId, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var id, out var problem)) return problem!;
+        // Rule 4 of the one writer: a fan-out batch enrolling users in this assignment holds it shared until it commits,
+        // so the enrolments read below include its; a batch after this commit sees the assignment removed.
+        await EnrolmentWriter.LockAssignments(session, [id], shared: false, ct);
         var stream = await session.Events.FetchForWriting<Assignment>(id, ct);
         if (stream.Aggregate is null) return Problems.NotFound($"There is no assignment {assignmentId}.");
         if (!stream.Aggregate.IsActive) return Problems.Conflict("assignment-removed", $"Assignment {assignmentId} was already removed at {Json.Format(stream.Aggregate.RemovedAt!.Value)}.");

@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Features.Operations;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.MartenTables;
@@ -49,10 +50,23 @@ public static class Membership
     /// <summary>Stores the membership change and starts its fan-out; Wolverine commits both with the request.</summary>
     public static async Task<MembershipChange> Change(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
     {
+        // Rule 4 of the one writer (Features/Enrolments/EnrolmentWriter): an assignment created meanwhile either sees
+        // these members or its fan-out is seen by this change's batches. Callers that read the members first lock earlier.
+        await EnrolmentWriter.LockAudience(session, audienceId, ct);
         // Set-based, a chunk of users per statement, in user-id order (no deadlocks between concurrent changes).
         await AudienceMemberRows.Write(session, audienceId, joins, leaves, now, ct);
         var operation = await FanOut.Start(session, bus, "audience-changed", audienceId, null, joins.Concat(leaves).ToArray(), now);
         return new MembershipChange(audienceId, joins.Count, leaves.Count, OperationStatus.Started(operation));
+    }
+
+    /// <summary>
+    /// For a change decided from the current members: locks the audience (so concurrent changes and assignment
+    /// creations of it wait for each other), then reads them.
+    /// </summary>
+    public static async Task<HashSet<string>> LockAndRead(IDocumentSession session, string audienceId, CancellationToken ct)
+    {
+        await EnrolmentWriter.LockAudience(session, audienceId, ct);
+        return await Current(session, audienceId, ct);
     }
 
     public static async Task<HashSet<string>> Current(IQuerySession session, string audienceId, CancellationToken ct) =>
@@ -68,7 +82,7 @@ public static class ReplaceMembersEndpoint
     public static async Task<IResult> Put(string audienceId, MembersRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
-        var current = await Membership.Current(session, audienceId, ct);
+        var current = await Membership.LockAndRead(session, audienceId, ct);
         var wanted = userIds.ToHashSet(StringComparer.Ordinal);
         return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId,
             wanted.Where(u => !current.Contains(u)).ToArray(), current.Where(u => !wanted.Contains(u)).ToArray(), ct);
@@ -84,7 +98,7 @@ public static class AddMembersEndpoint
     public static async Task<IResult> Post(string audienceId, MembersRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
-        var current = await Membership.Current(session, audienceId, ct);
+        var current = await Membership.LockAndRead(session, audienceId, ct);
         return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId, userIds.Where(u => !current.Contains(u)).ToArray(), [], ct);
     }
 }
@@ -99,6 +113,7 @@ public static class RemoveMemberEndpoint
     {
         if (!RouteIds.TryExternal(audienceId, "audienceId", out var problem)) return problem!;
         if (!RouteIds.TryExternal(userId, "userId", out problem)) return problem!;
+        await EnrolmentWriter.LockAudience(session, audienceId, ct);
         if (await session.LoadAsync<AudienceMember>(AudienceMember.Key(audienceId, userId), ct) is null)
             return Problems.NotFound($"User {userId} is not a member of audience {audienceId}.");
         return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId, [], [userId], ct);

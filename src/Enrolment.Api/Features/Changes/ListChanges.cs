@@ -149,7 +149,7 @@ public static class ListChangesEndpoint
 public sealed class ChangeFeedEventTypes(IDocumentStore store)
 {
     public IReadOnlyList<string> Names { get; } = EnrolmentEvents.Types
-        .Select(t => ((EventGraph)store.Options.Events).EventMappingFor(t).EventTypeName)
+        .Select(t => Infrastructure.MartenTables.MartenInternals.Events(store).EventMappingFor(t).EventTypeName)
         .ToArray();
 }
 

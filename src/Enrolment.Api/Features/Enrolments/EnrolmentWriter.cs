@@ -42,6 +42,9 @@ public sealed class UserLocks
 /// rolls back (<see cref="JasperFx.ConcurrencyException"/>): a request answers 409, a message is retried and decides again.</item>
 /// <item>A new stream's id is derived from (tenant, assignment, user), so two creators of one enrolment collide on the
 /// stream table's key and the second loses as in 2.</item>
+/// <item>Fan-outs decide whom to reach from membership and assignments: membership changes and assignment creation and
+/// removal lock the audience (<see cref="LockAudience"/>), removal locks the assignment exclusively and every batch
+/// locks its assignments shared (<see cref="LockAssignments"/>), each before reading.</item>
 /// </list>
 /// It picks the strategy itself: one stream through Marten's own append (FetchForWriting, the inline projection);
 /// several set-based (<see cref="StreamAppend"/>, <see cref="StreamCopy"/>), which write the same rows.
@@ -51,9 +54,26 @@ public static class EnrolmentWriter
     /// <summary>Rule 1: locks these users for the rest of the session's transaction (which it opens). Call before any read the decision uses.</summary>
     public static async Task<UserLocks> LockUsers(IDocumentSession session, IReadOnlyCollection<string> userIds, CancellationToken ct)
     {
-        await UserLockRows.Lock(session, userIds, ct);
+        await WriteLockRows.Lock(session, WriteLockRows.User, userIds, shared: false, ct);
         return new UserLocks(session, userIds);
     }
+
+    /// <summary>
+    /// Rule 4: who fans out to whom. A membership change and an assignment's creation or removal lock the audience
+    /// (exclusively) before reading its members or assignments, so each sees what the other committed: a user who joins
+    /// while an assignment is created is enrolled by one of the two fan-outs.
+    /// </summary>
+    public static Task LockAudience(IDocumentSession session, string audienceId, CancellationToken ct) =>
+        WriteLockRows.Lock(session, WriteLockRows.Audience, [audienceId], shared: false, ct);
+
+    /// <summary>
+    /// Rule 4, for assignments: their removal locks them exclusively before reading which enrolments to archive; a
+    /// fan-out batch locks the assignments it decides for shared, and reads them after the lock. So a batch enrolling a
+    /// user in an assignment being removed either commits first (and the removal archives that enrolment) or sees the
+    /// assignment removed (and enrols nobody).
+    /// </summary>
+    public static Task LockAssignments(IDocumentSession session, IReadOnlyCollection<Guid> assignmentIds, bool shared, CancellationToken ct) =>
+        WriteLockRows.Lock(session, WriteLockRows.Assignment, assignmentIds.Select(id => id.ToString("N")).ToArray(), shared, ct);
 
     /// <summary>The enrolments' documents with their stream versions, in one query (in the session's transaction).</summary>
     public static Task<Dictionary<Guid, StreamAppend.Loaded>> Load(IDocumentSession session, IReadOnlyCollection<Guid> ids, CancellationToken ct) =>

@@ -75,9 +75,13 @@ public static class SyncEnrolmentsHandler
         // enrolments it created or reinstated). The membership and the assignments are read after the locks too.
         var locks = await EnrolmentWriter.LockUsers(session, batch.UserIds, ct);
 
-        var assignments = batch.AssignmentId is { } only
-            ? (await session.LoadAsync<Assignment>(only, ct)) is { } one ? [one] : []
-            : await session.Query<Assignment>().Where(a => a.AudienceId == batch.AudienceId).ToListAsync(ct);
+        // Rule 4: the assignments decided for are locked shared and read after the lock, so a removal either committed
+        // before (they read as removed) or waits for this batch (and then archives what it enrolled).
+        var assignmentIds = batch.AssignmentId is { } only
+            ? [only]
+            : await session.Query<Assignment>().Where(a => a.AudienceId == batch.AudienceId).Select(a => a.Id).ToListAsync(ct);
+        await EnrolmentWriter.LockAssignments(session, assignmentIds, shared: true, ct);
+        var assignments = (await session.LoadManyAsync<Assignment>(ct, assignmentIds)).ToList();
 
         var memberKeys = batch.UserIds.Select(u => AudienceMember.Key(batch.AudienceId, u)).ToArray();
         var members = (await session.LoadManyAsync<AudienceMember>(ct, memberKeys)).Select(m => m.UserId).ToHashSet(StringComparer.Ordinal);

@@ -69,7 +69,7 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
     /// <summary>How many enrolment streams and events there are, for progress and the time left.</summary>
     public async Task<(long Streams, long Events)> Totals(CancellationToken ct)
     {
-        var streamType = ((EventGraph)store.Options.Events).AggregateAliasFor(typeof(EnrolmentState));
+        var streamType = MartenInternals.Events(store).AggregateAliasFor(typeof(EnrolmentState));
         await using var command = dataSource.CreateCommand(
             $"select (select count(*) from {Schema}.mt_streams where type = $1), (select count(*) from {Schema}.mt_events e join {Schema}.mt_streams s on s.tenant_id = e.tenant_id and s.id = e.stream_id where s.type = $1)");
         command.Parameters.Add(new NpgsqlParameter { Value = streamType });
@@ -100,7 +100,7 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
     /// </summary>
     public async Task<Batch?> Read(Position after, int batchSize, CancellationToken ct)
     {
-        var streamType = ((EventGraph)store.Options.Events).AggregateAliasFor(typeof(EnrolmentState));
+        var streamType = MartenInternals.Events(store).AggregateAliasFor(typeof(EnrolmentState));
         var streams = new List<(string TenantId, Guid Id)>(batchSize);
         await using (var page = dataSource.CreateCommand(
             $"select tenant_id, id from {Schema}.mt_streams where type = $1 and (tenant_id, id) > ($2, $3) order by tenant_id, id limit $4"))

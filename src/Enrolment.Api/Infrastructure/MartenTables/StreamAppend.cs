@@ -56,7 +56,7 @@ public static class StreamAppend
     internal sealed record EventMetadata(string? CorrelationId, string? CausationId, string? Headers, string? UserName)
     {
         public static EventMetadata Of(IDocumentSession session) => new(session.CorrelationId, session.CausationId,
-            ((Marten.Internal.Sessions.QuerySession)session).Headers is { Count: > 0 } headers ? session.DocumentStore.Options.Serializer().ToJson(headers) : null,
+            MartenInternals.Headers(session) is { Count: > 0 } headers ? session.DocumentStore.Options.Serializer().ToJson(headers) : null,
             session.LastModifiedBy);
     }
 
@@ -118,7 +118,7 @@ public static class StreamAppend
         appends = appends.Where(a => a.Events.Count > 0).OrderBy(a => a.StreamId).ToList();
         if (appends.Count == 0) return;
         var store = session.DocumentStore;
-        var events = (EventGraph)store.Options.Events;
+        var events = MartenInternals.Events(store);
         var schema = events.DatabaseSchemaName;
         var tenantId = session.TenantId;
         var serializer = store.Options.Serializer();

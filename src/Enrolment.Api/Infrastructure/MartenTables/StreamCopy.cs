@@ -28,7 +28,7 @@ public static class StreamCopy
     public static async Task<List<EnrolmentState>> StartStreams(IDocumentSession session, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, Instant now, CancellationToken ct)
     {
         var store = session.DocumentStore;
-        var events = (EventGraph)store.Options.Events;
+        var events = MartenInternals.Events(store);
         var schema = events.DatabaseSchemaName;
         var tenantId = session.TenantId;
         var streamType = events.AggregateAliasFor(typeof(EnrolmentState));

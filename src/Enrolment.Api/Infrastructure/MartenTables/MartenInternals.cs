@@ -1,0 +1,21 @@
+using Marten;
+using Marten.Events;
+
+namespace Enrolment.Api.Infrastructure.MartenTables;
+
+/// <summary>
+/// Every cast from Marten's public interfaces to the concrete types behind them, in one place: what a Marten upgrade
+/// can break. <c>MartenTablesTests</c> compares the rows written through these with Marten's own.
+/// </summary>
+public static class MartenInternals
+{
+    /// <summary>The event store's configuration: type names and stream aliases as Marten writes them in mt_events and mt_streams.</summary>
+    public static EventGraph Events(IDocumentStore store) => (EventGraph)store.Options.Events;
+
+    /// <summary>The store's full options (its projections, for the start-up guard).</summary>
+    public static StoreOptions Options(IDocumentStore store) => (StoreOptions)store.Options;
+
+    /// <summary>The headers the session stamps on every event it appends (the actor, Features/Compliance/EventActors).</summary>
+    public static IReadOnlyDictionary<string, object>? Headers(IDocumentSession session) =>
+        ((Marten.Internal.Sessions.QuerySession)session).Headers;
+}

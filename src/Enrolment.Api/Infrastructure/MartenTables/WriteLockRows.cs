@@ -1,0 +1,67 @@
+using Marten;
+using Npgsql;
+using NpgsqlTypes;
+using Weasel.Core;
+using Weasel.Postgresql;
+using Weasel.Postgresql.Tables;
+
+namespace Enrolment.Api.Infrastructure.MartenTables;
+
+/// <summary>
+/// One empty row per (tenant, kind, key) that a write has ever serialized on: a user, an audience or an assignment
+/// (Features/Enrolments/EnrolmentWriter states who locks what). Two transactions that must not miss each other's
+/// uncommitted work lock the same row first: the second waits for the first to commit, and its next statement (READ
+/// COMMITTED takes a new snapshot per statement) sees what the first wrote. Row locks live in the tuple, not in
+/// PostgreSQL's shared lock table, so a 500-user batch cannot exhaust max_locks_per_transaction as 500 advisory locks could.
+/// </summary>
+public static class WriteLockRows
+{
+    public const string TableName = "enrolment_locks";
+
+    public const string User = "user";
+    public const string Audience = "audience";
+    public const string Assignment = "assignment";
+
+    public static Table Table()
+    {
+        var table = new Table(new PostgresqlObjectName("enrolment", TableName, SchemaUtils.IdentifierUsage.General));
+        table.AddColumn("tenant_id", "text").AsPrimaryKey();
+        table.AddColumn("kind", "text").AsPrimaryKey();
+        table.AddColumn("key", "text").AsPrimaryKey();
+        return table;
+    }
+
+    /// <summary>
+    /// Opens the session's transaction (if not yet open) and locks these keys' rows until it ends, creating the missing
+    /// ones, in key order (byte order), so two transactions over overlapping keys wait for each other instead of
+    /// deadlocking. <paramref name="shared"/>: FOR SHARE (many holders, none exclusive), else FOR UPDATE. One round trip.
+    /// </summary>
+    public static async Task Lock(IDocumentSession session, string kind, IReadOnlyCollection<string> keys, bool shared, CancellationToken ct)
+    {
+        if (keys.Count == 0) return;
+        var connection = await SessionConnection.Open(session, ct);
+        var sorted = keys.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        await using var batch = new NpgsqlBatch(connection);
+        // A row another transaction inserted and has not committed yet: this insert waits for it (then conflicts and skips).
+        batch.BatchCommands.Add(Command(
+            $"insert into enrolment.{TableName} (tenant_id, kind, key) select $1, $2, k from unnest($3::text[]) as k order by k collate \"C\" on conflict do nothing",
+            session.TenantId, kind, sorted));
+        batch.BatchCommands.Add(Command(
+            $"select key from enrolment.{TableName} where tenant_id = $1 and kind = $2 and key = any($3::text[]) order by key collate \"C\" for {(shared ? "share" : "update")}",
+            session.TenantId, kind, sorted));
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        var locked = 0;
+        while (await reader.ReadAsync(ct)) locked++;
+        if (locked != sorted.Length)
+            throw new InvalidOperationException($"Locked {locked} of {sorted.Length} {kind} rows of tenant {session.TenantId} in {TableName}; expected every one.");
+    }
+
+    private static NpgsqlBatchCommand Command(string sql, string tenantId, string kind, string[] keys)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = kind, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        return command;
+    }
+}
