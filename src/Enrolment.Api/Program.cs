@@ -1,11 +1,54 @@
+using Enrolment.Api.Features.Assignments;
+using Enrolment.Api.Features.Audiences;
+using Enrolment.Api.Features.Audit;
+using Enrolment.Api.Features.Changes;
+using Enrolment.Api.Features.Completions;
+using Enrolment.Api.Features.Compliance;
+using Enrolment.Api.Features.Content;
+using Enrolment.Api.Features.Enrolments;
+using Enrolment.Api.Features.Mimecast;
+using Enrolment.Api.Features.Operations;
+using Enrolment.Api.Features.Pages;
+using Enrolment.Api.Features.Summaries;
+using Enrolment.Api.Features.Tenants;
+using Enrolment.Api.Features.Time;
+using Enrolment.Api.Features.Webhooks;
 using Enrolment.Api.Infrastructure;
 using JasperFx;
+using Wolverine.Http;
 
+// The host: what every feature stands on (Infrastructure), then each feature's own Configuration.cs.
 var builder = WebApplication.CreateBuilder(args);
-builder.AddEnrolmentService(args);
+var mode = RunMode.From(args);
+builder.AddHosting(mode);
+builder.AddPersistence();
+
+builder.AddTenants();
+builder.AddContent();
+builder.AddAudiences();
+builder.AddAssignments();
+builder.AddOperations();
+builder.AddEnrolments();
+builder.AddCompletions();
+builder.AddActors();
+builder.AddTimeDrivenTransitions(mode);
+builder.AddChangeFeed(mode);
+builder.AddSummaries(mode);
+builder.AddAudit(mode);
+builder.AddWebhooks(mode);
+builder.AddMimecast();
 
 var app = builder.Build();
-app.UseEnrolmentService();
+app.UseEdge();
+app.UsePages();           // /app/ is public: before authentication
+app.UseAccessControl();
+app.MapOperatorEndpoints();
+app.MapMimecast();
+app.MapWolverineEndpoints(opts =>
+{
+    Hosting.Configure(opts);
+    opts.StampActors();
+});
 
 return await app.RunJasperFxCommands(args);
 

@@ -82,18 +82,9 @@ public abstract class ApiTest(AppFixture fixture) : IAsyncLifetime
     /// <summary>Creates a tenant directly in the store (the CLI is tested separately) and returns its secrets.</summary>
     protected async Task<(string All, string Read, string Write)> CreateTenant(string tenantId)
     {
-        var store = Host.Services.GetRequiredService<IDocumentStore>();
-        var now = SystemClock.Instance.GetCurrentInstant();
-        string all = Secrets.Generate(), read = Secrets.Generate(), write = Secrets.Generate();
-        var account = new TenantAccount { Id = tenantId, CreatedAt = now };
-        foreach (var (secret, scope) in new[] { (all, Scopes.All), (read, Scopes.Read), (write, Scopes.Write) })
-            account.Secrets.Add(new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(secret), Scopes = [scope], CreatedAt = now });
-        await using var session = store.LightweightSession();
-        session.Store(account);
-        await session.SaveChangesAsync();
-        return (all, read, write);
+        var secrets = await TestTenants.Create(Host.Services, tenantId, Scopes.All, Scopes.Read, Scopes.Write);
+        return (secrets[0], secrets[1], secrets[2]);
     }
 
-    protected static string Basic(string tenantId, string secret) =>
-        "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{tenantId}:{secret}"));
+    protected static string Basic(string tenantId, string secret) => TestTenants.Basic(tenantId, secret);
 }

@@ -1,5 +1,5 @@
 using Enrolment.Api.Features.Audit;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 

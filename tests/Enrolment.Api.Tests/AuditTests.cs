@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Enrolment.Api.Features.Audit;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.Extensions.DependencyInjection;

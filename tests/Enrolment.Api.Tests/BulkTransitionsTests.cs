@@ -1,5 +1,5 @@
 using Enrolment.Api.Features.Time;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
 using JasperFx;
 using Marten;
@@ -12,7 +12,7 @@ using Wolverine;
 namespace Enrolment.Api.Tests;
 
 /// <summary>
-/// Time-driven transitions written set-based (<see cref="StreamAppend"/>), against the real database: each transition
+/// Time-driven transitions written set-based (<see cref="ExistingStreams"/>), against the real database: each transition
 /// once, a completion racing a batch lands before or after it, two writers of one batch, a batch cut off before commit.
 /// </summary>
 public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
@@ -70,17 +70,17 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
     private static async Task<IDocumentSession> ReadAndWrite(IDocumentStore store, string tenantId, Guid[] ids, Instant now)
     {
         var session = store.LightweightSession(tenantId);
-        var loaded = await StreamAppend.Load(session, ids, CancellationToken.None);
+        var loaded = await ExistingStreams.Load(session, ids, CancellationToken.None);
         var appends = loaded.Select(l =>
         {
             var decision = EnrolmentRules.Tick(l.Value.State, now);
-            return new StreamAppend.Append(l.Key, l.Value.Version, decision.Events, decision.Events.Aggregate(l.Value.State, EnrolmentState.Fold));
+            return new ExistingStreams.Append(l.Key, l.Value.Version, decision.Events, decision.Events.Aggregate(l.Value.State, EnrolmentState.Fold));
         }).ToList();
-        await StreamAppend.Write(session, appends, now, CancellationToken.None);
+        await ExistingStreams.Write(session, appends, now, CancellationToken.None);
         return session;
     }
 
-    // Nothing else to save (no outbox envelopes here): StreamAppend itself makes SaveChangesAsync commit.
+    // Nothing else to save (no outbox envelopes here): ExistingStreams itself makes SaveChangesAsync commit.
     private static Task Commit(IDocumentSession session) => session.SaveChangesAsync();
 
     [Fact]
@@ -137,7 +137,7 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
         // The batch reads the states; before it writes, a completion of one of them commits.
         await using (var batch = Store.LightweightSession(TenantId))
         {
-            var loaded = await StreamAppend.Load(batch, ids, CancellationToken.None);
+            var loaded = await ExistingStreams.Load(batch, ids, CancellationToken.None);
             await using (var session = Store.LightweightSession(TenantId))
             {
                 var stream = await session.Events.FetchForWriting<EnrolmentState>(ids[0]);
@@ -147,10 +147,10 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
             var appends = loaded.Select(l =>
             {
                 var decision = EnrolmentRules.Tick(l.Value.State, RealNow);
-                return new StreamAppend.Append(l.Key, l.Value.Version, decision.Events, decision.Events.Aggregate(l.Value.State, EnrolmentState.Fold));
+                return new ExistingStreams.Append(l.Key, l.Value.Version, decision.Events, decision.Events.Aggregate(l.Value.State, EnrolmentState.Fold));
             }).ToList();
             // The whole batch fails its version guard: nothing of it is written.
-            await Assert.ThrowsAnyAsync<ConcurrencyException>(() => StreamAppend.Write(batch, appends, RealNow, CancellationToken.None));
+            await Assert.ThrowsAnyAsync<ConcurrencyException>(() => ExistingStreams.Write(batch, appends, RealNow, CancellationToken.None));
         }
         foreach (var id in ids[1..]) Assert.DoesNotContain(await Events(id), e => e is EnrolmentBecameOverdue);
 
@@ -194,13 +194,13 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
         var first = await ReadAndWrite(Store, TenantId, ids, RealNow);
         // The second read the same versions (before the first committed); its events wait on the first's uncommitted ones.
         await using var second = Store.LightweightSession(TenantId);
-        var loaded = await StreamAppend.Load(second, ids, CancellationToken.None);
+        var loaded = await ExistingStreams.Load(second, ids, CancellationToken.None);
         var appends = loaded.Select(l =>
         {
             var decision = EnrolmentRules.Tick(l.Value.State, RealNow);
-            return new StreamAppend.Append(l.Key, l.Value.Version, decision.Events, decision.Events.Aggregate(l.Value.State, EnrolmentState.Fold));
+            return new ExistingStreams.Append(l.Key, l.Value.Version, decision.Events, decision.Events.Aggregate(l.Value.State, EnrolmentState.Fold));
         }).ToList();
-        var racing = StreamAppend.Write(second, appends, RealNow, CancellationToken.None);
+        var racing = ExistingStreams.Write(second, appends, RealNow, CancellationToken.None);
         await Task.Delay(300);
         Assert.False(racing.IsCompleted, "the second batch waits for the first to commit or roll back");
         await Commit(first);

@@ -440,15 +440,8 @@ public abstract class BusFixture : IAsyncLifetime
             configure?.Invoke(b);
         });
         Disposables.Add(Service);
-        var store = Service.Services.GetRequiredService<IDocumentStore>();
         await TestData.Reset(Service.Services);
-        var secret = Secrets.Generate();
-        await using var session = store.LightweightSession();
-        var account = new TenantAccount { Id = Tenant, CreatedAt = SystemClock.Instance.GetCurrentInstant() };
-        account.Secrets.Add(new ApiSecret { SecretId = "bus1", Hash = Secrets.Hash(secret), Scopes = [Scopes.All], CreatedAt = account.CreatedAt });
-        session.Store(account);
-        await session.SaveChangesAsync();
-        Auth = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Tenant}:{secret}"));
+        Auth = await TestTenants.CreateWithAllScopes(Service.Services, Tenant);
     }
 
     public static string SmallPool(string connectionString, int max) =>

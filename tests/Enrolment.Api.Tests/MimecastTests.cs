@@ -850,7 +850,10 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
         var refused = Assert.Throws<InvalidOperationException>(() => new MimecastSecretCipher(published, production));
         Assert.Contains("openssl rand -base64 32", refused.Message);
         var own = Options.Create(new MimecastSettings { KeyEncryptionKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) });
-        Assert.NotNull(new MimecastSecretCipher(own, production));
+        // A key of the operator's own is accepted, and seals and opens secrets.
+        var cipher = new MimecastSecretCipher(own, production);
+        var secret = RandomNumberGenerator.GetBytes(32);
+        Assert.Equal(secret, cipher.Decrypt("mc-key-1", cipher.Encrypt("mc-key-1", secret)));
     }
 
     private sealed record CliResult(int ExitCode, string StdOut, string StdErr)

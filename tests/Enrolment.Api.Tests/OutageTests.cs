@@ -36,15 +36,7 @@ public sealed class OutageTests
 
         await using var host = await AppFixture.StartHost(transitions: true);
         const string tenant = "eu-west-2_OutageTenant1";
-        var secret = Secrets.Generate();
-        await using (var session = host.Services.GetRequiredService<IDocumentStore>().LightweightSession())
-        {
-            var account = new TenantAccount { Id = tenant, CreatedAt = SystemClock.Instance.GetCurrentInstant() };
-            account.Secrets.Add(new ApiSecret { SecretId = "o1", Hash = Secrets.Hash(secret), Scopes = [Scopes.All], CreatedAt = account.CreatedAt });
-            session.Store(account);
-            await session.SaveChangesAsync();
-        }
-        var auth = "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{tenant}:{secret}"));
+        var auth = await TestTenants.CreateWithAllScopes(host.Services, tenant);
         await host.Scenario(s => { s.Get.Url("/users/u1/enrolments"); s.WithRequestHeader("Authorization", auth); s.StatusCodeShouldBeOk(); });
 
         Assert.Equal(0, await Cluster("stop"));

@@ -26,19 +26,14 @@ public sealed class TimeCollection
 public sealed class TimeTests : IAsyncLifetime
 {
     private const string Tenant = "eu-west-2_TimeTenant1";
-    private string _secret = "";
+    private string _auth = "";
     private readonly List<IAlbaHost> _hosts = [];
 
     public async Task InitializeAsync()
     {
         var host = await Start(transitions: false);
         await TestData.Reset(host.Services);
-        _secret = Secrets.Generate();
-        await using var session = host.Services.GetRequiredService<IDocumentStore>().LightweightSession();
-        var account = new TenantAccount { Id = Tenant, CreatedAt = SystemClock.Instance.GetCurrentInstant() };
-        account.Secrets.Add(new ApiSecret { SecretId = "t1", Hash = Secrets.Hash(_secret), Scopes = [Scopes.All], CreatedAt = account.CreatedAt });
-        session.Store(account);
-        await session.SaveChangesAsync();
+        _auth = await TestTenants.CreateWithAllScopes(host.Services, Tenant);
     }
 
     public async Task DisposeAsync()
@@ -59,7 +54,7 @@ public sealed class TimeTests : IAsyncLifetime
         await host.DisposeAsync();
     }
 
-    private string Auth => "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Tenant}:{_secret}"));
+    private string Auth => _auth;
 
     private static string At(Instant i) => Json.Format(i);
 

@@ -85,6 +85,6 @@ public static class Bus
                 throw new InvalidOperationException($"Bus:Transport is '{settings.Transport}'; use 'postgresql' (the default) or 'rabbitmq'.");
         }
         // Whatever the transport, every integration event also goes to the durable local queue "webhooks", where webhook
-        // deliveries are recorded: Features/Webhooks/WebhooksSetup.ConfigureWolverine, called beside this method.
+        // deliveries are recorded: Features/Webhooks/Configuration.cs (RouteToRecorder).
     }
 }

@@ -8,6 +8,7 @@ using JasperFx;
 using JasperFx.Events;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using NodaTime;
 using Npgsql;
@@ -18,14 +19,18 @@ using Wolverine.Http;
 
 namespace Enrolment.Api.Infrastructure;
 
+/// <summary>
+/// What every feature stands on: logs, Kestrel's limits, the clock, problem documents, authentication and rate limits,
+/// production safeguards, health, metrics, the OpenAPI document, and Wolverine itself (code generation, transactions,
+/// error policies, the bus). Program.cs composes it with each feature's Configuration.cs.
+/// </summary>
 public static class Hosting
 {
-    public static void AddEnrolmentService(this WebApplicationBuilder builder, string[] args)
+    public static void AddHosting(this WebApplicationBuilder builder, RunMode mode)
     {
         var services = builder.Services;
         var configuration = builder.Configuration;
-        // A command (tenants, db-apply, ...) rather than the service: `run` and bare options start the service.
-        var isCommand = args.Length > 0 && !args[0].StartsWith('-') && args[0] != "run";
+        var isCommand = mode.IsCommand;
 
         // Structured JSON logs. In command mode (./build/run.sh ARGS) they go to stderr, so stdout carries only
         // the command's output (a new secret on the last line, for example).
@@ -84,28 +89,20 @@ public static class Hosting
             };
         });
 
-        services.AddEnrolmentPersistence(configuration, builder.Environment);
         services.AddPublishedDefaultsCheck(builder.Environment);
         services.AddTrustedProxies(configuration);
         services.AddGracefulShutdown(configuration);
         services.AddEnrolmentTracing(configuration);
-        Features.Mimecast.MimecastSetup.AddMimecast(services, configuration);
-        services.Configure<Features.Time.TransitionSettings>(configuration.GetSection("Transitions"));
-        if (!isCommand) services.AddHostedService<Features.Time.TimeDrivenTransitions>();
-        Features.Changes.ChangeFeedSetup.AddChangeFeed(services, isCommand);
-        Features.Audit.AuditSetup.AddAudit(services, configuration, isCommand);
-        Features.Webhooks.WebhooksSetup.AddWebhooks(services, configuration, runSender: !isCommand);
-        if (!isCommand) services.AddHostedService<Features.Summaries.SummaryLag>();
 
         services.AddHealthChecks()
             .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "postgresql", tags: ["ready"], timeout: TimeSpan.FromSeconds(3));
 
-        // Metrics at GET /metrics (Prometheus text): HTTP, runtime, Marten, Wolverine and the transition lag.
+        // Metrics at GET /metrics (Prometheus text): HTTP, runtime, Marten, Wolverine, and each feature's own meters
+        // (added in its Configuration.cs: transition lag, change-feed lag, summaries' lag).
         services.AddOpenTelemetry().WithMetrics(m => m
             .AddAspNetCoreInstrumentation()
             .AddRuntimeInstrumentation()
-            .AddMeter(Features.Time.TimeDrivenTransitions.Meter.Name, Features.Changes.ChangeFeedMetrics.Meter.Name, "Marten", "Wolverine:*")
-            .AddMeter(Features.Summaries.SummaryLag.MeterName)
+            .AddMeter("Marten", "Wolverine:*")
             .AddPrometheusExporter());
 
         services.AddEnrolmentOpenApi();
@@ -137,8 +134,6 @@ public static class Hosting
                     TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(5))
                 .Then.MoveToErrorQueue();
             Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
-            Features.Webhooks.WebhooksSetup.ConfigureWolverine(opts, configuration);
-            Features.Compliance.EventActors.Configure(opts);
 
             // Marten wraps driver errors (a timeout, a cut connection) in its own exceptions: match them inside too, or the
             // message would go straight to the dead letters.
@@ -149,32 +144,58 @@ public static class Hosting
 
     }
 
-    public static void UseEnrolmentService(this WebApplication app)
+    /// <summary>The outer middleware: proxies, shutdown, the header limit, and errors as problem documents.</summary>
+    public static void UseEdge(this WebApplication app)
     {
         app.UseTrustedProxies();
         app.UseGracefulShutdown();
         app.UseRequestHeaderLimit();
         app.UseExceptionHandler();
-        app.UseStatusCodePages();
-        Features.Pages.ServePages.UsePages(app);
+        // Errors the framework answers itself, with no body (a method the route does not take, a media type no endpoint
+        // reads, ...): the same problem documents as every other error.
+        app.UseStatusCodePages(context => FrameworkStatus(context.HttpContext));
+    }
+
+    private static Task FrameworkStatus(HttpContext http)
+    {
+        var status = http.Response.StatusCode;
+        var (code, title, detail) = status switch
+        {
+            StatusCodes.Status405MethodNotAllowed => ("method-not-allowed", "Method not allowed.",
+                $"{http.Request.Path} does not take {http.Request.Method}" + (http.Response.Headers.Allow.Count > 0 ? $"; it takes {http.Response.Headers.Allow}." : ".")),
+            StatusCodes.Status406NotAcceptable => ("not-acceptable", "Not acceptable.", "The Accept header names no media type this route answers with (application/json; see /openapi/v1.json)."),
+            StatusCodes.Status413PayloadTooLarge => ("body-too-large", "Request body too large.", "The request body is over the service's limit (Limits:MaxRequestBodyBytes)."),
+            StatusCodes.Status415UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type.", "Send the body as application/json (see /openapi/v1.json)."),
+            StatusCodes.Status404NotFound => ("not-found", "Not found.", $"There is no route {http.Request.Path}."),
+            _ => ("http-" + status, ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase + "." : "Error.", "The request was refused before reaching an endpoint."),
+        };
+        return Problems.Make(status, code, title, detail).ExecuteAsync(http);
+    }
+
+    /// <summary>Who may call: authentication, the per-tenant rate limit (with its headers), authorization.</summary>
+    public static void UseAccessControl(this WebApplication app)
+    {
         app.UseAuthentication();
         app.UseRateLimitHeaders();
         app.UseRateLimiter();
         app.UseAuthorization();
+    }
 
+    /// <summary>The operators' routes: liveness, readiness, metrics, and the OpenAPI document with its API page.</summary>
+    public static void MapOperatorEndpoints(this WebApplication app)
+    {
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponse.Write });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = HealthResponse.Write });
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapEnrolmentOpenApi();
+    }
 
-        Features.Mimecast.MimecastSetup.MapMimecast(app);
-        app.MapWolverineEndpoints(opts =>
-        {
-            opts.TenantId.IsClaimTypeNamed(BasicAuthenticationHandler.TenantClaim);
-            opts.WarmUpRoutes = RouteWarmup.Eager;
-            opts.RejectUnparseableQueryValues = true;
-            Features.Compliance.EventActors.Configure(opts);
-        });
+    /// <summary>Wolverine's HTTP endpoints: the tenant from the authenticated credentials, routes warmed up, unparseable query values refused.</summary>
+    public static void Configure(WolverineHttpOptions opts)
+    {
+        opts.TenantId.IsClaimTypeNamed(BasicAuthenticationHandler.TenantClaim);
+        opts.WarmUpRoutes = RouteWarmup.Eager;
+        opts.RejectUnparseableQueryValues = true;
     }
 }
 

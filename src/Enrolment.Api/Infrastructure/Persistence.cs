@@ -1,14 +1,5 @@
-using Enrolment.Api.Features.Assignments;
-using Enrolment.Api.Features.Audiences;
-using Enrolment.Api.Features.Completions;
-using Enrolment.Api.Features.Content;
-using Enrolment.Api.Features.Enrolments;
-using Enrolment.Api.Features.Operations;
-using Enrolment.Api.Infrastructure.Auth;
-using Enrolment.Domain;
 using JasperFx;
 using JasperFx.Events;
-using JasperFx.Events.Projections;
 using Marten;
 using Npgsql;
 using Weasel.Core;
@@ -21,16 +12,17 @@ public static class Persistence
     public const string ConnectionStringName = "Enrolment";
 
     /// <summary>
-    /// Marten: conjoined multi-tenancy for events and documents (the tenant is a column on every row), the
-    /// shared JSON settings, inline projections for every read model, and Wolverine's outbox in the same database.
+    /// Marten's core: the connection, conjoined multi-tenancy for events and documents (the tenant is a column on every
+    /// row), the shared JSON settings, the event store's settings and event types, the async daemon, and Wolverine's
+    /// outbox in the same database. Each feature adds its documents, projections and tables in its Configuration.cs.
     /// </summary>
-    public static void AddEnrolmentPersistence(this IServiceCollection services, IConfiguration configuration, IHostEnvironment environment)
+    public static void AddPersistence(this WebApplicationBuilder builder)
     {
+        var services = builder.Services;
+        var configuration = builder.Configuration;
+        var environment = builder.Environment;
         var connectionString = configuration.GetConnectionString(ConnectionStringName)
             ?? throw new InvalidOperationException($"ConnectionStrings:{ConnectionStringName} is not set. Set it in appsettings.json or the environment variable ConnectionStrings__{ConnectionStringName}.");
-
-        services.AddSingleton<MartenTables.EnrolmentTable>();
-        services.AddHostedService<OneProjectionGuard>();
 
         // Owned by the container, so a stopped host closes its connections.
         services.AddNpgsqlDataSource(connectionString, b =>
@@ -66,36 +58,16 @@ public static class Persistence
             opts.Events.MetadataConfig.CausationIdEnabled = true;
             opts.Events.MetadataConfig.HeadersEnabled = true;
             opts.Events.MetadataConfig.UserNameEnabled = true;
-            opts.Events.AddEventTypes([.. EnrolmentEvents.Types, typeof(AssignmentCreated), typeof(AssignmentRemoved)]);
-
-            opts.Schema.For<TenantAccount>().SingleTenanted();
-
-            // One document per enrolment: the domain's own fold, projected inline (EnrolmentProjection). Rebuilds
-            // (`projections rebuild`) read events in large pages and write each document once per flush window rather
-            // than once per page: a stream's three events usually fall in one window.
-            opts.Projections.Add(new EnrolmentProjection(), ProjectionLifecycle.Inline, rebuild =>
-            {
-                rebuild.BatchSize = 5_000;
-                rebuild.RebuildFlushThreshold = 20_000;
-            });
-            opts.Projections.Add(new AssignmentProjection(), ProjectionLifecycle.Inline);
-            Features.Summaries.Summaries.Configure(opts);
-            MartenTables.EnrolmentTable.Configure(opts);
-            // The one writer's serialization points: users, audiences, assignments (Features/Enrolments/EnrolmentWriter).
-            opts.Storage.ExtendedSchemaObjects.Add(MartenTables.WriteLockRows.Table());
-            Features.Audit.AuditSetup.Configure(opts);
-            opts.Schema.For<Assignment>().Duplicate(x => x.AudienceId);
-            opts.Schema.For<AudienceMember>().Duplicate(x => x.AudienceId);
-            opts.Schema.For<FanOutBatchDone>().Duplicate(x => x.OperationId);
-            // Completions recorded before an enrolment existed are looked up by user and content (EarlierCompletions).
-            // and Thrive's completion list filters on user, content and completedAt (EarlierCompletions uses the first two).
-            Features.Thrive.ListThriveCompletionsEndpoint.IndexCompletionRecords(opts);
-            opts.Schema.For<ContentItem>();
         })
         .UseNpgsqlDataSource()
         .UseLightweightSessions()
         .IntegrateWithWolverine();
-        Features.Summaries.Summaries.AddSummaryDaemon(marten, configuration);
+        // Marten's async daemon (the summaries) on this node: Projections:DaemonMode. Solo (the default): this node
+        // projects. With several nodes, leave it Solo on one and set Disabled on the others (Marten's progress check
+        // rolls back a page two daemons both applied, but they waste work). HotCold, which elects one node by a
+        // PostgreSQL advisory lock, fails with the DistributedLock shim this build uses (STACK.md: "Multiplexing is
+        // current incompatible with DbDataSource"); it is the choice where the real Patched.DistributedLock packages restore.
+        marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", JasperFx.Events.Daemon.DaemonMode.Solo));
 
         // Development (and ./build/run.sh): create or migrate the schema at start. Production: Database:AutoMigrate=false
         // and run `db-apply` (or review `db-patch` output) as a deployment step.

@@ -39,6 +39,11 @@ public sealed class OpenApiDocumentTests(AppFixture fixture) : ApiTest(fixture)
                 var description = operation["description"]?.GetValue<string>() ?? "";
                 Assert.False(description.Length == 0 || System.Text.RegularExpressions.Regex.IsMatch(description, "^[A-Z]+_"),
                     $"{method} {path}: the description '{description}' is not for a person (add [EndpointSummary])");
+                // The API page's navigation shows the summary: a short title (OpenApiSetup.Titles), the sentence in the description.
+                var summary = operation["summary"]?.GetValue<string>() ?? "";
+                Assert.True(summary.Length is > 0 and <= 40 && !summary.EndsWith('.'),
+                    $"{method} {path}: the summary '{summary}' is not a short title (add its operationId to OpenApiSetup.Titles)");
+                Assert.True(description.Length > summary.Length, $"{method} {path}: the description '{description}' says no more than the title");
             }
     }
 

@@ -1,7 +1,7 @@
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Features.Operations;
 using Enrolment.Api.Infrastructure;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using Marten;

@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Marten;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -176,22 +176,5 @@ public sealed class AuditCheckpointService(AuditCheckpoints checkpoints, IOption
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { return; }
             catch (Exception e) { logger.LogError(e, "Audit checkpoint failed; the next round in {Interval} tries again. Until then new streams are not anchored.", settings.Value.CheckpointInterval); }
         }
-    }
-}
-
-public static class AuditSetup
-{
-    public static void AddAudit(IServiceCollection services, IConfiguration configuration, bool isCommand)
-    {
-        services.Configure<AuditSettings>(configuration.GetSection("Audit"));
-        services.AddSingleton<AuditTables>();
-        services.AddSingleton<AuditCheckpoints>();
-        if (!isCommand) services.AddHostedService<AuditCheckpointService>();
-    }
-
-    public static void Configure(StoreOptions opts)
-    {
-        AuditChainSql.Configure(opts);
-        opts.Schema.For<AuditCheckpoint>().Identity(c => c.Id);
     }
 }

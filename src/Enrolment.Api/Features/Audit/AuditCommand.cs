@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using JasperFx.CommandLine;
 using Marten;
 

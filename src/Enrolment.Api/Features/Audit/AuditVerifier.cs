@@ -1,4 +1,4 @@
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 
 namespace Enrolment.Api.Features.Audit;
 

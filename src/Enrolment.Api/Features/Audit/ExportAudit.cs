@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Enrolment.Api.Infrastructure.Auth;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;

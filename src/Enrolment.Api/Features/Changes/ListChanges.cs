@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
 using JasperFx.Events;
 using Marten;
@@ -149,7 +149,7 @@ public static class ListChangesEndpoint
 public sealed class ChangeFeedEventTypes(IDocumentStore store)
 {
     public IReadOnlyList<string> Names { get; } = EnrolmentEvents.Types
-        .Select(t => Infrastructure.MartenTables.MartenInternals.Events(store).EventMappingFor(t).EventTypeName)
+        .Select(t => Infrastructure.Sql.MartenInternals.Events(store).EventMappingFor(t).EventTypeName)
         .ToArray();
 }
 
@@ -179,15 +179,5 @@ public sealed class ChangeFeedMetrics(NpgsqlDataSource dataSource, IConfiguratio
                 logger.LogDebug(e, "Could not sample the change feed's lag; the metric keeps its last value");
             }
         } while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
-}
-
-public static class ChangeFeedSetup
-{
-    public static void AddChangeFeed(IServiceCollection services, bool isCommand)
-    {
-        services.ConfigureMarten(ChangeFeedSchema.Register);
-        services.AddSingleton<ChangeFeedEventTypes>();
-        if (!isCommand) services.AddHostedService<ChangeFeedMetrics>();
     }
 }

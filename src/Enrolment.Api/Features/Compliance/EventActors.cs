@@ -18,7 +18,7 @@ namespace Enrolment.Api.Features.Compliance;
 /// <param name="Type">secret, mimecast-key, bus, operation, clock, or legacy for events written before actors were recorded.</param>
 /// <param name="Id">The secret id, access key id, message id, operation id or clock name; null for legacy.</param>
 /// <param name="StartedBy">For an operation: the credential whose request started it.</param>
-public sealed record Actor(string Type, string? Id, Actor? StartedBy = null)
+public sealed record Actor(string Type, string? Id, Credential? StartedBy = null)
 {
     public const string Secret = "secret", MimecastKey = "mimecast-key", Bus = "bus", Operation = "operation", Clock = "clock", LegacyType = "legacy";
 
@@ -28,7 +28,16 @@ public sealed record Actor(string Type, string? Id, Actor? StartedBy = null)
     public static readonly Actor TimeDriven = new(Clock, "time-driven-transitions");
 
     public override string ToString() => $"{Type}:{Id}";
+
+    /// <summary>This actor as the credential an operation names as its starter (its type and id, nothing nested).</summary>
+    public Credential AsCredential() => new(Type, Id);
 }
+
+/// <summary>
+/// The credential that started a fan-out operation: a secret or a Mimecast key, by type and id. Its own type, not an
+/// <see cref="Actor"/>, so that the documented schema is not recursive (contract-test generators refuse circular ones).
+/// </summary>
+public sealed record Credential(string Type, string? Id);
 
 /// <summary>
 /// Records the actor on every event a session appends with Marten's own event metadata: user_name ("type:id"), the
@@ -63,7 +72,7 @@ public static class EventActors
     public static Actor Of(IEvent e)
     {
         if (e.GetHeader(TypeHeader)?.ToString() is not { } type) return Actor.Legacy;
-        var startedBy = e.GetHeader(StartedByTypeHeader)?.ToString() is { } byType ? new Actor(byType, e.GetHeader(StartedByIdHeader)?.ToString()) : null;
+        var startedBy = e.GetHeader(StartedByTypeHeader)?.ToString() is { } byType ? new Credential(byType, e.GetHeader(StartedByIdHeader)?.ToString()) : null;
         return new Actor(type, e.GetHeader(IdHeader)?.ToString(), startedBy);
     }
 

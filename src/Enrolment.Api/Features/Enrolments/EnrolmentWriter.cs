@@ -1,5 +1,5 @@
 using Enrolment.Api.Infrastructure;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
 using Marten;
 using NodaTime;
@@ -47,7 +47,7 @@ public sealed class UserLocks
 /// locks its assignments shared (<see cref="LockAssignments"/>), each before reading.</item>
 /// </list>
 /// It picks the strategy itself: one stream through Marten's own append (FetchForWriting, the inline projection);
-/// several set-based (<see cref="StreamAppend"/>, <see cref="StreamCopy"/>), which write the same rows.
+/// several set-based (<see cref="ExistingStreams"/>, <see cref="NewStreams"/>), which write the same rows.
 /// </summary>
 public static class EnrolmentWriter
 {
@@ -76,8 +76,8 @@ public static class EnrolmentWriter
         WriteLockRows.Lock(session, WriteLockRows.Assignment, assignmentIds.Select(id => id.ToString("N")).ToArray(), shared, ct);
 
     /// <summary>The enrolments' documents with their stream versions, in one query (in the session's transaction).</summary>
-    public static Task<Dictionary<Guid, StreamAppend.Loaded>> Load(IDocumentSession session, IReadOnlyCollection<Guid> ids, CancellationToken ct) =>
-        StreamAppend.Load(session, ids, ct);
+    public static Task<Dictionary<Guid, ExistingStreams.Loaded>> Load(IDocumentSession session, IReadOnlyCollection<Guid> ids, CancellationToken ct) =>
+        ExistingStreams.Load(session, ids, ct);
 
     /// <summary>
     /// Decides for each of these existing enrolments and appends what was decided, with its integration events. Ids with
@@ -94,11 +94,11 @@ public static class EnrolmentWriter
 
     /// <summary>The same, set-based, for streams the caller has already read with <see cref="Load"/> in this session.</summary>
     public static async Task<IReadOnlyList<Decided>> Change(IDocumentSession session, IMessageBus bus, IReadOnlyList<Guid> ids,
-        IReadOnlyDictionary<Guid, StreamAppend.Loaded> loaded, Func<EnrolmentState, Decision> decide, Instant now, CancellationToken ct, UserLocks? locks = null)
+        IReadOnlyDictionary<Guid, ExistingStreams.Loaded> loaded, Func<EnrolmentState, Decision> decide, Instant now, CancellationToken ct, UserLocks? locks = null)
     {
         if (ids.Count == 0) return [];
         var results = new List<Decided>(ids.Count);
-        var appends = new List<StreamAppend.Append>();
+        var appends = new List<ExistingStreams.Append>();
         var messages = new List<object>();
         foreach (var id in ids)
         {
@@ -108,9 +108,9 @@ public static class EnrolmentWriter
             RequireLock(session, locks, stream.State.UserId, decision.Events);
             var after = IntegrationEvents.Collect(messages, session.TenantId, stream.State, decision.Events, stream.Version);
             results.Add(new Decided(id, stream.State, decision, after));
-            appends.Add(new StreamAppend.Append(id, stream.Version, decision.Events, after));
+            appends.Add(new ExistingStreams.Append(id, stream.Version, decision.Events, after));
         }
-        await StreamAppend.Write(session, appends, now, ct);
+        await ExistingStreams.Write(session, appends, now, ct);
         await IntegrationEventQueue.Of(bus).Write(session, bus, messages);
         return results;
     }
@@ -126,7 +126,7 @@ public static class EnrolmentWriter
             RequireLock(session, locks, ((EnrolmentAssigned)stream[0]).UserId, []);
         var messages = new List<object>(streams.Sum(s => s.Count));
         foreach (var events in streams) IntegrationEvents.Collect(messages, session.TenantId, null, events, 0);
-        await StreamCopy.StartStreams(session, streams, now, ct);
+        await NewStreams.Copy(session, streams, now, ct);
         await IntegrationEventQueue.Of(bus).Write(session, bus, messages);
     }
 

@@ -1,6 +1,6 @@
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;

@@ -1,7 +1,7 @@
 using System.Buffers.Text;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
@@ -25,7 +25,9 @@ public static class EnrolmentLists
     private static readonly EnrolmentStatus[] Listable = [EnrolmentStatus.Scheduled, EnrolmentStatus.Open, EnrolmentStatus.Overdue, EnrolmentStatus.Complete, EnrolmentStatus.Archived];
     private const string BadCursor = "cursor is not one this service issued: pass nextCursor from the previous page as it is.";
 
-    public static async Task<IResult> Page(EnrolmentTable table, string tenantId, Guid? assignmentId, string? userId, string? status, string? updatedAtFrom, string? updatedAtTo,
+    public const string CsvColumns = "enrolmentId,userId,assignmentId,audienceId,primaryContentId,status,availableDate,dueDate,lastCompletedAt,late,waived,updatedAt";
+
+    public static async Task<IResult> Page(HttpRequest request, EnrolmentTable table, string tenantId, Guid? assignmentId, string? userId, string? status, string? updatedAtFrom, string? updatedAtTo,
         int? limit, string? cursor, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
@@ -39,6 +41,7 @@ public static class EnrolmentLists
             else errors["cursor"] = [BadCursor];
         }
         if (filter is null || errors.Count > 0) return Problems.Validation("The list query is not valid.", errors);
+        if (Csv.Wanted(request)) return new CsvList(table, tenantId, filter);
 
         var (items, more) = await table.Page(tenantId, filter, after, take, ct);
         return new RawJsonPage(items.Select(i => i.Json), more ? Cursors.Encode(items[^1].Id) : null);
@@ -108,6 +111,54 @@ public static class EnrolmentLists
         }
     }
 
+    /// <summary>
+    /// Every enrolment the filter matches as CSV (<see cref="CsvColumns"/>), read a page at a time in id order and
+    /// written as it is read, so memory does not grow with the list. <c>late</c>: complete by a completion after the due
+    /// date in force; <c>waived</c>: complete by a waiver with no completion since.
+    /// </summary>
+    private sealed class CsvList(EnrolmentTable table, string tenantId, EnrolmentTable.Filter filter) : IResult
+    {
+        private const int PageSize = 1_000;
+
+        public async Task ExecuteAsync(HttpContext http)
+        {
+            var ct = http.RequestAborted;
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.ContentType = Csv.ContentType;
+            http.Response.Headers.ContentDisposition = "attachment; filename=\"enrolments.csv\"";
+            await using var writer = new StreamWriter(http.Response.Body, new System.Text.UTF8Encoding(false), 64 * 1024);
+            await Csv.WriteRow(writer, CsvColumns.Split(','));
+            Guid? after = null;
+            while (true)
+            {
+                var (items, more) = await table.Page(tenantId, filter, after, PageSize, ct);
+                foreach (var (_, json) in items) await Csv.WriteRow(writer, Row(json));
+                await writer.FlushAsync(ct);
+                if (!more || items.Count == 0) break;
+                after = items[^1].Id;
+            }
+        }
+
+        private static string?[] Row(string json)
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(json);
+            var e = document.RootElement;
+            string? Text(string name) => e.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() : null;
+            var status = Text("status");
+            // Waived: the latest completion-like entry of the log is a waiver (a completion after it ends the waiver).
+            var lastCompletion = e.TryGetProperty("eventLog", out var log)
+                ? log.EnumerateArray().Select(entry => entry.TryGetProperty("type", out var t) ? t.GetString() : null)
+                    .LastOrDefault(t => t is "enrolment.completed" or "enrolment.waived")
+                : null;
+            var waived = status == "complete" && lastCompletion == "enrolment.waived";
+            var (completedAt, dueDate) = (Text("lastCompletedAt"), Text("dueDate"));
+            var late = status == "complete" && !waived && completedAt is not null && dueDate is not null
+                && Json.TryParseInstant(completedAt, out var c) && Json.TryParseInstant(dueDate, out var d) && c > d;
+            return [Text("id"), Text("userId"), Text("assignmentId"), Text("audienceId"), Text("primaryContentId"), status, Text("availableDate"),
+                dueDate, completedAt, late ? "true" : "false", waived ? "true" : "false", Text("updatedAt")];
+        }
+    }
+
     /// <summary>Writes <c>{"items":[…stored JSON…],"nextCursor":…}</c> with the items as PostgreSQL sent them.</summary>
     private sealed class RawJsonPage(IEnumerable<string> items, string? nextCursor) : IResult
     {
@@ -132,27 +183,29 @@ public static class EnrolmentLists
 public static class ListAssignmentEnrolmentsEndpoint
 {
     [ProducesResponseType<EnrolmentPage>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
+    [CsvAnswer(EnrolmentLists.CsvColumns)]
     [WolverineGet("/assignments/{assignmentId}/enrolments", OperationId = "listAssignmentEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The assignment's enrolments, filtered by status (one or a comma-separated list), userId and updatedAtFrom (inclusive) / updatedAtTo (exclusive), in pages of limit (1–500, default 100) with an opaque cursor.")]
     public static async Task<IResult> Get(string assignmentId, string? status, string? userId, string? updatedAtFrom, string? updatedAtTo, int? limit, string? cursor,
-        IQuerySession session, EnrolmentTable table, CancellationToken ct)
+        HttpRequest request, IQuerySession session, EnrolmentTable table, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
         if (await session.LoadAsync<Assignments.Assignment>(aid, ct) is null) return Problems.NotFound($"There is no assignment {assignmentId}.");
-        return await EnrolmentLists.Page(table, session.TenantId, aid, userId, status, updatedAtFrom, updatedAtTo, limit, cursor, ct);
+        return await EnrolmentLists.Page(request, table, session.TenantId, aid, userId, status, updatedAtFrom, updatedAtTo, limit, cursor, ct);
     }
 }
 
 public static class ListUserEnrolmentsEndpoint
 {
     [ProducesResponseType<EnrolmentPage>(StatusCodes.Status200OK)]
+    [CsvAnswer(EnrolmentLists.CsvColumns)]
     [WolverineGet("/users/{userId}/enrolments", OperationId = "listUserEnrolments"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Enrolments")]
     [EndpointSummary("The user's enrolments across assignments, filtered by status and updatedAt like the assignment list, paged like it.")]
-    public static async Task<IResult> Get(string userId, string? status, string? updatedAtFrom, string? updatedAtTo, int? limit, string? cursor, IQuerySession session, EnrolmentTable table, CancellationToken ct)
+    public static async Task<IResult> Get(string userId, string? status, string? updatedAtFrom, string? updatedAtTo, int? limit, string? cursor, HttpRequest request, IQuerySession session, EnrolmentTable table, CancellationToken ct)
     {
         if (!RouteIds.TryExternal(userId, "userId", out var problem)) return problem!;
-        return await EnrolmentLists.Page(table, session.TenantId, null, userId, status, updatedAtFrom, updatedAtTo, limit, cursor, ct);
+        return await EnrolmentLists.Page(request, table, session.TenantId, null, userId, status, updatedAtFrom, updatedAtTo, limit, cursor, ct);
     }
 }

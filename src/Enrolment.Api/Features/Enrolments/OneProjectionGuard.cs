@@ -28,7 +28,7 @@ public sealed class OneProjectionGuard(IDocumentStore store) : IHostedService
     /// <summary>The names of inline projections, other than the enrolment document's, whose events include an enrolment event (or are not filtered at all).</summary>
     public static IEnumerable<string> Offending(IDocumentStore store)
     {
-        foreach (var source in Infrastructure.MartenTables.MartenInternals.Options(store).Projections.All)
+        foreach (var source in Infrastructure.Sql.MartenInternals.Options(store).Projections.All)
         {
             if (source.Lifecycle != ProjectionLifecycle.Inline || source is EnrolmentProjection) continue;
             var included = (source as EventFilterable)?.IncludedEventTypes;

@@ -1,4 +1,4 @@
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Api.Features.Assignments;
 using Enrolment.Api.Features.Audiences;
 using Enrolment.Api.Features.Completions;
@@ -40,7 +40,7 @@ public sealed class FanOutBatchDone
 /// <see cref="StartedBy"/> is the credential whose request started the operation: its events name it (null in batches
 /// queued before actors were recorded).
 /// </summary>
-public sealed record SyncEnrolments(Guid OperationId, int Batch, string AudienceId, Guid? AssignmentId, string[] UserIds, Compliance.Actor? StartedBy = null);
+public sealed record SyncEnrolments(Guid OperationId, int Batch, string AudienceId, Guid? AssignmentId, string[] UserIds, Compliance.Credential? StartedBy = null);
 
 public static class FanOut
 {
@@ -57,7 +57,7 @@ public static class FanOut
             Users = chunks.Sum(c => c.Length), Batches = chunks.Length, CreatedAt = now,
         };
         session.Store(operation);
-        var startedBy = Compliance.EventActors.Of(session);
+        var startedBy = Compliance.EventActors.Of(session)?.AsCredential();
         for (var i = 0; i < chunks.Length; i++)
             await bus.PublishAsync(new SyncEnrolments(operation.Id, i, audienceId, assignmentId, chunks[i], startedBy));
         return operation;

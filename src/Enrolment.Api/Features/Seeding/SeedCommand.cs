@@ -196,7 +196,7 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
         // The bulk loader writes mt_version 1; a seeded stream of several events must carry its version there, or the
         // set-based appends' version guard refuses every batch and the transitions fall back to one by one.
         await using (var connection = await dataSource.OpenConnectionAsync())
-            await Infrastructure.MartenTables.StreamCopy.SetDocumentVersions(store, connection, tenantId, streams, CancellationToken.None);
+            await Infrastructure.Sql.NewStreams.SetDocumentVersions(store, connection, tenantId, streams, CancellationToken.None);
         Phases["documentsCopy"] += watch.Elapsed.TotalSeconds;
     }
 

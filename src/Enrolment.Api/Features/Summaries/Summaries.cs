@@ -1,6 +1,4 @@
 using Enrolment.Domain;
-using JasperFx.Events.Daemon;
-using JasperFx.Events.Projections;
 using Marten;
 using NodaTime;
 using Npgsql;
@@ -16,25 +14,6 @@ public sealed record UserSummaryView(string UserId, int Total, StatusCounts BySt
 
 public static class Summaries
 {
-    /// <summary>The summary projection, run asynchronously by Marten's daemon (<see cref="AddSummaryDaemon"/>).</summary>
-    public static void Configure(StoreOptions opts)
-    {
-        opts.Projections.Add(new SummaryProjection(), ProjectionLifecycle.Async, SummaryProjection.Name,
-            o => { o.DeleteViewTypeOnTeardown<EnrolmentSummary>(); o.DeleteViewTypeOnTeardown<EnrolmentStanding>(); });
-        opts.Schema.For<EnrolmentStanding>();
-        opts.Schema.For<EnrolmentSummary>();
-    }
-
-    /// <summary>
-    /// Marten's async daemon in the service, Projections:DaemonMode. Solo (the default): this node projects. With several
-    /// nodes, leave it Solo on one and set Disabled on the others (Marten's progress check rolls back a page two daemons
-    /// both applied, but they waste work). HotCold, which elects one node by a PostgreSQL advisory lock, fails with the
-    /// DistributedLock shim this build uses (STACK.md: "Multiplexing is current incompatible with DbDataSource"); it is
-    /// the choice where the real Patched.DistributedLock packages restore.
-    /// </summary>
-    public static void AddSummaryDaemon(this MartenServiceCollectionExtensions.MartenConfigurationExpression marten, IConfiguration configuration) =>
-        marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", DaemonMode.Solo));
-
     public static StatusCounts ByStatus(EnrolmentSummary? s) =>
         s is null ? new(0, 0, 0, 0, 0) : new(s.Scheduled, s.Open, s.Overdue, s.Complete, s.Archived);
 

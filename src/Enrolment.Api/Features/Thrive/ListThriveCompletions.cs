@@ -19,20 +19,6 @@ public static class ListThriveCompletionsEndpoint
 {
     public const int MaxPerPage = 1000;
 
-    /// <summary>
-    /// The filtered members as columns (completedAt as timestamptz) with composite indexes, so that a page is an index
-    /// range scan by user, by content, or by completedAt alone. Duplicate() also gives each column an index of its own;
-    /// the user and content ones are redundant with the composites but cost little on this insert-only table.
-    /// </summary>
-    public static void IndexCompletionRecords(StoreOptions opts) =>
-        opts.Schema.For<CompletionRecord>()
-            .Duplicate(x => x.Result.CompletedAt, pgType: "timestamptz", configure: idx => idx.Name = "ix_completionrecord_completed_at")
-            .Duplicate(x => x.Result.UserId, configure: idx => idx.Name = "ix_completionrecord_user")
-            .Duplicate(x => x.Result.ContentId, configure: idx => idx.Name = "ix_completionrecord_content")
-            .Index([x => x.Result.UserId, x => x.Result.CompletedAt], idx => idx.Name = "ix_completionrecord_user_completed_at")
-            .Index([x => x.Result.ContentId, x => x.Result.CompletedAt], idx => idx.Name = "ix_completionrecord_content_completed_at")
-            .StartIndexesByTenantId();
-
     [WolverineGet("/rest/v1/learning/completions", OperationId = "thriveListCompletions"), Authorize(Policy = AuthPolicies.Read)]
     [Tags(ThriveApi.Tag)]
     [EndpointSummary("Thrive: completion records as a JSON array, filtered by userId, contentId and completedDateRangeStart (inclusive) / completedDateRangeEnd (exclusive), oldest first; page from 1, perPage 1–1000 (default 100). X-Total-Count holds the total, Link the other pages.")]

@@ -2,7 +2,7 @@ using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Api.Infrastructure.OpenApi;
 using Enrolment.Api.Infrastructure;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Infrastructure;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Contracts;
 using Marten;
 using Microsoft.Extensions.Caching.Memory;

@@ -4,7 +4,7 @@ using Marten;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>One event as the audit reads it: Marten's row (null when it is gone) beside its chain entry (null when missing).</summary>
 public sealed record AuditRow(Guid StreamId, long Version, long Sequence, AuditHash.EventFields? Event, AuditChainEntry? Chain);

@@ -5,7 +5,7 @@ using Marten.Events;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// Rebuilds the enrolment documents from their streams in place, while the service runs: documents are overwritten
@@ -26,11 +26,11 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
 
     /// <summary>
     /// Inserts what is missing; replaces a document only by one folded from at least as many events, and only when the
-    /// refold differs. The duplicated columns are StreamAppend's list, so the two set-based writers stay in step.
+    /// refold differs. The duplicated columns are ExistingStreams's list, so the two set-based writers stay in step.
     /// </summary>
     private string UpsertSql()
     {
-        var columns = StreamAppend.DocumentColumns;
+        var columns = ExistingStreams.DocumentColumns;
         var names = string.Join(", ", columns.Select(c => c.Column));
         var arrays = string.Join(", ", columns.Select((c, i) => $"${i + 6}::{c.PgType}[]"));
         var values = string.Join(", ", columns.Select((_, i) => $"c{i}"));
@@ -146,7 +146,7 @@ public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource data
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
 
-        var columns = StreamAppend.DocumentColumns;
+        var columns = ExistingStreams.DocumentColumns;
         long written;
         await using (var upsert = new NpgsqlCommand(_upsert ??= UpsertSql(), connection, tx))
         {

@@ -1,19 +1,19 @@
 using Enrolment.Api.Features.Compliance;
-using Enrolment.Api.Infrastructure.MartenTables;
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
 using Marten;
 using Microsoft.Extensions.DependencyInjection;
 using NodaTime;
 using Npgsql;
 
-namespace Enrolment.Api.Tests.MartenTables;
+namespace Enrolment.Api.Tests.Sql;
 
 /// <summary>
-/// The code under Infrastructure/MartenTables writes and reads Marten's tables directly. This compares, column by
+/// The code under Infrastructure/Sql writes and reads Marten's tables directly. This compares, column by
 /// column, a stream it starts by COPY with the same stream started by Marten's own append: an upgrade of Marten that
 /// adds, renames or fills a column differently fails here, not in production.
 /// </summary>
-public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
+public sealed class RowParityTests(AppFixture fixture) : ApiTest(fixture)
 {
     private static readonly Actor Actor = new("operation", "op-1", new("secret", "s1"));
     private const string TraceId = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -59,10 +59,10 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         await using (var session = store.LightweightSession(TenantId))
         {
             EventActors.Stamp(session, Actor, TraceId, "cause-1");
-            var loaded = (await StreamAppend.Load(session, [bulk], CancellationToken.None))[bulk];
+            var loaded = (await ExistingStreams.Load(session, [bulk], CancellationToken.None))[bulk];
             var events = EnrolmentRules.Tick(loaded.State, tick).Events;
             Assert.NotEmpty(events);
-            await StreamAppend.Write(session, [new StreamAppend.Append(bulk, loaded.Version, events, events.Aggregate(loaded.State, EnrolmentState.Fold))], tick, CancellationToken.None);
+            await ExistingStreams.Write(session, [new ExistingStreams.Append(bulk, loaded.Version, events, events.Aggregate(loaded.State, EnrolmentState.Fold))], tick, CancellationToken.None);
             session.Store(new Enrolment.Api.Features.Content.ContentItem { Id = "c1" });
             await session.SaveChangesAsync();
         }
@@ -138,7 +138,7 @@ public sealed class MartenTablesTests(AppFixture fixture) : ApiTest(fixture)
         await using (var session = store.LightweightSession(TenantId))
         {
             EventActors.Stamp(session, Actor, TraceId, "cause-1");
-            await StreamCopy.StartStreams(session, [Stream(copied)], Now, CancellationToken.None);
+            await NewStreams.Copy(session, [Stream(copied)], Now, CancellationToken.None);
             // As in a fan-out batch, the session also has work of its own (its batch marker), so saving it commits.
             session.Store(new Enrolment.Api.Features.Content.ContentItem { Id = "c1" });
             await session.SaveChangesAsync();

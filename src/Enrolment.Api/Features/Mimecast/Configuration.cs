@@ -7,11 +7,13 @@ using Microsoft.Extensions.Options;
 
 namespace Enrolment.Api.Features.Mimecast;
 
-/// <summary>Wiring of the Mimecast-compatible "get training details" feature: services, Marten mappings, routes.</summary>
-public static class MimecastSetup
+/// <summary>The Mimecast-compatible "get training details" feature: services, its authentication scheme, Marten mappings, its route.</summary>
+public static class MimecastConfiguration
 {
-    public static void AddMimecast(this IServiceCollection services, IConfiguration configuration)
+    public static void AddMimecast(this WebApplicationBuilder builder)
     {
+        var services = builder.Services;
+        var configuration = builder.Configuration;
         services.AddOptions<MimecastSettings>()
             .Bind(configuration.GetSection("Mimecast"))
             // A missing key is PublishedDefaults' to report ("is not set", with how to make one); a malformed one is this.

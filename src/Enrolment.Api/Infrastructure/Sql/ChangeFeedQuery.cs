@@ -2,7 +2,7 @@ using Marten;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>A position in the change feed: the writing transaction's id, then the event's sequence number.</summary>
 public readonly record struct FeedPosition(ulong TransactionId, long Sequence) : IComparable<FeedPosition>

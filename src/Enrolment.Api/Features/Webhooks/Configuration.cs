@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Contracts;
 using Marten;
@@ -5,11 +6,13 @@ using Wolverine;
 
 namespace Enrolment.Api.Features.Webhooks;
 
-/// <summary>Wiring of webhooks: settings, the subscriptions document and deliveries table, the recorder's queue, the sender.</summary>
-public static class WebhooksSetup
+/// <summary>Webhooks: settings, the subscriptions document and deliveries table, the recorder's queue, the sender.</summary>
+public static class WebhooksConfiguration
 {
-    public static void AddWebhooks(this IServiceCollection services, IConfiguration configuration, bool runSender)
+    public static void AddWebhooks(this WebApplicationBuilder builder, RunMode mode)
     {
+        var services = builder.Services;
+        var configuration = builder.Configuration;
         services.AddOptions<WebhookSettings>()
             .Bind(configuration.GetSection("Webhooks"))
             .Validate(s => s.Timeout > TimeSpan.Zero && s.FirstRetryDelay > TimeSpan.Zero && s.MaxRetryDelay >= s.FirstRetryDelay && s.DisableAfter > TimeSpan.Zero,
@@ -26,7 +29,7 @@ public static class WebhooksSetup
         services.AddSingleton<WebhookSecrets>();
         services.AddSingleton<WebhookSubscriptionCache>();
         services.AddSingleton<WebhookDeliveries>();
-        services.AddSingleton<Infrastructure.MartenTables.WolverineInbox>();
+        services.AddSingleton<Infrastructure.Sql.WolverineInbox>();
         services.ConfigureMarten(opts =>
         {
             opts.Schema.For<WebhookSubscription>().SingleTenanted().Duplicate(x => x.TenantId);
@@ -48,7 +51,8 @@ public static class WebhooksSetup
                 ConnectTimeout = TimeSpan.FromSeconds(10),
                 ConnectCallback = WebhookTargets.Connect(settings.AllowPrivateTargets),
             });
-        if (runSender && settings.Enabled) services.AddHostedService<WebhookSender>();
+        if (mode.IsService && settings.Enabled) services.AddHostedService<WebhookSender>();
+        services.ConfigureWolverine(opts => RouteToRecorder(opts, settings));
     }
 
     /// <summary>
@@ -56,9 +60,8 @@ public static class WebhooksSetup
     /// at a time, so the recorder seldom finds a version ahead of its predecessor; when it does (a crash, or overflow of the
     /// queue back to the inbox) it waits for it by inbox id, which is why each envelope's id is derived from its event.
     /// </summary>
-    public static void ConfigureWolverine(WolverineOptions opts, IConfiguration configuration)
+    private static void RouteToRecorder(WolverineOptions opts, WebhookSettings settings)
     {
-        var settings = configuration.GetSection("Webhooks").Get<WebhookSettings>() ?? new WebhookSettings();
         if (!settings.Enabled) return;
         opts.MessagePartitioning.ByMessage<EnrolmentStatusChanged>(m => m.EnrolmentId.ToString());
         opts.MessagePartitioning.ByMessage<EnrolmentReminderRecorded>(m => m.EnrolmentId.ToString());

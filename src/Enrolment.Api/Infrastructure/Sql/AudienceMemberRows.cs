@@ -4,13 +4,13 @@ using NodaTime;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// Writes the member rows of one membership change (joins upserted, leaves deleted) set-based, a chunk of users per
 /// statement, on the session's connection and in its transaction: a 100,000-user change no longer keeps 100,000 pending
 /// documents in the session, so memory stays flat whatever the audience. The rows are those Marten's Store writes
-/// (<c>MartenTablesTests</c> compares them). Users are taken in one order (by user id), as Marten's per-row statements
+/// (<c>RowParityTests</c> compares them). Users are taken in one order (by user id), as Marten's per-row statements
 /// were, so concurrent changes over the same users wait for each other instead of deadlocking.
 /// </summary>
 public static class AudienceMemberRows

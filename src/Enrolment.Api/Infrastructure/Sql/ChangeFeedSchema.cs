@@ -7,7 +7,7 @@ using Weasel.Postgresql.Functions;
 using Weasel.Postgresql.Tables;
 using DbCommandBuilder = Weasel.Core.DbCommandBuilder;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// What the change feed needs below Marten's public API: for every row of <c>mt_events</c>, the id of the

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Marten;
 using Npgsql;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// The session's own connection, in its transaction: what every set-based write and the user locks run on, so they

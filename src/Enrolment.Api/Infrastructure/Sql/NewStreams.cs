@@ -8,12 +8,12 @@ using NodaTime;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// Starts many enrolment streams by binary COPY on the session's connection, in its transaction: the rows Marten's own
 /// append would write to mt_streams and mt_events, and the enrolment documents through Marten's bulk loader (insert
-/// only). Knows Marten's event tables column by column; <c>MartenTablesTests</c> compares what it writes with what an
+/// only). Knows Marten's event tables column by column; <c>RowParityTests</c> compares what it writes with what an
 /// ordinary append writes, so an upgrade of Marten that changes them fails a test rather than production.
 ///
 /// The caller's session must have work of its own to save (a fan-out batch stores its batch marker): Marten commits
@@ -22,10 +22,10 @@ namespace Enrolment.Api.Infrastructure.MartenTables;
 /// Only for streams that must not exist yet: a stream or document created meanwhile by another transaction fails the
 /// unique keys and the whole transaction rolls back.
 /// </summary>
-public static class StreamCopy
+public static class NewStreams
 {
     /// <summary>COPYs the streams (each its events in order, versions from 1) and returns each stream's state after its events.</summary>
-    public static async Task<List<EnrolmentState>> StartStreams(IDocumentSession session, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, Instant now, CancellationToken ct)
+    public static async Task<List<EnrolmentState>> Copy(IDocumentSession session, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, Instant now, CancellationToken ct)
     {
         var store = session.DocumentStore;
         var events = MartenInternals.Events(store);
@@ -60,12 +60,12 @@ public static class StreamCopy
         }
 
         // The event rows through the bulk append's one list of mt_events columns (metadata included).
-        var metadata = StreamAppend.EventMetadata.Of(session);
-        await StreamAppend.CopyEvents(connection, schema,
+        var metadata = ExistingStreams.EventMetadata.Of(session);
+        await ExistingStreams.CopyEvents(connection, schema,
             streams.SelectMany(stream => stream.Select((e, v) =>
             {
                 var mapping = events.EventMappingFor(e.GetType());
-                return new StreamAppend.EventRow(sequence[next++], Guid.CreateVersion7(), e.EnrolmentId, v + 1L,
+                return new ExistingStreams.EventRow(sequence[next++], Guid.CreateVersion7(), e.EnrolmentId, v + 1L,
                     serializer.ToJson(e), mapping.EventTypeName, timestamp, tenantId, mapping.DotNetTypeName, metadata);
             })), ct);
 

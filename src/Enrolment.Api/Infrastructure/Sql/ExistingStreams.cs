@@ -6,13 +6,13 @@ using NodaTime;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// Appends to many EXISTING enrolment streams set-based, on the session's connection and in its transaction: one read
 /// of the documents (state and stream version), one binary COPY of the events into mt_events, one UPDATE of mt_streams
 /// guarded by the versions read and one UPDATE of the documents, instead of a quick-append call and a document upsert
-/// per stream. Writes the rows Marten's own append and inline projection would (<c>MartenTablesTests</c> compares them
+/// per stream. Writes the rows Marten's own append and inline projection would (<c>RowParityTests</c> compares them
 /// column by column).
 ///
 /// Optimistic like Marten: a stream appended to since it was read (a completion, another node) collides with the
@@ -21,7 +21,7 @@ namespace Enrolment.Api.Infrastructure.MartenTables;
 /// ordinary path. A writer that read the old version and commits after us collides the same way, so one transition is
 /// never appended twice.
 /// </summary>
-public static class StreamAppend
+public static class ExistingStreams
 {
     /// <summary>One stream loaded for a bulk append: its document and the stream version it was folded at.</summary>
     public sealed record Loaded(EnrolmentState State, long Version);
@@ -31,7 +31,7 @@ public static class StreamAppend
 
     /// <summary>
     /// The mt_events columns written, in COPY order, each with how it is filled: the one list of them, used by this
-    /// bulk append and by <see cref="StreamCopy"/>. Add a column here when Marten is configured to write one more.
+    /// bulk append and by <see cref="NewStreams"/>. Add a column here when Marten is configured to write one more.
     /// </summary>
     private static readonly (string Column, Func<EventRow, object?> Value, NpgsqlDbType Type)[] EventColumns =
     [
@@ -128,7 +128,7 @@ public static class StreamAppend
         // changes publish no integration event would be rolled back silently (and applied again at every poll).
         session.QueueSqlCommand("select 1");
 
-        var sequence = await StreamCopy.NextSequenceValues(connection, $"{schema}.mt_events_sequence", appends.Sum(a => a.Events.Count), ct);
+        var sequence = await NewStreams.NextSequenceValues(connection, $"{schema}.mt_events_sequence", appends.Sum(a => a.Events.Count), ct);
         var next = 0;
         // A writer that appended to one of these streams after it was read owns that version: the COPY collides on
         // pk_mt_events_stream_and_version (waiting for it to commit first if need be), and the batch is a lost race.

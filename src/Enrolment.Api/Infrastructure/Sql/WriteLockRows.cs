@@ -5,7 +5,7 @@ using Weasel.Core;
 using Weasel.Postgresql;
 using Weasel.Postgresql.Tables;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// One empty row per (tenant, kind, key) that a write has ever serialized on: a user, an audience or an assignment

@@ -1,11 +1,11 @@
 using Marten;
 using Marten.Events;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// Every cast from Marten's public interfaces to the concrete types behind them, in one place: what a Marten upgrade
-/// can break. <c>MartenTablesTests</c> compares the rows written through these with Marten's own.
+/// can break. <c>RowParityTests</c> compares the rows written through these with Marten's own.
 /// </summary>
 public static class MartenInternals
 {

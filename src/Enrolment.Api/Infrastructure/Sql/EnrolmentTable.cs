@@ -6,14 +6,14 @@ using NodaTime;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// The table of the one enrolment document (<see cref="EnrolmentState"/>, table <c>mt_doc_enrolment</c>) and the SQL
 /// that reads it without Marten's LINQ: the API's reads send the stored JSON as it is, minus the internal properties
 /// (schedule, completion ids, counters), removed by PostgreSQL, so a read by id is one primary-key row and nothing is
 /// deserialised or serialised in the service. Everything here knows Marten's table layout (column names tenant_id, id,
-/// data and the duplicated columns); <c>MartenTablesTests</c> fails when an upgrade of Marten changes it.
+/// data and the duplicated columns); <c>RowParityTests</c> fails when an upgrade of Marten changes it.
 /// </summary>
 public sealed class EnrolmentTable
 {

@@ -5,7 +5,7 @@ using Weasel.Postgresql;
 using Weasel.Postgresql.Functions;
 using Weasel.Postgresql.Tables;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// The hash chain of Marten's event table, kept by PostgreSQL itself: a statement-level trigger on <c>mt_events</c>

@@ -1,7 +1,7 @@
 using Marten;
 using Npgsql;
 
-namespace Enrolment.Api.Infrastructure.MartenTables;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// Reads Wolverine's durable inbox (<c>wolverine_incoming_envelopes</c> in Marten's schema, where

@@ -1,0 +1,10 @@
+using Marten;
+
+namespace Enrolment.Api.Features.Operations;
+
+/// <summary>Fan-out operations: the batches' done markers, found by operation.</summary>
+public static class OperationsConfiguration
+{
+    public static void AddOperations(this WebApplicationBuilder builder) =>
+        builder.Services.ConfigureMarten(opts => opts.Schema.For<FanOutBatchDone>().Duplicate(x => x.OperationId));
+}
