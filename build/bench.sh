@@ -258,6 +258,28 @@ log "fan-out: $(cat "$raw/fanout-service.json")"
 dotnet "$bench_dll" fanout-baseline --connection "$cs" --count "$fanout" > "$raw/fanout-baseline.json"
 log "fan-out baseline: $(cat "$raw/fanout-baseline.json")"
 
+# 9. CSV export of the fan-out's assignment ($fanout rows, all of them, Accept: text/csv) vs PostgreSQL's own COPY of
+# the same rows to CSV; the service's resident set is sampled every 0.1 s during the export (it must not grow with the rows).
+fanout_assignment="$(grep -o '"assignmentId":"[^"]*"' "$raw/fanout-service.json" | head -1 | cut -d'"' -f4)"
+if [ -n "$fanout_assignment" ]; then
+  rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$service_pid/status")
+  (while :; do awk '/VmRSS/ {print $2}' "/proc/$service_pid/status"; sleep 0.1; done) > "$raw/csv-rss.txt" &
+  sampler=$!
+  t0=$(date +%s.%N)
+  curl -sf -u "$seed_tenant:$secret" -H 'Accept: text/csv' "$service_url/assignments/$fanout_assignment/enrolments" -o "$raw/export.csv" || log "the CSV export failed"
+  t1=$(date +%s.%N)
+  kill "$sampler" 2>/dev/null || true
+  rows=$(( $(wc -l < "$raw/export.csv") - 1 ))
+  peak=$(sort -n "$raw/csv-rss.txt" | tail -1)
+  t2=$(date +%s.%N)
+  psql_db -qtA -c "copy (select id, user_id, assignment_id, data->>'audienceId', data->>'primaryContentId', status, data->>'availableDate', data->>'dueDate', data->>'lastCompletedAt', data->>'waived', data->>'updatedAt' from enrolment.mt_doc_enrolment where tenant_id = '$seed_tenant' and assignment_id = '$fanout_assignment' order by id) to stdout with (format csv, header)" > "$raw/export-baseline.csv"
+  t3=$(date +%s.%N)
+  baseline_rows=$(( $(wc -l < "$raw/export-baseline.csv") - 1 ))
+  awk -v r="$rows" -v t0="$t0" -v t1="$t1" -v br="$baseline_rows" -v t2="$t2" -v t3="$t3" -v before="$rss_before" -v peak="${peak:-0}" \
+    'BEGIN {s = t1 - t0; bs = t3 - t2; printf "{\"rows\":%d,\"seconds\":%.3f,\"rowsPerSecond\":%.1f,\"baselineRows\":%d,\"baselineSeconds\":%.3f,\"baselineRowsPerSecond\":%.1f,\"rssBeforeKiB\":%d,\"rssPeakKiB\":%d}\n", r, s, r / s, br, bs, br / bs, before, peak}' > "$raw/csv-export.json"
+  log "CSV export: $(cat "$raw/csv-export.json")"
+fi
+
 # 7. $due enrolments due at one instant, with a steady read load (fewer connections than the saturating runs, so
 # the read latency measures interference rather than queueing): idle p99 first, then p99 while they transition.
 # "Idle" is after the summaries' daemon has caught up with the seeded set (its 3 events an enrolment, written past
