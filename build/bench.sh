@@ -258,7 +258,7 @@ log "fan-out: $(cat "$raw/fanout-service.json")"
 dotnet "$bench_dll" fanout-baseline --connection "$cs" --count "$fanout" > "$raw/fanout-baseline.json"
 log "fan-out baseline: $(cat "$raw/fanout-baseline.json")"
 
-# 9. CSV export of the fan-out's assignment ($fanout rows, all of them, Accept: text/csv) vs PostgreSQL's own COPY of
+# 10. CSV export of the fan-out's assignment ($fanout rows, all of them, Accept: text/csv) vs PostgreSQL's own COPY of
 # the same rows to CSV; the service's resident set is sampled every 0.1 s during the export (it must not grow with the rows).
 fanout_assignment="$(grep -o '"assignmentId":"[^"]*"' "$raw/fanout-service.json" | head -1 | cut -d'"' -f4)"
 if [ -n "$fanout_assignment" ]; then

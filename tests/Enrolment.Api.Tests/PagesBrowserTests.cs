@@ -23,6 +23,7 @@ namespace Enrolment.Api.Tests;
 public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper output) : ApiTest(fixture)
 {
     private const string Content = "security-101";
+    private const string ContentTitle = "Security basics, 2027";
     private const string WaiveReason = "Holds the external certificate";
     private static readonly string Root = FindRoot();
 
@@ -52,7 +53,7 @@ public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper outp
             Environment =
             {
                 ["PAGES_BASE_URL"] = baseUrl, ["PAGES_TENANT"] = TenantId, ["PAGES_READ_SECRET"] = ReadSecret,
-                ["PAGES_WRITE_SECRET"] = WriteSecret, ["PAGES_ASSIGNMENT_ID"] = assignmentId, ["PAGES_CONTENT_ID"] = Content,
+                ["PAGES_WRITE_SECRET"] = WriteSecret, ["PAGES_ASSIGNMENT_ID"] = assignmentId, ["PAGES_CONTENT_ID"] = Content, ["PAGES_CONTENT_TITLE"] = ContentTitle,
                 ["PAGES_ON_TIME_USER"] = "u001", ["PAGES_LATE_USER"] = "u101", ["PAGES_TAMPERED_USER"] = tampered,
                 ["PAGES_WAIVED_USER"] = "u131", ["PAGES_WAIVE_REASON"] = WaiveReason,
                 ["PAGES_SCREENSHOTS"] = shots,
@@ -80,7 +81,7 @@ public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper outp
     /// </summary>
     private async Task<string> Seed(HttpClient http)
     {
-        (await http.PutAsJsonAsync($"/content/{Content}", new { title = "Security basics" })).EnsureSuccessStatusCode();
+        (await http.PutAsJsonAsync($"/content/{Content}", new { title = ContentTitle })).EnsureSuccessStatusCode();
         var users = Enumerable.Range(1, 300).Select(i => $"u{i:000}").ToArray();
         await Operation(http, await http.PutAsJsonAsync("/audiences/finance/members", new { userIds = users }));
         var now = DateTimeOffset.UtcNow;

@@ -93,14 +93,14 @@ public static class Report
             fanS is null ? "" : $"service: fan-out operation completed after {Num(fanS, "operationSeconds"):F1} s, all {Num(fanS, "readable"):N0} enrolments readable after {Num(fanS, "readableSeconds"):F1} s; baseline: one transaction, binary COPY of {Num(fanB, "count"):N0} event rows and {Num(fanB, "count"):N0} document rows"));
         figures.Add(new("5", "Fan-out: end to end until all readable", "seconds", Num(fanS, "readableSeconds"), Num(fanB, "seconds"), Div(Num(fanS, "readableSeconds"), Num(fanB, "seconds")), "reported", null));
 
-        // (9) an assignment's enrolments as CSV (every row, streamed) vs PostgreSQL's COPY of the same rows, and the
+        // (10) an assignment's enrolments as CSV (every row, streamed) vs PostgreSQL's COPY of the same rows, and the
         // service's resident set during it: the export must not hold the rows in memory.
         var csv = Load("csv-export");
         var csvGrowth = Div(Num(csv, "rssPeakKiB") - Num(csv, "rssBeforeKiB"), 1024);
-        figures.Add(new("9", $"CSV export of an assignment's {Num(csv, "rows") ?? 0:N0} enrolments", "rows/s", Num(csv, "rowsPerSecond"), Num(csv, "baselineRowsPerSecond"),
+        figures.Add(new("10", $"CSV export of an assignment's {Num(csv, "rows") ?? 0:N0} enrolments", "rows/s", Num(csv, "rowsPerSecond"), Num(csv, "baselineRowsPerSecond"),
             Div(Num(csv, "rowsPerSecond"), Num(csv, "baselineRowsPerSecond")), "reported", null,
             csv is null ? "" : $"service: {Num(csv, "seconds"):F1} s for {Num(csv, "rows"):N0} rows; baseline: COPY … TO STDOUT (CSV) of {Num(csv, "baselineRows"):N0} rows in {Num(csv, "baselineSeconds"):F1} s"));
-        figures.Add(new("9", "CSV export: resident set growth during the export", "MiB", csvGrowth, null, null, "≤ 64 MiB (constant memory)",
+        figures.Add(new("10", "CSV export: resident set growth during the export", "MiB", csvGrowth, null, null, "≤ 64 MiB (constant memory)",
             csvGrowth is null ? null : csvGrowth <= 64, csv is null ? "" : $"RSS {Num(csv, "rssBeforeKiB") / 1024:F0} MiB before, {Num(csv, "rssPeakKiB") / 1024:F0} MiB at most during the export"));
 
         // (6) projection rebuild vs reading and deserialising the same events.

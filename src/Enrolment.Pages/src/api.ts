@@ -122,7 +122,33 @@ export interface Page<T> { items: T[]; nextCursor: string | null }
 
 export interface Assignment {
   id: string; audienceId: string; primaryContentId: string; availableDate?: string; dueDate?: string | null;
-  completionPeriod?: string | null; recurrence?: string | null; timeZone?: string;
+  completionPeriod?: string | null; recurrence?: string | null; timeZone?: string; status?: string;
+}
+
+/** An item of GET /assignments: the assignment, its content's title, and its summary numbers. */
+export interface AssignmentListItem extends Assignment { title: string | null; status: string; createdAt: string; summary: Summary }
+
+/** The content's title, or null when it has none (or is unknown): pages then show its id. */
+export async function contentTitle(contentId: string): Promise<string | null> {
+  try { return (await get<{ title?: string | null }>(`/content/${encodeURIComponent(contentId)}`)).title ?? null; }
+  catch (e) { if (e instanceof ApiError && e.status === 404) return null; throw e; }
+}
+
+/**
+ * Downloads a list as CSV (the API's text/csv answer, with the stored credentials: a plain link could not send them)
+ * and hands it to the browser as a file.
+ */
+export async function downloadCsv(path: string, fileName: string, c: Credentials | null = credentials()): Promise<void> {
+  if (!c) { signInAgain(); throw SignedOut(); }
+  const blob = await (await send(path, c, "text/csv")).blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = fileName;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 export interface StoredEvent {
@@ -132,7 +158,7 @@ export interface StoredEvent {
 }
 
 /** Who caused an event: a secret, a Mimecast key, a bus message, a fan-out operation (and who started it), the clock, or legacy. */
-export interface Actor { type: string; id: string | null; startedBy?: Actor | null }
+export interface Actor { type: string; id: string | null; startedBy?: { type: string; id: string | null } | null }
 
 export interface Summary {
   assignmentId: string; total: number; byStatus: Record<Status, number>;

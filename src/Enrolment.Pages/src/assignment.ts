@@ -2,7 +2,7 @@
 // updates from the change feed while the page is open.
 
 import { ArcElement, BarController, BarElement, CategoryScale, Chart, DoughnutController, Legend, LinearScale, Tooltip } from "chart.js";
-import { ApiError, Assignment, ChangePage, Enrolment, get, Page, query, Status, Statuses, Summary } from "./api";
+import { ApiError, Assignment, ChangePage, contentTitle, downloadCsv, Enrolment, get, Page, query, Status, Statuses, Summary } from "./api";
 import { clearError, el, enrolmentHref, param, showError, signedIn, statusBadge } from "./layout";
 import { instant } from "./time";
 
@@ -32,17 +32,19 @@ async function main(): Promise<void> {
   try {
     assignment = await get<Assignment>(`/assignments/${encodeURIComponent(assignmentId)}`);
   } catch (e) { showError(e); return; }
-  describe(assignment);
+  describe(assignment, await contentTitle(assignment.primaryContentId).catch(() => null));
   readFilterFromForm();
   await Promise.all([loadSummary(), loadPage()]);
   void follow();
 }
 
-function describe(a: Assignment): void {
-  document.title = `${a.primaryContentId} — assignment — Enrolments`;
-  document.getElementById("title")!.textContent = `Assignment: ${a.primaryContentId}`;
+function describe(a: Assignment, title: string | null): void {
+  const name = title ?? a.primaryContentId;
+  document.title = `${name} — assignment — Enrolments`;
+  document.getElementById("title")!.textContent = `Assignment: ${name}`;
   const dl = document.getElementById("details")!;
   const row = (name: string, value: Node | string) => { dl.append(el("dt", name)); const dd = el("dd"); dd.append(value); dl.append(dd); };
+  row("Training", title ? `${title} (${a.primaryContentId})` : a.primaryContentId);
   row("Assignment id", a.id);
   row("Audience", a.audienceId);
   row("Available from", instant(a.availableDate));
@@ -154,6 +156,15 @@ async function loadPage(): Promise<void> {
   (document.getElementById("previous-page") as HTMLButtonElement).disabled = pageIndex === 0;
   (document.getElementById("next-page") as HTMLButtonElement).disabled = !nextCursor;
 }
+
+document.getElementById("download-people")!.addEventListener("click", async () => {
+  readFilterFromForm();
+  try {
+    await downloadCsv(`/assignments/${encodeURIComponent(assignmentId)}/enrolments` + query({ status: filter.statuses.join(","), userId: filter.userId }),
+      `enrolments-${assignmentId}.csv`);
+    clearError("people-message");
+  } catch (e) { showError(e, "people-message"); }
+});
 
 document.getElementById("filter")!.addEventListener("submit", ev => {
   ev.preventDefault();

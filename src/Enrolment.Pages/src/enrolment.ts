@@ -1,7 +1,7 @@
 // The enrolment page: its history as a timeline, the enrolment as it was at a chosen instant (?asOf=), and whether its
 // hash chain holds.
 
-import { Actor, Enrolment, EventLogEntry, get, query, StoredEvent } from "./api";
+import { Actor, contentTitle, Enrolment, EventLogEntry, get, query, StoredEvent } from "./api";
 import { verifyChain } from "./chain";
 import { assignmentHref, clearError, el, param, showError, signedIn, statusBadge } from "./layout";
 import { fromLocalInput, instant, toLocalInput, zoneName } from "./time";
@@ -22,8 +22,9 @@ async function main(): Promise<void> {
     [current, events] = await Promise.all([get<Enrolment>(base), get<StoredEvent[]>(base + "/events")]);
   } catch (e) { showError(e); return; }
   log = current.eventLog;
-  document.title = `${current.userId} — ${current.primaryContentId} — Enrolments`;
-  document.getElementById("title")!.textContent = `${current.userId} in ${current.primaryContentId}`;
+  const training = (await contentTitle(current.primaryContentId).catch(() => null)) ?? current.primaryContentId;
+  document.title = `${current.userId} — ${training} — Enrolments`;
+  document.getElementById("title")!.textContent = `${current.userId} in ${training}`;
   render(current, null);
   timeline(null);
   void chain(current);

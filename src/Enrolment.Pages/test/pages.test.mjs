@@ -16,6 +16,7 @@ const assignmentId = env("PAGES_ASSIGNMENT_ID");
 const onTimeUser = env("PAGES_ON_TIME_USER");
 const lateUser = env("PAGES_LATE_USER");
 const contentId = env("PAGES_CONTENT_ID");
+const contentTitle = env("PAGES_CONTENT_TITLE");
 const tamperedUser = env("PAGES_TAMPERED_USER");
 const waivedUser = env("PAGES_WAIVED_USER");
 const waiveReason = env("PAGES_WAIVE_REASON");
@@ -99,7 +100,8 @@ async function run(browser, viewport, options) {
   const page = await context.newPage();
   current = { page, viewport };
   const outside = [], errors = [];
-  page.on("request", r => { if (!r.url().startsWith(base + "/")) outside.push(r.url()); });
+  // A CSV download is a blob: URL of the page's own making, not a request leaving the service.
+  page.on("request", r => { if (!r.url().startsWith(base + "/") && !r.url().startsWith("blob:")) outside.push(r.url()); });
   page.on("pageerror", e => errors.push(e.message));
   // The sign-in checks' own 401 and 403 are expected.
   page.on("console", m => {
@@ -134,17 +136,45 @@ async function run(browser, viewport, options) {
   check((await context.cookies()).length === 0, "the pages set a cookie");
   await axe(page, "start");
 
+  step = `${viewport}: the start page lists the assignments with their title and standing`;
+  let summary = await settledSummary();
+  await page.reload();
+  const listed = page.locator(`#assignment-rows tr[data-id="${assignmentId}"]`);
+  await listed.waitFor();
+  check((await listed.locator("th a").textContent()) === contentTitle, `the list names the assignment "${await listed.locator("th a").textContent()}", not its title`);
+  const cells = await listed.locator("td").allTextContents();
+  check(cells[0] === "finance" || cells[0].length > 0, "the list shows no audience");
+  check(Number(cells[4]) === summary.byStatus.overdue, `the list shows ${cells[4]} overdue, the summary ${summary.byStatus.overdue}`);
+  check(Number(cells[2]) === summary.total - summary.byStatus.archived, `the list shows ${cells[2]} enrolled, the summary ${summary.total - summary.byStatus.archived}`);
+  await axe(page, "start");
+  await shot(page, viewport, "0-assignments");
+
+  step = `${viewport}: the assignments sort by overdue and filter by text`;
+  await page.getByRole("button", { name: "Overdue" }).click();
+  check(await page.getAttribute("#assignments th:has(button[data-sort=overdue])", "aria-sort") === "descending", "sorting by overdue is not shown as descending");
+  await page.getByLabel("Training or audience").fill("no-such-training");
+  await page.locator("#assignment-rows").filter({ hasText: "No assignment matches" }).waitFor();
+  await page.getByLabel("Training or audience").fill(contentTitle.slice(0, 8));
+  await listed.waitFor();
+
+  step = `${viewport}: the assignments download as CSV`;
+  const [assignmentsCsv] = await Promise.all([page.waitForEvent("download"), page.locator("#download-assignments").click()]);
+  const assignmentsText = readFileSync(await assignmentsCsv.path(), "utf8");
+  check(assignmentsText.startsWith("assignmentId,audienceId,primaryContentId,title,"), `the assignments CSV starts "${assignmentsText.slice(0, 60)}"`);
+  check(assignmentsText.includes(assignmentId) && assignmentsText.includes(`"${contentTitle}"`), "the assignments CSV lacks the assignment or its quoted title");
+
   step = `${viewport}: find a person by user id`;
   await page.getByLabel("User id").fill(onTimeUser);
   await page.getByRole("button", { name: "Find" }).click();
   await page.locator("#person-enrolments li a").first().waitFor();
-  check((await page.locator("#person-enrolments").textContent()).includes(contentId), "the person's enrolments do not name the content");
+  check((await page.locator("#person-enrolments").textContent()).includes(contentTitle), "the person's enrolments do not name the content's title");
+  const [personCsv] = await Promise.all([page.waitForEvent("download"), page.locator("#download-person").click()]);
+  const personLines = readFileSync(await personCsv.path(), "utf8").split("\r\n").filter(l => l);
+  check(personLines.length === 2 && personLines[1].includes(`,${onTimeUser},`), `the person's CSV has ${personLines.length} lines: ${personLines.join(" | ").slice(0, 200)}`);
 
-  step = `${viewport}: open the assignment`;
-  await page.getByLabel("Assignment id").fill(assignmentId);
-  await page.getByRole("button", { name: "Open" }).click();
-  await page.getByRole("heading", { name: `Assignment: ${contentId}` }).waitFor();
-  let summary = await settledSummary();
+  step = `${viewport}: open the assignment from the list`;
+  await listed.locator("th a").click();
+  await page.getByRole("heading", { name: `Assignment: ${contentTitle}` }).waitFor();
   check(summary.total >= 200, `the seeded assignment has ${summary.total} enrolments, expected a few hundred`);
   await page.reload();
   await page.locator("#summary-numbers tr").first().waitFor();
@@ -154,6 +184,13 @@ async function run(browser, viewport, options) {
   await page.locator("#live").filter({ hasText: "Live" }).waitFor();
   await axe(page, "assignment");
   await shot(page, viewport, "2-assignment");
+
+  step = `${viewport}: the assignment's people download as CSV, with the table's filters`;
+  const [peopleCsv] = await Promise.all([page.waitForEvent("download"), page.locator("#download-people").click()]);
+  const peopleLines = readFileSync(await peopleCsv.path(), "utf8").split("\r\n").filter(l => l);
+  check(peopleLines[0] === "enrolmentId,userId,assignmentId,audienceId,primaryContentId,status,availableDate,dueDate,lastCompletedAt,late,waived,updatedAt", `the people CSV's header is "${peopleLines[0]}"`);
+  const expectedRows = summary.byStatus.open + summary.byStatus.overdue;
+  check(peopleLines.length - 1 === expectedRows, `the people CSV (open or overdue) has ${peopleLines.length - 1} rows, the summary counts ${expectedRows}`);
 
   step = `${viewport}: page through the overdue people`;
   await page.getByLabel("open", { exact: true }).uncheck();
@@ -207,7 +244,7 @@ async function run(browser, viewport, options) {
   check(focused === "A", "Tab does not reach the people's links");
   const overdueUser = await page.evaluate(() => document.activeElement.textContent);
   await page.keyboard.press("Enter");
-  await page.getByRole("heading", { name: `${overdueUser} in ${contentId}` }).waitFor();
+  await page.getByRole("heading", { name: `${overdueUser} in ${contentTitle}` }).waitFor();
   await page.locator("#chain[data-result]").waitFor();
   check(await page.locator("#chain").getAttribute("data-result") === "verified", `the chain of ${overdueUser}: ${await page.locator("#chain").textContent()}`);
   check((await page.locator("#timeline .event-type").allTextContents()).join(",").startsWith("assigned"), "the timeline does not start with the assignment");
@@ -227,7 +264,7 @@ async function run(browser, viewport, options) {
   await page.getByRole("button", { name: "Apply filters" }).click();
   await page.waitForFunction(u => document.getElementById("page-info").textContent.includes(`user ${u}`), onTimeUser);
   await page.getByRole("link", { name: onTimeUser, exact: true }).click();
-  await page.getByRole("heading", { name: `${onTimeUser} in ${contentId}` }).waitFor();
+  await page.getByRole("heading", { name: `${onTimeUser} in ${contentTitle}` }).waitFor();
   check(await page.locator("#current-status").textContent() === "complete", "the on-time completer is not complete now");
   const events = await api(`/assignments/${assignmentId}/enrolments/${new URL(page.url()).searchParams.get("id")}/events`);
   const completed = events.find(e => e.eventType === "enrolment.completed");
