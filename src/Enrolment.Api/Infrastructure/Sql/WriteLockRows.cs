@@ -34,34 +34,45 @@ public static class WriteLockRows
     /// <summary>
     /// Opens the session's transaction (if not yet open) and locks these keys' rows until it ends, creating the missing
     /// ones, in key order (byte order), so two transactions over overlapping keys wait for each other instead of
-    /// deadlocking. <paramref name="shared"/>: FOR SHARE (many holders, none exclusive), else FOR UPDATE. One round trip.
+    /// deadlocking. <paramref name="shared"/>: FOR SHARE (many holders, none exclusive), else FOR UPDATE. One round trip when
+    /// every key is new, two otherwise.
     /// </summary>
     public static async Task Lock(IDocumentSession session, string kind, IReadOnlyCollection<string> keys, bool shared, CancellationToken ct)
     {
         if (keys.Count == 0) return;
         var connection = await SessionConnection.Open(session, ct);
         var sorted = keys.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-        await using var batch = new NpgsqlBatch(connection);
-        // A row another transaction inserted and has not committed yet: this insert waits for it (then conflicts and skips).
-        batch.BatchCommands.Add(Command(
-            $"insert into enrolment.{TableName} (tenant_id, kind, key) select $1, $2, k from unnest($3::text[]) as k order by k collate \"C\" on conflict do nothing",
-            session.TenantId, kind, sorted));
-        batch.BatchCommands.Add(Command(
-            $"select key from enrolment.{TableName} where tenant_id = $1 and kind = $2 and key = any($3::text[]) order by key collate \"C\" for {(shared ? "share" : "update")}",
-            session.TenantId, kind, sorted));
-        await using var reader = await batch.ExecuteReaderAsync(ct);
-        var locked = 0;
-        while (await reader.ReadAsync(ct)) locked++;
-        if (locked != sorted.Length)
-            throw new InvalidOperationException($"Locked {locked} of {sorted.Length} {kind} rows of tenant {session.TenantId} in {TableName}; expected every one.");
+        // 1. Create the missing rows, in key order. A row this transaction inserts is its own until it commits: another
+        // writer's insert of that key waits for this commit, then skips it and locks the committed row (step 2). So a new
+        // key needs no row lock, which halves the cost of a fan-out batch of new users (500 row locks fewer).
+        var created = new HashSet<string>(StringComparer.Ordinal);
+        await using (var insert = new NpgsqlCommand(
+            $"insert into enrolment.{TableName} (tenant_id, kind, key) select $1, $2, k from unnest($3::text[]) as k order by k collate \"C\" on conflict do nothing returning key",
+            connection))
+        {
+            AddParameters(insert, session.TenantId, kind, sorted);
+            await using var reader = await insert.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) created.Add(reader.GetString(0));
+        }
+        if (created.Count == sorted.Length) return;
+
+        // 2. Lock the rows that existed (or that another writer committed while step 1 waited for it), in key order. A new
+        // statement, so a new snapshot: it sees those rows.
+        var existing = sorted.Where(k => !created.Contains(k)).ToArray();
+        await using var select = new NpgsqlCommand(
+            $"select count(*) from (select key from enrolment.{TableName} where tenant_id = $1 and kind = $2 and key = any($3::text[]) " +
+            $"order by key collate \"C\" for {(shared ? "share" : "update")}) locked", connection);
+        AddParameters(select, session.TenantId, kind, existing);
+        var locked = Convert.ToInt64(await select.ExecuteScalarAsync(ct));
+        if (locked != existing.Length)
+            throw new InvalidOperationException($"Locked {locked} of {existing.Length} {kind} rows of tenant {session.TenantId} in {TableName}; expected every one.");
     }
 
-    private static NpgsqlBatchCommand Command(string sql, string tenantId, string kind, string[] keys)
+    private static void AddParameters(NpgsqlCommand command, string tenantId, string kind, string[] keys)
     {
-        var command = new NpgsqlBatchCommand(sql);
         command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = kind, NpgsqlDbType = NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        return command;
     }
+
 }
