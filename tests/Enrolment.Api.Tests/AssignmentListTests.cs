@@ -92,6 +92,13 @@ public sealed class AssignmentListTests(AppFixture fixture) : ScenarioTest(fixtu
         var user = (await GetCsv("/users/u0001/enrolments")).Split("\r\n");
         Assert.Equal(3, user.Length);
         Assert.StartsWith(byUser["u0001"][0] + ",u0001,", user[1]);
+        // Another tenant's CSV of the same routes holds the header and nothing else.
+        var (other, _, _) = await CreateTenant("eu-west-2_OtherTenant8");
+        foreach (var url in new[] { "/users/u0001/enrolments", "/assignments" })
+        {
+            var theirs = await Host.Scenario(s => { s.Get.Url(url); s.WithRequestHeader("Authorization", Basic("eu-west-2_OtherTenant8", other)); s.WithRequestHeader("Accept", "text/csv"); });
+            Assert.Single((await theirs.ReadAsTextAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries));
+        }
         // JSON stays the default, and wins when preferred.
         var json = await Host.Scenario(s => { s.Get.Url("/users/u0001/enrolments"); s.WithRequestHeader("Authorization", Auth); s.WithRequestHeader("Accept", "application/json, text/csv;q=0.5"); });
         Assert.StartsWith("application/json", json.Context.Response.ContentType);
