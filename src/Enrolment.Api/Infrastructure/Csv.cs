@@ -22,6 +22,32 @@ public static class Csv
         return csv > 0 && csv > json;
     }
 
+    /// <summary>
+    /// A 200 CSV answer: the header row, then the rows as <paramref name="rows"/> yields them, flushed as they come, so a
+    /// list of any length is never held in memory.
+    /// </summary>
+    public static IResult Answer(string fileName, string header, Func<CancellationToken, IAsyncEnumerable<IReadOnlyList<string?>>> rows) =>
+        new CsvAnswer(fileName, header, rows);
+
+    private sealed class CsvAnswer(string fileName, string header, Func<CancellationToken, IAsyncEnumerable<IReadOnlyList<string?>>> rows) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext http)
+        {
+            var ct = http.RequestAborted;
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.ContentType = ContentType;
+            http.Response.Headers.ContentDisposition = $"attachment; filename=\"{fileName}\"";
+            await using var writer = new StreamWriter(http.Response.Body, new System.Text.UTF8Encoding(false), 64 * 1024);
+            await WriteRow(writer, header.Split(','));
+            var written = 0;
+            await foreach (var row in rows(ct))
+            {
+                await WriteRow(writer, row);
+                if (++written % 1_000 == 0) await writer.FlushAsync(ct);
+            }
+        }
+    }
+
     public static async Task WriteRow(TextWriter writer, IReadOnlyList<string?> fields)
     {
         for (var i = 0; i < fields.Count; i++)

@@ -60,7 +60,7 @@ public static class ListAssignmentsEndpoint
 
         var filter = new Filter(status, audienceId, contentId);
         var asOf = await Summaries.Summaries.AsOf(session, dataSource, clock, ct);
-        if (Csv.Wanted(http.Request)) return new CsvAnswer(session, dataSource, filter, asOf);
+        if (Csv.Wanted(http.Request)) return Csv.Answer("assignments.csv", CsvColumns, token => CsvRows(session, dataSource, filter, asOf, token));
 
         var assignments = await Page(session, dataSource, filter, after, take + 1, ct);
         var more = assignments.Count > take;
@@ -75,7 +75,7 @@ public static class ListAssignmentsEndpoint
     {
         var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(Assignment)).TableName.QualifiedName;
         await using var command = dataSource.CreateCommand(
-            $"select data::text from {table} where tenant_id = $1 and ($2::uuid is null or id < $2) " +
+            $"select data from {table} where tenant_id = $1 and ($2::uuid is null or id < $2) " +
             "and ($3::text is null or data->>'status' = $3) and ($4::text is null or audience_id = $4) " +
             "and ($5::text is null or data->>'primaryContentId' = $5) order by id desc limit $6");
         command.Parameters.Add(new NpgsqlParameter { Value = session.TenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
@@ -87,7 +87,7 @@ public static class ListAssignmentsEndpoint
         var serializer = session.DocumentStore.Options.Serializer();
         var result = new List<Assignment>(take);
         await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) result.Add(serializer.FromJson<Assignment>(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(reader.GetString(0)))));
+        while (await reader.ReadAsync(ct)) result.Add(serializer.FromJson<Assignment>(reader, 0));
         return result;
     }
 
@@ -111,41 +111,29 @@ public static class ListAssignmentsEndpoint
         }).ToList();
     }
 
-    /// <summary>Every matching assignment as CSV, read and written a page at a time (memory does not grow with the list).</summary>
-    private sealed class CsvAnswer(IQuerySession session, NpgsqlDataSource dataSource, Filter filter, Instant asOf) : IResult
+    /// <summary>Every matching assignment as CSV, read a page at a time (memory does not grow with the list).</summary>
+    private static async IAsyncEnumerable<IReadOnlyList<string?>> CsvRows(IQuerySession session, NpgsqlDataSource dataSource, Filter filter, Instant asOf,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        private static readonly string[] Header = CsvColumns.Split(',');
-
-        public async Task ExecuteAsync(HttpContext http)
+        static string Number(int n) => n.ToString(CultureInfo.InvariantCulture);
+        Guid? after = null;
+        while (true)
         {
-            var ct = http.RequestAborted;
-            http.Response.StatusCode = StatusCodes.Status200OK;
-            http.Response.ContentType = Csv.ContentType;
-            http.Response.Headers.ContentDisposition = "attachment; filename=\"assignments.csv\"";
-            await using var writer = new StreamWriter(http.Response.Body, new System.Text.UTF8Encoding(false), 64 * 1024);
-            await Csv.WriteRow(writer, Header);
-            Guid? after = null;
-            while (true)
+            var page = await Page(session, dataSource, filter, after, CsvPage, ct);
+            if (page.Count == 0) yield break;
+            foreach (var a in await Describe(session, page, asOf, ct))
             {
-                var page = await Page(session, dataSource, filter, after, CsvPage, ct);
-                if (page.Count == 0) break;
-                foreach (var a in await Describe(session, page, asOf, ct))
-                {
-                    var s = a.Summary;
-                    await Csv.WriteRow(writer, [
-                        a.Id.ToString(), a.AudienceId, a.PrimaryContentId, a.Title, a.Status, Json.Format(a.AvailableDate), a.CompletionPeriod?.ToString(),
-                        a.DueDate is { } due ? Json.Format(due) : null, a.Recurrence?.ToString(), a.TimeZone, Json.Format(a.CreatedAt),
-                        a.RemovedAt is { } removed ? Json.Format(removed) : null, Number(s.Total), Number(s.ByStatus.Scheduled), Number(s.ByStatus.Open),
-                        Number(s.ByStatus.Overdue), Number(s.ByStatus.Complete), Number(s.ByStatus.Archived), Number(s.CompletedOnTime),
-                        Number(s.CompletedLate), Number(s.Waived), Json.Format(s.AsOf),
-                    ]);
-                }
-                await writer.FlushAsync(ct);
-                if (page.Count < CsvPage) break;
-                after = page[^1].Id;
+                var s = a.Summary;
+                yield return [
+                    a.Id.ToString(), a.AudienceId, a.PrimaryContentId, a.Title, a.Status, Json.Format(a.AvailableDate), a.CompletionPeriod?.ToString(),
+                    a.DueDate is { } due ? Json.Format(due) : null, a.Recurrence?.ToString(), a.TimeZone, Json.Format(a.CreatedAt),
+                    a.RemovedAt is { } removed ? Json.Format(removed) : null, Number(s.Total), Number(s.ByStatus.Scheduled), Number(s.ByStatus.Open),
+                    Number(s.ByStatus.Overdue), Number(s.ByStatus.Complete), Number(s.ByStatus.Archived), Number(s.CompletedOnTime),
+                    Number(s.CompletedLate), Number(s.Waived), Json.Format(s.AsOf),
+                ];
             }
+            if (page.Count < CsvPage) yield break;
+            after = page[^1].Id;
         }
-
-        private static string Number(int n) => n.ToString(CultureInfo.InvariantCulture);
     }
 }

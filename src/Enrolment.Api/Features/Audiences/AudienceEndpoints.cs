@@ -41,18 +41,22 @@ public static class Membership
         return true;
     }
 
-    public static async Task<IResult> Apply(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
+    public static async Task<IResult> Apply(IDocumentSession session, IMessageBus bus, Instant now, AudienceLock held, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
     {
-        var change = await Change(session, bus, now, audienceId, joins, leaves, ct);
+        var change = await Change(session, bus, now, held, joins, leaves, ct);
         return Results.Accepted(change.Operation.Href, change);
     }
 
-    /// <summary>Stores the membership change and starts its fan-out; Wolverine commits both with the request.</summary>
-    public static async Task<MembershipChange> Change(IDocumentSession session, IMessageBus bus, Instant now, string audienceId, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
+    /// <summary>
+    /// Stores the membership change and starts its fan-out; Wolverine commits both with the request. Rule 4 of the one
+    /// writer (Features/Enrolments/EnrolmentWriter): the caller holds the audience's lock, taken before it read the
+    /// members, so an assignment created meanwhile either sees these members or its fan-out is seen by these batches.
+    /// </summary>
+    public static async Task<MembershipChange> Change(IDocumentSession session, IMessageBus bus, Instant now, AudienceLock held, IReadOnlyCollection<string> joins, IReadOnlyCollection<string> leaves, CancellationToken ct)
     {
-        // Rule 4 of the one writer (Features/Enrolments/EnrolmentWriter): an assignment created meanwhile either sees
-        // these members or its fan-out is seen by this change's batches. Callers that read the members first lock earlier.
-        await EnrolmentWriter.LockAudience(session, audienceId, ct);
+        if (!ReferenceEquals(held.Session, session))
+            throw new InvalidOperationException($"A membership change of audience {held.AudienceId} must hold its lock in its own session (EnrolmentWriter.LockAudience). This is a bug in the caller.");
+        var audienceId = held.AudienceId;
         // Set-based, a chunk of users per statement, in user-id order (no deadlocks between concurrent changes).
         await AudienceMemberRows.Write(session, audienceId, joins, leaves, now, ct);
         var operation = await FanOut.Start(session, bus, "audience-changed", audienceId, null, joins.Concat(leaves).ToArray(), now);
@@ -63,10 +67,10 @@ public static class Membership
     /// For a change decided from the current members: locks the audience (so concurrent changes and assignment
     /// creations of it wait for each other), then reads them.
     /// </summary>
-    public static async Task<HashSet<string>> LockAndRead(IDocumentSession session, string audienceId, CancellationToken ct)
+    public static async Task<(AudienceLock Held, HashSet<string> Members)> LockAndRead(IDocumentSession session, string audienceId, CancellationToken ct)
     {
-        await EnrolmentWriter.LockAudience(session, audienceId, ct);
-        return await Current(session, audienceId, ct);
+        var held = await EnrolmentWriter.LockAudience(session, audienceId, ct);
+        return (held, await Current(session, audienceId, ct));
     }
 
     public static async Task<HashSet<string>> Current(IQuerySession session, string audienceId, CancellationToken ct) =>
@@ -82,9 +86,9 @@ public static class ReplaceMembersEndpoint
     public static async Task<IResult> Put(string audienceId, MembersRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
-        var current = await Membership.LockAndRead(session, audienceId, ct);
+        var (held, current) = await Membership.LockAndRead(session, audienceId, ct);
         var wanted = userIds.ToHashSet(StringComparer.Ordinal);
-        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId,
+        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), held,
             wanted.Where(u => !current.Contains(u)).ToArray(), current.Where(u => !wanted.Contains(u)).ToArray(), ct);
     }
 }
@@ -98,8 +102,8 @@ public static class AddMembersEndpoint
     public static async Task<IResult> Post(string audienceId, MembersRequest? request, IDocumentSession session, IMessageBus bus, IClock clock, CancellationToken ct)
     {
         if (!Membership.TryValidate(audienceId, request, out var userIds, out var problem)) return problem!;
-        var current = await Membership.LockAndRead(session, audienceId, ct);
-        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId, userIds.Where(u => !current.Contains(u)).ToArray(), [], ct);
+        var (held, current) = await Membership.LockAndRead(session, audienceId, ct);
+        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), held, userIds.Where(u => !current.Contains(u)).ToArray(), [], ct);
     }
 }
 
@@ -113,10 +117,10 @@ public static class RemoveMemberEndpoint
     {
         if (!RouteIds.TryExternal(audienceId, "audienceId", out var problem)) return problem!;
         if (!RouteIds.TryExternal(userId, "userId", out problem)) return problem!;
-        await EnrolmentWriter.LockAudience(session, audienceId, ct);
+        var held = await EnrolmentWriter.LockAudience(session, audienceId, ct);
         if (await session.LoadAsync<AudienceMember>(AudienceMember.Key(audienceId, userId), ct) is null)
             return Problems.NotFound($"User {userId} is not a member of audience {audienceId}.");
-        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), audienceId, [], [userId], ct);
+        return await Membership.Apply(session, bus, clock.GetCurrentInstant(), held, [], [userId], ct);
     }
 }
 

@@ -29,6 +29,9 @@ public sealed class UserLocks
     public bool Holds(string userId) => _users.Contains(userId);
 }
 
+/// <summary>An audience this session's transaction holds (<see cref="EnrolmentWriter.LockAudience"/>): what a membership change must show.</summary>
+public sealed record AudienceLock(IDocumentSession Session, string AudienceId);
+
 /// <summary>
 /// The one writer of enrolment streams. Every caller (the HTTP endpoints, completions from HTTP, Thrive, bulk and the
 /// bus, fan-out batches, the clock) loads, decides with <see cref="EnrolmentRules"/>, appends and publishes through it,
@@ -63,8 +66,11 @@ public static class EnrolmentWriter
     /// (exclusively) before reading its members or assignments, so each sees what the other committed: a user who joins
     /// while an assignment is created is enrolled by one of the two fan-outs.
     /// </summary>
-    public static Task LockAudience(IDocumentSession session, string audienceId, CancellationToken ct) =>
-        WriteLockRows.Lock(session, WriteLockRows.Audience, [audienceId], shared: false, ct);
+    public static async Task<AudienceLock> LockAudience(IDocumentSession session, string audienceId, CancellationToken ct)
+    {
+        await WriteLockRows.Lock(session, WriteLockRows.Audience, [audienceId], shared: false, ct);
+        return new AudienceLock(session, audienceId);
+    }
 
     /// <summary>
     /// Rule 4, for assignments: their removal locks them exclusively before reading which enrolments to archive; a
@@ -123,7 +129,7 @@ public static class EnrolmentWriter
     {
         if (streams.Count == 0) return;
         foreach (var stream in streams)
-            RequireLock(session, locks, ((EnrolmentAssigned)stream[0]).UserId, []);
+            RequireLock(session, locks, ((EnrolmentAssigned)stream[0]).UserId, stream);
         var messages = new List<object>(streams.Sum(s => s.Count));
         foreach (var events in streams) IntegrationEvents.Collect(messages, session.TenantId, null, events, 0);
         await NewStreams.Copy(session, streams, now, ct);
@@ -166,7 +172,8 @@ public static class EnrolmentWriter
     /// <summary>Rule 1, checked where it matters: a write that completes or reinstates (or starts) an enrolment without its user's lock is a bug, not a race.</summary>
     private static void RequireLock(IDocumentSession session, UserLocks? locks, string userId, IReadOnlyList<IEnrolmentEvent> events)
     {
-        var needsLock = events.Count == 0 || events.Any(e => e is EnrolmentCompleted or EnrolmentReinstated);
+        // Starting a stream (EnrolmentAssigned) applies the completions recorded before it, as reinstating does.
+        var needsLock = events.Any(e => e is EnrolmentAssigned or EnrolmentCompleted or EnrolmentReinstated);
         if (!needsLock) return;
         if (locks is null || !ReferenceEquals(locks.Session, session) || !locks.Holds(userId))
             throw new InvalidOperationException(

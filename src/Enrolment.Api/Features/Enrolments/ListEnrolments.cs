@@ -41,7 +41,7 @@ public static class EnrolmentLists
             else errors["cursor"] = [BadCursor];
         }
         if (filter is null || errors.Count > 0) return Problems.Validation("The list query is not valid.", errors);
-        if (Csv.Wanted(request)) return new CsvList(table, tenantId, filter);
+        if (Csv.Wanted(request)) return CsvList.Answer(table, tenantId, filter);
 
         var (items, more) = await table.Page(tenantId, filter, after, take, ct);
         return new RawJsonPage(items.Select(i => i.Json), more ? Cursors.Encode(items[^1].Id) : null);
@@ -116,25 +116,22 @@ public static class EnrolmentLists
     /// written as it is read, so memory does not grow with the list. <c>late</c>: complete by a completion after the due
     /// date in force; <c>waived</c>: complete by a waiver with no completion since.
     /// </summary>
-    private sealed class CsvList(EnrolmentTable table, string tenantId, EnrolmentTable.Filter filter) : IResult
+    private static class CsvList
     {
         private const int PageSize = 1_000;
 
-        public async Task ExecuteAsync(HttpContext http)
+        public static IResult Answer(EnrolmentTable table, string tenantId, EnrolmentTable.Filter filter) =>
+            Csv.Answer("enrolments.csv", CsvColumns, ct => Rows(table, tenantId, filter, ct));
+
+        private static async IAsyncEnumerable<IReadOnlyList<string?>> Rows(EnrolmentTable table, string tenantId, EnrolmentTable.Filter filter,
+            [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
         {
-            var ct = http.RequestAborted;
-            http.Response.StatusCode = StatusCodes.Status200OK;
-            http.Response.ContentType = Csv.ContentType;
-            http.Response.Headers.ContentDisposition = "attachment; filename=\"enrolments.csv\"";
-            await using var writer = new StreamWriter(http.Response.Body, new System.Text.UTF8Encoding(false), 64 * 1024);
-            await Csv.WriteRow(writer, CsvColumns.Split(','));
             Guid? after = null;
             while (true)
             {
                 var (items, more) = await table.Page(tenantId, filter, after, PageSize, ct);
-                foreach (var (_, json) in items) await Csv.WriteRow(writer, Row(json));
-                await writer.FlushAsync(ct);
-                if (!more || items.Count == 0) break;
+                foreach (var (_, json) in items) yield return Row(json);
+                if (!more || items.Count == 0) yield break;
                 after = items[^1].Id;
             }
         }

@@ -53,8 +53,8 @@ public static class AddThriveAudienceMembersEndpoint
 
         // The rest goes through our own route's rules and change, so both routes add members the same way.
         if (!Membership.TryValidate(audienceId, new MembersRequest(userIds.Where(Ids.IsValidExternalId).ToArray()!), out var valid, out var invalid)) return invalid!;
-        var current = await Membership.LockAndRead(session, audienceId, ct);
-        var change = await Membership.Change(session, bus, clock.GetCurrentInstant(), audienceId, valid.Where(u => !current.Contains(u)).ToArray(), [], ct);
+        var (held, current) = await Membership.LockAndRead(session, audienceId, ct);
+        var change = await Membership.Change(session, bus, clock.GetCurrentInstant(), held, valid.Where(u => !current.Contains(u)).ToArray(), [], ct);
 
         var success = valid.Select(u => new ThriveReference(u)).ToList();
         var body = new ThriveBulkResult(new(success.Count, success), new(failures.Count, failures), change.Operation);
