@@ -138,7 +138,7 @@ public sealed class RowParityTests(AppFixture fixture) : ApiTest(fixture)
         await using (var session = store.LightweightSession(TenantId))
         {
             EventActors.Stamp(session, Actor, TraceId, "cause-1");
-            await NewStreams.Copy(session, [Stream(copied)], Now, CancellationToken.None);
+            await NewStreams.Copy(session, [Stream(copied)], [EnrolmentState.Replay(Stream(copied))!], Now, CancellationToken.None);
             // As in a fan-out batch, the session also has work of its own (its batch marker), so saving it commits.
             session.Store(new Enrolment.Api.Features.Content.ContentItem { Id = "c1" });
             await session.SaveChangesAsync();

@@ -55,6 +55,9 @@ public static class CreateAssignmentEndpoint
         // waits for this commit, and its batches then find this assignment.
         await EnrolmentWriter.LockAudience(session, request.AudienceId!, ct);
         var members = await session.Query<AudienceMember>().Where(m => m.AudienceId == request.AudienceId).Select(m => m.UserId).ToListAsync(ct);
+        // Its own lock row is created now, committed with it: every batch below locks it shared, and a row that a batch
+        // had to insert would be that batch's alone until it commits, so the other batches would queue behind the first.
+        await EnrolmentWriter.LockAssignments(session, [id], shared: false, ct);
         var operation = await FanOut.Start(session, bus, "assignment-created", request.AudienceId!, id, members, now);
 
         var assignment = new AssignmentProjection().Evolve(null, id, new JasperFx.Events.Event<AssignmentCreated>(created))!;

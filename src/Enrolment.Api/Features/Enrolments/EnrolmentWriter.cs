@@ -131,8 +131,8 @@ public static class EnrolmentWriter
         foreach (var stream in streams)
             RequireLock(session, locks, ((EnrolmentAssigned)stream[0]).UserId, stream);
         var messages = new List<object>(streams.Sum(s => s.Count));
-        foreach (var events in streams) IntegrationEvents.Collect(messages, session.TenantId, null, events, 0);
-        await NewStreams.Copy(session, streams, now, ct);
+        var states = streams.Select(events => IntegrationEvents.Collect(messages, session.TenantId, null, events, 0)).ToList();
+        await NewStreams.Copy(session, streams, states, now, ct);
         await IntegrationEventQueue.Of(bus).Write(session, bus, messages);
     }
 

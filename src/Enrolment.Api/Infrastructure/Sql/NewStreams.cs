@@ -24,9 +24,14 @@ namespace Enrolment.Api.Infrastructure.Sql;
 /// </summary>
 public static class NewStreams
 {
-    /// <summary>COPYs the streams (each its events in order, versions from 1) and returns each stream's state after its events.</summary>
-    public static async Task<List<EnrolmentState>> Copy(IDocumentSession session, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, Instant now, CancellationToken ct)
+    /// <summary>
+    /// COPYs the streams (each its events in order, versions from 1) and their documents: <paramref name="states"/>[i] is
+    /// stream i's state after its events, folded once by the caller (the one writer folds while it collects the
+    /// integration events; folding again here cost a second pass over every event of the batch).
+    /// </summary>
+    public static async Task Copy(IDocumentSession session, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, IReadOnlyList<EnrolmentState> states, Instant now, CancellationToken ct)
     {
+        if (states.Count != streams.Count) throw new ArgumentException($"{states.Count} states for {streams.Count} streams.", nameof(states));
         var store = session.DocumentStore;
         var events = MartenInternals.Events(store);
         var schema = events.DatabaseSchemaName;
@@ -69,13 +74,11 @@ public static class NewStreams
                     serializer.ToJson(e), mapping.EventTypeName, timestamp, tenantId, mapping.DotNetTypeName, metadata);
             })), ct);
 
-        // The document the inline EnrolmentProjection would have written: the same fold.
-        var states = streams.Select(s => EnrolmentState.Replay(s)!).ToList();
+        // The documents the inline EnrolmentProjection would have written (the caller's fold is the projection's fold).
         var provider = (MartenDocumentProvider<EnrolmentState>)session.Database.Providers.StorageFor<EnrolmentState>();
         await provider.BulkLoader.LoadAsync(new Tenant(tenantId, session.Database), serializer, connection, states, ct);
 
         await SetDocumentVersions(session.DocumentStore, connection, tenantId, streams, ct);
-        return states;
     }
 
     /// <summary>
