@@ -6,6 +6,7 @@ using Enrolment.Api.Features.Completions;
 using Enrolment.Api.Features.Compliance;
 using Enrolment.Api.Features.Content;
 using Enrolment.Api.Features.Enrolments;
+using Enrolment.Api.Features.Messaging;
 using Enrolment.Api.Features.Mimecast;
 using Enrolment.Api.Features.Operations;
 using Enrolment.Api.Features.Pages;
@@ -22,6 +23,7 @@ var builder = WebApplication.CreateBuilder(args);
 var mode = RunMode.From(args);
 builder.AddHosting(mode);
 builder.AddPersistence();
+builder.AddMessaging();
 
 builder.AddTenants();
 builder.AddContent();

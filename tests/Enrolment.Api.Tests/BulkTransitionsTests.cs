@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Features.Time;
 using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;

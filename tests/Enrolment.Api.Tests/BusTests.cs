@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Messaging;
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text;

@@ -1,5 +1,6 @@
 using System.Net;
 using Alba;
+using Enrolment.Api.Features.Messaging;
 using Enrolment.Api.Features.Mimecast;
 using Enrolment.Api.Infrastructure.Production;
 using Microsoft.AspNetCore.Hosting;
@@ -49,7 +50,7 @@ public sealed class ProductionTests(AppFixture fixture) : ScenarioTest(fixture)
             PublishedDefaults.Find(new ConfigurationBuilder()
                 .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value))
                     .Append(new("Mimecast:KeyEncryptionKey", Convert.ToBase64String(new byte[32].Select((_, i) => (byte)(i + 1)).ToArray()))))
-                .Build());
+                .Build(), [MessagingConfiguration.GuestAccountOnAnotherMachine, MimecastConfiguration.PublishedKeyEncryptionKey]);
 
         Assert.Empty(Problems(("ConnectionStrings:Enrolment", "Host=127.0.0.1;Database=enrolment;Username=enrolment;Password=enrolment")));
         Assert.Empty(Problems(("ConnectionStrings:Enrolment", "Host=db.internal;Database=enrolment;Username=enrolment;Password=s3cret-of-its-own")));

@@ -442,8 +442,8 @@ public sealed class ThriveTests(AppFixture fixture) : ScenarioTest(fixture)
         await Execute("ANALYZE enrolment.mt_doc_enrolment; ANALYZE enrolment.mt_doc_completionrecord");
 
         await using var session = store.QuerySession(TenantId);
-        var table = Host.Services.GetRequiredService<Enrolment.Api.Infrastructure.Sql.EnrolmentTable>();
-        var day = new Enrolment.Api.Infrastructure.Sql.EnrolmentTable.Filter(assignments[3], null, null, now - NodaTime.Duration.FromDays(2), now - NodaTime.Duration.FromDays(1));
+        var table = Host.Services.GetRequiredService<Enrolment.Api.Features.Enrolments.EnrolmentTable>();
+        var day = new Enrolment.Api.Features.Enrolments.EnrolmentTable.Filter(assignments[3], null, null, now - NodaTime.Duration.FromDays(2), now - NodaTime.Duration.FromDays(1));
         AssertIndexCondition(["assignment_id", "updated_at"], await Plan(table.PageCommand(TenantId, day, null, 100, null)));
         AssertIndexCondition(["user_id", "updated_at"], await Plan(table.PageCommand(TenantId, day with { AssignmentId = null, UserId = "u7" }, null, 100, null)));
         AssertIndexCondition(["assignment_id", "status"],

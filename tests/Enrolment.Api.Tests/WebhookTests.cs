@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Messaging;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;

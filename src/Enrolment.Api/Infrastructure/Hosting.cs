@@ -44,7 +44,7 @@ public static class Hosting
         // Wolverine logs a request body it cannot deserialise at Error, with a stack trace, under the request type's
         // name. That is the client's mistake, already answered with a 400 problem document (and counted in the
         // http.server.request.duration metric by status): not something to page anyone about.
-        builder.Logging.AddFilter("Enrolment.Api.Features.*Request", LogLevel.None);
+        builder.Logging.AddFilter("Enrolment.Api.*Request", LogLevel.None);
         if (isCommand)
             builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
 
@@ -133,7 +133,6 @@ public static class Hosting
                 .Then.ScheduleRetry(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1),
                     TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(5))
                 .Then.MoveToErrorQueue();
-            Bus.Configure(opts, configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings());
 
             // Marten wraps driver errors (a timeout, a cut connection) in its own exceptions: match them inside too, or the
             // message would go straight to the dead letters.

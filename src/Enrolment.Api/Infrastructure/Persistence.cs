@@ -52,7 +52,7 @@ public static class Persistence
             // saw and assigns sequence numbers in the database, instead of first reading every stream's state back
             // (Rich). Timestamps still come from this process's clock. Nothing here reads IEvent.Sequence before commit.
             opts.Events.AppendMode = EventAppendMode.QuickWithServerTimestamps;
-            // Who caused each event (Features/Compliance/EventActors): user name, headers, correlation and causation ids.
+            // Who caused each event (the Compliance area's EventActors): user name, headers, correlation and causation ids.
             // (EnableAll() leaves the user name out in Marten 9.58, so each is named.)
             opts.Events.MetadataConfig.CorrelationIdEnabled = true;
             opts.Events.MetadataConfig.CausationIdEnabled = true;

@@ -33,7 +33,7 @@ public static class Problems
 
     /// <summary>
     /// Wolverine answers a body it cannot deserialise with System.Text.Json's message as the detail, which names the .NET type
-    /// it was reading into ("could not be converted to Enrolment.Api.Features…"): keep the JSON path and position, drop the type.
+    /// it was reading into ("could not be converted to Enrolment.Api.…"): keep the JSON path and position, drop the type.
     /// </summary>
     public static void HideInternals(ProblemDetails problem)
     {

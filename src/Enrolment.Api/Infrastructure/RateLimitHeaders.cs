@@ -34,10 +34,16 @@ public sealed class TenantRateLimit
     public static string? Tenant(HttpContext ctx) => ctx.User.FindFirst(BasicAuthenticationHandler.TenantClaim)?.Value;
 }
 
+/// <summary>Routes whose clients also read <c>X-RateLimit-*</c> (reset in milliseconds): the Mimecast area adds its route.</summary>
+public sealed class RateLimitHeaderOptions
+{
+    public List<PathString> MillisecondResetPaths { get; } = [];
+}
+
 /// <summary>
 /// Every authenticated answer tells the client its limit before it hits it: <c>RateLimit-Limit</c>,
-/// <c>RateLimit-Remaining</c> and <c>RateLimit-Reset</c> (seconds; IETF httpapi draft), and on the Mimecast route also
-/// Mimecast's <c>X-RateLimit-*</c> (reset in milliseconds). Reset is the bucket's refill period, an upper bound: the
+/// <c>RateLimit-Remaining</c> and <c>RateLimit-Reset</c> (seconds; IETF httpapi draft), and on the routes of
+/// <see cref="RateLimitHeaderOptions"/> (Mimecast's) also <c>X-RateLimit-*</c> (reset in milliseconds). Reset is the bucket's refill period, an upper bound: the
 /// bucket refills whole once a second.
 /// </summary>
 public static class RateLimitHeaders
@@ -46,6 +52,7 @@ public static class RateLimitHeaders
     public static void UseRateLimitHeaders(this WebApplication app)
     {
         var limit = app.Services.GetRequiredService<TenantRateLimit>();
+        var millisecondPaths = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<RateLimitHeaderOptions>>().Value.MillisecondResetPaths.ToArray();
         app.Use((context, next) =>
         {
             if (TenantRateLimit.Tenant(context) is not null)
@@ -58,7 +65,7 @@ public static class RateLimitHeaders
                     headers["RateLimit-Remaining"] = Math.Max(0, remaining).ToString(CultureInfo.InvariantCulture);
                     headers["RateLimit-Reset"] = reset.ToString(CultureInfo.InvariantCulture);
                     headers["RateLimit-Policy"] = FormattableString.Invariant($"{limit.PermitsPerSecond};w={reset}");
-                    if (context.Request.Path.StartsWithSegments(Features.Mimecast.GetTrainingDetails.Route, StringComparison.OrdinalIgnoreCase))
+                    if (millisecondPaths.Any(p => context.Request.Path.StartsWithSegments(p, StringComparison.OrdinalIgnoreCase)))
                     {
                         headers["X-RateLimit-Limit"] = headers["RateLimit-Limit"];
                         headers["X-RateLimit-Remaining"] = headers["RateLimit-Remaining"];

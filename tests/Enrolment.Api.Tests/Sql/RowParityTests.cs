@@ -1,3 +1,5 @@
+using Enrolment.Api.Features.Audiences;
+using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Features.Compliance;
 using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;

@@ -17,15 +17,17 @@ public sealed class Assignment
     public Instant? DueDate { get; set; }
     public Period? Recurrence { get; set; }
     public string TimeZone { get; set; } = Schedule.DefaultTimeZone;
-    /// <summary>"active", or "removed" once DELETE /assignments/{id} ran.</summary>
-    public string Status { get; set; } = "active";
+    public AssignmentStatus Status { get; set; } = AssignmentStatus.Active;
     public Instant CreatedAt { get; set; }
     public Instant? RemovedAt { get; set; }
 
     public Schedule ToSchedule() => new(AvailableDate, CompletionPeriod, DueDate, Recurrence, TimeZone);
     [JsonIgnore]
-    public bool IsActive => Status == "active";
+    public bool IsActive => Status == AssignmentStatus.Active;
 }
+
+/// <summary>In JSON (bodies and stored documents) camelCase: "active", or "removed" once DELETE /assignments/{id} ran.</summary>
+public enum AssignmentStatus { Active, Removed }
 
 public sealed partial class AssignmentProjection : SingleStreamProjection<Assignment, Guid>
 {
@@ -50,7 +52,7 @@ public sealed partial class AssignmentProjection : SingleStreamProjection<Assign
                     CreatedAt = c.At,
                 };
             case AssignmentRemoved r when snapshot is not null:
-                snapshot.Status = "removed";
+                snapshot.Status = AssignmentStatus.Removed;
                 snapshot.RemovedAt = r.At;
                 return snapshot;
             default:

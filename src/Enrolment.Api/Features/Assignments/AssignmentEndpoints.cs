@@ -58,7 +58,7 @@ public static class CreateAssignmentEndpoint
         // Its own lock row is created now, committed with it: every batch below locks it shared, and a row that a batch
         // had to insert would be that batch's alone until it commits, so the other batches would queue behind the first.
         await EnrolmentWriter.LockAssignments(session, [id], shared: false, ct);
-        var operation = await FanOut.Start(session, bus, "assignment-created", request.AudienceId!, id, members, now);
+        var operation = await FanOut.Start(session, bus, FanOutKind.AssignmentCreated, request.AudienceId!, id, members, now);
 
         var assignment = new AssignmentProjection().Evolve(null, id, new JasperFx.Events.Event<AssignmentCreated>(created))!;
         return Results.Created($"/assignments/{id}", new AssignmentResponse(assignment, OperationStatus.Started(operation)));
@@ -98,7 +98,7 @@ public static class RemoveAssignmentEndpoint
         var now = clock.GetCurrentInstant();
         stream.AppendOne(new AssignmentRemoved(id, now));
         var users = await session.Query<EnrolmentState>().Where(v => v.AssignmentId == id && v.Status != EnrolmentStatus.Archived).Select(v => v.UserId).ToListAsync(ct);
-        var operation = await FanOut.Start(session, bus, "assignment-removed", stream.Aggregate.AudienceId, id, users, now);
+        var operation = await FanOut.Start(session, bus, FanOutKind.AssignmentRemoved, stream.Aggregate.AudienceId, id, users, now);
         return Results.Accepted($"/operations/{operation.Id}", OperationStatus.Started(operation));
     }
 }

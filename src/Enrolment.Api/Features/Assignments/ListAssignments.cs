@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure.OpenApi;
 using System.Globalization;
 using Enrolment.Api.Features.Content;
 using Enrolment.Api.Features.Enrolments;
@@ -18,7 +19,7 @@ namespace Enrolment.Api.Features.Assignments;
 /// <summary>One assignment of the list: the assignment, its content's title, and its summary numbers.</summary>
 public sealed record AssignmentListItem(
     Guid Id, string AudienceId, string PrimaryContentId, string? Title, Instant AvailableDate, Period? CompletionPeriod, Instant? DueDate,
-    Period? Recurrence, string TimeZone, string Status, Instant CreatedAt, Instant? RemovedAt, AssignmentSummaryView Summary);
+    Period? Recurrence, string TimeZone, AssignmentStatus Status, Instant CreatedAt, Instant? RemovedAt, AssignmentSummaryView Summary);
 
 /// <summary>A page of assignments: <c>{ "items": [...], "nextCursor": null or string }</c>.</summary>
 public sealed record AssignmentPage(IReadOnlyList<AssignmentListItem> Items, string? NextCursor);
@@ -40,6 +41,7 @@ public static class ListAssignmentsEndpoint
     [EndpointSummary("The tenant's assignments, newest first, each with its content's title and its summary numbers. Filters: status (active or removed), audienceId, contentId. Paged with limit (1–500, default 100) and the opaque cursor nextCursor. With Accept: text/csv, every matching assignment as CSV (no paging).")]
     [ProducesResponseType<AssignmentPage>(StatusCodes.Status200OK, "application/json")]
     [CsvAnswer(CsvColumns)]
+    [QueryValues("status", typeof(AssignmentStatus))]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status422UnprocessableEntity, "application/problem+json")]
     public static async Task<IResult> Get(string? status, string? audienceId, string? contentId, int? limit, string? cursor,
         HttpContext http, IQuerySession session, NpgsqlDataSource dataSource, IClock clock, CancellationToken ct)
@@ -125,7 +127,7 @@ public static class ListAssignmentsEndpoint
             {
                 var s = a.Summary;
                 yield return [
-                    a.Id.ToString(), a.AudienceId, a.PrimaryContentId, a.Title, a.Status, Json.Format(a.AvailableDate), a.CompletionPeriod?.ToString(),
+                    a.Id.ToString(), a.AudienceId, a.PrimaryContentId, a.Title, Json.Name(a.Status), Json.Format(a.AvailableDate), a.CompletionPeriod?.ToString(),
                     a.DueDate is { } due ? Json.Format(due) : null, a.Recurrence?.ToString(), a.TimeZone, Json.Format(a.CreatedAt),
                     a.RemovedAt is { } removed ? Json.Format(removed) : null, Number(s.Total), Number(s.ByStatus.Scheduled), Number(s.ByStatus.Open),
                     Number(s.ByStatus.Overdue), Number(s.ByStatus.Complete), Number(s.ByStatus.Archived), Number(s.CompletedOnTime),

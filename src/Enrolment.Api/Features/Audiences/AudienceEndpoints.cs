@@ -59,7 +59,7 @@ public static class Membership
         var audienceId = held.AudienceId;
         // Set-based, a chunk of users per statement, in user-id order (no deadlocks between concurrent changes).
         await AudienceMemberRows.Write(session, audienceId, joins, leaves, now, ct);
-        var operation = await FanOut.Start(session, bus, "audience-changed", audienceId, null, joins.Concat(leaves).ToArray(), now);
+        var operation = await FanOut.Start(session, bus, FanOutKind.AudienceChanged, audienceId, null, joins.Concat(leaves).ToArray(), now);
         return new MembershipChange(audienceId, joins.Count, leaves.Count, OperationStatus.Started(operation));
     }
 

@@ -11,7 +11,7 @@ namespace Enrolment.Api.Features.Audit;
 /// </summary>
 public static class AuditHash
 {
-    public const string Zeros = Infrastructure.Sql.AuditChainSql.Zeros;
+    public const string Zeros = AuditChainSql.Zeros;
     public const string EventForm = "enrolment-audit-event-v1";
     public const string CheckpointForm = "enrolment-audit-checkpoint-v1";
 

@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Enrolments;
 using System.Text.Json;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Api.Infrastructure.Sql;

@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Messaging;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;

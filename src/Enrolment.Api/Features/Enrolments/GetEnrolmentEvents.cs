@@ -20,7 +20,7 @@ public static class GetEnrolmentEventsEndpoint
     [Tags("Enrolments")]
     [ProducesResponseType<List<StoredEvent>>(StatusCodes.Status200OK), ProducesResponseType(StatusCodes.Status404NotFound)]
     [EndpointSummary("The enrolment's raw event stream, for audit: sequence, version, eventType, timestamp (when stored), data, the actor who caused each event, its correlation id, hash and previousHash.")]
-    public static async Task<IResult> Get(string assignmentId, string enrolmentId, IQuerySession session, Infrastructure.Sql.AuditTables audit, CancellationToken ct)
+    public static async Task<IResult> Get(string assignmentId, string enrolmentId, IQuerySession session, Features.Audit.AuditTables audit, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var aid, out var problem)) return problem!;
         if (!RouteIds.TryGuid(enrolmentId, "enrolmentId", out var eid, out problem)) return problem!;

@@ -1,4 +1,6 @@
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
+using Enrolment.Api.Infrastructure.Production;
 using JasperFx.Events.Projections;
 using Marten;
 using Microsoft.AspNetCore.Authentication;
@@ -26,6 +28,8 @@ public static class MimecastConfiguration
             .ValidateOnStart();
         services.AddSingleton<MimecastSecretCipher>();
         services.AddHostedService<SeenRequestCleanup>();
+        services.AddPublishedDefaultsRule(PublishedKeyEncryptionKey);
+        services.Configure<RateLimitHeaderOptions>(o => o.MillisecondResetPaths.Add(GetTrainingDetails.Route));
 
         // The route has its own authentication. Requests to it that reach the default (Basic) scheme are forwarded to
         // the Mimecast scheme, so Basic credentials are never accepted there and MC headers never count as Basic failures.
@@ -42,6 +46,17 @@ public static class MimecastConfiguration
             opts.Schema.For<MimecastKey>().SingleTenanted();
             opts.Schema.For<MimecastSeenRequest>().SingleTenanted().Duplicate(x => x.ExpiresAt, pgType: "timestamptz");
         });
+    }
+
+    /// <summary>Outside Development the service refuses to start without a key-encryption key of its own.</summary>
+    public static IEnumerable<string> PublishedKeyEncryptionKey(IConfiguration configuration)
+    {
+        var kek = configuration["Mimecast:KeyEncryptionKey"]?.Trim();
+        if (string.IsNullOrEmpty(kek) || kek == MimecastSettings.DevelopmentKeyEncryptionKey)
+            yield return (string.IsNullOrEmpty(kek) ? "Mimecast:KeyEncryptionKey is not set" : "Mimecast:KeyEncryptionKey is the development key published in appsettings.json") +
+                         ". Generate a key with `openssl rand -base64 32` (or `dotnet Enrolment.Api.dll mimecast generate-key`) and set it as the environment variable " +
+                         "Mimecast__KeyEncryptionKey from your secret store. Mimecast keys issued under the old key: also set Mimecast__PreviousKeyEncryptionKey to it " +
+                         "and run `mimecast rotate-key` (docs/operations.md, Running in production).";
     }
 
     public static void MapMimecast(this WebApplication app)

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Api.Features.Assignments;
 using Enrolment.Api.Features.Audiences;
@@ -17,7 +18,7 @@ namespace Enrolment.Api.Features.Operations;
 public sealed class FanOutOperation
 {
     public Guid Id { get; set; }
-    public string Kind { get; set; } = "";
+    public FanOutKind Kind { get; set; }
     public string AudienceId { get; set; } = "";
     public Guid? AssignmentId { get; set; }
     public int Users { get; set; }
@@ -42,12 +43,20 @@ public sealed class FanOutBatchDone
 /// </summary>
 public sealed record SyncEnrolments(Guid OperationId, int Batch, string AudienceId, Guid? AssignmentId, string[] UserIds, Compliance.Credential? StartedBy = null);
 
+/// <summary>What started a fan-out; in JSON (the operation, stored and answered) kebab-case: "assignment-created", ….</summary>
+public enum FanOutKind
+{
+    [JsonStringEnumMemberName("assignment-created")] AssignmentCreated,
+    [JsonStringEnumMemberName("assignment-removed")] AssignmentRemoved,
+    [JsonStringEnumMemberName("audience-changed")] AudienceChanged,
+}
+
 public static class FanOut
 {
     public const int BatchSize = 500;
 
     /// <summary>Records the operation and queues its batches in the caller's transaction (Wolverine's outbox).</summary>
-    public static async Task<FanOutOperation> Start(IDocumentSession session, IMessageBus bus, string kind, string audienceId,
+    public static async Task<FanOutOperation> Start(IDocumentSession session, IMessageBus bus, FanOutKind kind, string audienceId,
         Guid? assignmentId, IReadOnlyCollection<string> userIds, Instant now)
     {
         var chunks = userIds.Distinct(StringComparer.Ordinal).Chunk(BatchSize).ToArray();

@@ -9,10 +9,14 @@ using Wolverine.Http;
 namespace Enrolment.Api.Features.Operations;
 
 /// <summary>How far a fan-out got: "running" until every batch committed, then "completed".</summary>
-public sealed record OperationStatus(Guid Id, string Kind, string Status, int Users, int Batches, int CompletedBatches, int EnrolmentsChanged, Instant CreatedAt, Instant? CompletedAt, string Href)
+public enum OperationState { Running, Completed }
+
+/// <summary>How far a fan-out got: "running" until every batch committed, then "completed".</summary>
+/// <remarks>Kind is a plain string in the API ("assignment-created", …; <see cref="FanOutKind"/>): clients generated from the document cannot read kebab-case enum values.</remarks>
+public sealed record OperationStatus(Guid Id, string Kind, OperationState Status, int Users, int Batches, int CompletedBatches, int EnrolmentsChanged, Instant CreatedAt, Instant? CompletedAt, string Href)
 {
     public static OperationStatus Started(FanOutOperation op) =>
-        new(op.Id, op.Kind, op.Batches == 0 ? "completed" : "running", op.Users, op.Batches, 0, 0, op.CreatedAt, op.Batches == 0 ? op.CreatedAt : null, $"/operations/{op.Id}");
+        new(op.Id, Json.Name(op.Kind), op.Batches == 0 ? OperationState.Completed : OperationState.Running, op.Users, op.Batches, 0, 0, op.CreatedAt, op.Batches == 0 ? op.CreatedAt : null, $"/operations/{op.Id}");
 }
 
 public static class GetOperationEndpoint
@@ -28,7 +32,7 @@ public static class GetOperationEndpoint
         if (op is null) return Problems.NotFound($"There is no operation {operationId}.");
         var done = await session.Query<FanOutBatchDone>().Where(b => b.OperationId == id).ToListAsync(ct);
         var complete = done.Count >= op.Batches;
-        return Results.Ok(new OperationStatus(op.Id, op.Kind, complete ? "completed" : "running", op.Users, op.Batches, done.Count,
+        return Results.Ok(new OperationStatus(op.Id, Json.Name(op.Kind), complete ? OperationState.Completed : OperationState.Running, op.Users, op.Batches, done.Count,
             done.Sum(d => d.Changed), op.CreatedAt, complete ? (done.Count == 0 ? op.CreatedAt : done.Max(d => d.CompletedAt)) : null, $"/operations/{op.Id}"));
     }
 }

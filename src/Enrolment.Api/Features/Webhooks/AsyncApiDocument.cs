@@ -1,3 +1,4 @@
+using Enrolment.Api.Features.Messaging;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;

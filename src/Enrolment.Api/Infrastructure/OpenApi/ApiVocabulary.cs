@@ -1,9 +1,6 @@
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
-using Enrolment.Api.Features.Assignments;
-using Enrolment.Api.Features.Enrolments;
-using Enrolment.Api.Features.Operations;
 using Enrolment.Domain;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.OpenApi;
@@ -43,16 +40,6 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
         Enum.GetValues<EnrolmentStatus>().Where(s => s != EnrolmentStatus.Unassigned).Select(EnrolmentRules.Lower).ToArray();
     private static readonly string[] AllStatuses = Enum.GetValues<EnrolmentStatus>().Select(EnrolmentRules.Lower).ToArray();
 
-    /// <summary>
-    /// String properties with a closed set of values, by the type that declares them. Not for properties typed
-    /// <see cref="EnrolmentStatus"/>: their schema is one shared component (a value set here would land on all of them).
-    /// </summary>
-    private static readonly Dictionary<(Type, string), string[]> Enums = new()
-    {
-        [(typeof(Assignment), "status")] = ["active", "removed"],
-        [(typeof(OperationStatus), "status")] = ["running", "completed"],
-    };
-
     public Task TransformAsync(OpenApiSchema schema, OpenApiSchemaTransformerContext context, CancellationToken cancellationToken)
     {
         var type = context.JsonTypeInfo.Type;
@@ -73,14 +60,14 @@ internal sealed class ApiVocabulary : IOpenApiSchemaTransformer
             schema.Type = nullable ? JsonSchemaType.String | JsonSchemaType.Null : JsonSchemaType.String;
             schema.Description ??= "An enrolment status; `unassigned` appears only as the previousStatus of an enrolment's first eventLog entry.";
         }
+        else if (type.IsEnum && schema.Enum is { Count: > 0 } && schema.Type is null)
+            schema.Type = nullable ? JsonSchemaType.String | JsonSchemaType.Null : JsonSchemaType.String; // JSON writes every enum as a string
         else
             CanonicalNumber(schema);
 
         var name = context.JsonPropertyInfo?.Name ?? context.ParameterDescription?.Name;
         if (name is not null && IsString(schema)) Describe(schema, name);
         if (name is "userIds" && schema.Items is OpenApiSchema items) Describe(items, "userId");
-        if (context.JsonPropertyInfo is { } property && Enums.TryGetValue((property.DeclaringType, property.Name), out var values))
-            schema.Enum = values.Select(v => (JsonNode)JsonValue.Create(v)).ToList();
         if (context.ParameterDescription?.Name == "status")
             schema.Enum = CurrentStatuses.Select(v => (JsonNode)JsonValue.Create(v)).ToList();
 

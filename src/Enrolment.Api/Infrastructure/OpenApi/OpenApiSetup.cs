@@ -23,6 +23,7 @@ public static partial class OpenApiSetup
             o.AddOperationTransformer(HumanDescription);
             o.AddOperationTransformer(DocumentedBodyAttribute.Transform);
             o.AddOperationTransformer(CsvAnswerAttribute.Transform);
+            o.AddOperationTransformer(QueryValuesAttribute.Transform);
             o.AddOperationTransformer<SecurityRequirements>();
             o.AddOperationTransformer<StandardResponses>();
             o.AddDocumentTransformer(Describe);

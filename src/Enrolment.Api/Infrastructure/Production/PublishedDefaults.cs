@@ -1,5 +1,4 @@
 using System.Net;
-using Enrolment.Api.Features.Mimecast;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -24,28 +23,25 @@ public static class PublishedDefaults
         services.AddOptions<Check>().ValidateOnStart();
     }
 
+    /// <summary>
+    /// A feature area's own published values (a key in appsettings.json, a broker's default account): what is wrong with
+    /// this configuration for production, one sentence per setting, each naming the setting and how to fix it.
+    /// </summary>
+    public delegate IEnumerable<string> Rule(IConfiguration configuration);
+
+    /// <summary>Adds a feature area's rule to the check at start (outside Development).</summary>
+    public static void AddPublishedDefaultsRule(this IServiceCollection services, Rule rule) => services.AddSingleton(rule);
+
     /// <summary>What is wrong with this configuration for production, one sentence per setting; empty when nothing is.</summary>
-    public static IReadOnlyList<string> Find(IConfiguration configuration)
+    public static IReadOnlyList<string> Find(IConfiguration configuration, IEnumerable<Rule> rules)
     {
         var problems = new List<string>();
-
-        var kek = configuration["Mimecast:KeyEncryptionKey"]?.Trim();
-        if (string.IsNullOrEmpty(kek) || kek == MimecastSettings.DevelopmentKeyEncryptionKey)
-            problems.Add((string.IsNullOrEmpty(kek) ? "Mimecast:KeyEncryptionKey is not set" : "Mimecast:KeyEncryptionKey is the development key published in appsettings.json") +
-                         ". Generate a key with `openssl rand -base64 32` (or `dotnet Enrolment.Api.dll mimecast generate-key`) and set it as the environment variable " +
-                         "Mimecast__KeyEncryptionKey from your secret store. Mimecast keys issued under the old key: also set Mimecast__PreviousKeyEncryptionKey to it " +
-                         "and run `mimecast rotate-key` (README, Running in production).");
 
         if (configuration.GetConnectionString(Persistence.ConnectionStringName) is { Length: > 0 } cs && UsesPublishedPassword(cs, out var dbHost))
             problems.Add($"ConnectionStrings:{Persistence.ConnectionStringName} connects to {dbHost} with the published development password '{DevelopmentDatabasePassword}'. " +
                          $"Give the database role a password of its own and set it in ConnectionStrings__{Persistence.ConnectionStringName}.");
 
-        var bus = configuration.GetSection("Bus").Get<BusSettings>() ?? new BusSettings();
-        if (bus.Transport.Equals("rabbitmq", StringComparison.OrdinalIgnoreCase) && Uri.TryCreate(bus.RabbitMq.Uri, UriKind.Absolute, out var amqp)
-            && Uri.UnescapeDataString(amqp.UserInfo) == "guest:guest" && !IsLoopback(amqp.Host))
-            problems.Add($"Bus:RabbitMq:Uri signs in to {amqp.Host} as RabbitMQ's default guest:guest. Create a RabbitMQ user for the service and set it in Bus__RabbitMq__Uri " +
-                         "(amqp://user:password@host:5672).");
-
+        foreach (var rule in rules) problems.AddRange(rule(configuration));
         return problems;
     }
 
@@ -60,18 +56,18 @@ public static class PublishedDefaults
         return builder.Password == DevelopmentDatabasePassword && !host.Split(',').All(h => IsLoopback(h.Split(':')[0]));
     }
 
-    private static bool IsLoopback(string host) =>
+    public static bool IsLoopback(string host) =>
         host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host.StartsWith('/') // a Unix socket directory
         || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>Marker options type: validating it at start runs <see cref="Find"/>.</summary>
     public sealed class Check;
 
-    private sealed class Validator(IConfiguration configuration) : IValidateOptions<Check>
+    private sealed class Validator(IConfiguration configuration, IEnumerable<Rule> rules) : IValidateOptions<Check>
     {
         public ValidateOptionsResult Validate(string? name, Check options)
         {
-            var problems = Find(configuration);
+            var problems = Find(configuration, rules);
             return problems.Count == 0
                 ? ValidateOptionsResult.Success
                 : ValidateOptionsResult.Fail(problems.Select(p => "Refusing to start outside Development: " + p));

@@ -45,7 +45,7 @@ public static class ExistingStreams
         ("tenant_id", r => r.TenantId, NpgsqlDbType.Varchar),
         ("mt_dotnet_type", r => r.DotNetTypeName, NpgsqlDbType.Varchar),
         ("is_archived", _ => false, NpgsqlDbType.Boolean),
-        // Who caused the events (Features/Compliance/EventActors), as Marten's append takes them from the session.
+        // Who caused the events (the Compliance area's EventActors), as Marten's append takes them from the session.
         ("correlation_id", r => r.Metadata.CorrelationId, NpgsqlDbType.Varchar),
         ("causation_id", r => r.Metadata.CausationId, NpgsqlDbType.Varchar),
         ("headers", r => r.Metadata.Headers, NpgsqlDbType.Jsonb),
@@ -87,7 +87,7 @@ public static class ExistingStreams
     internal static readonly (string Column, string PgType, Func<IEnumerable<EnrolmentState>, Array> Values)[] DocumentColumns =
     [
         ("assignment_id", "uuid", s => s.Select(x => x.AssignmentId).ToArray()),
-        ("status", "varchar", s => s.Select(x => EnrolmentTable.StatusColumnValue(x.Status)).ToArray()),
+        ("status", "varchar", s => s.Select(x => MartenInternals.DuplicatedEnum(x.Status)).ToArray()),
         ("user_id", "varchar", s => s.Select(x => x.UserId).ToArray()),
         ("next_transition_at_utc", "timestamptz", s => s.Select(x => x.NextTransitionAtUtc).ToArray()),
         ("updated_at", "timestamptz", s => s.Select(x => x.UpdatedAt.ToDateTimeOffset()).ToArray()),

@@ -9,13 +9,16 @@ namespace Enrolment.Api.Infrastructure.Sql;
 /// </summary>
 public static class MartenInternals
 {
+    /// <summary>How Marten writes an enum into a duplicated column under EnumStorage.AsString: the member name (the JSON body is camelCase).</summary>
+    public static string DuplicatedEnum<T>(T value) where T : struct, Enum => value.ToString();
+
     /// <summary>The event store's configuration: type names and stream aliases as Marten writes them in mt_events and mt_streams.</summary>
     public static EventGraph Events(IDocumentStore store) => (EventGraph)store.Options.Events;
 
     /// <summary>The store's full options (its projections, for the start-up guard).</summary>
     public static StoreOptions Options(IDocumentStore store) => (StoreOptions)store.Options;
 
-    /// <summary>The headers the session stamps on every event it appends (the actor, Features/Compliance/EventActors).</summary>
+    /// <summary>The headers the session stamps on every event it appends (the actor, the Compliance area's EventActors).</summary>
     public static IReadOnlyDictionary<string, object>? Headers(IDocumentSession session) =>
         ((Marten.Internal.Sessions.QuerySession)session).Headers;
 }

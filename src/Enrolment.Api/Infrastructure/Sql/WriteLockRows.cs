@@ -9,7 +9,7 @@ namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// One empty row per (tenant, kind, key) that a write has ever serialized on: a user, an audience or an assignment
-/// (Features/Enrolments/EnrolmentWriter states who locks what). Two transactions that must not miss each other's
+/// (the enrolment area's EnrolmentWriter states who locks what). Two transactions that must not miss each other's
 /// uncommitted work lock the same row first: the second waits for the first to commit, and its next statement (READ
 /// COMMITTED takes a new snapshot per statement) sees what the first wrote. Row locks live in the tuple, not in
 /// PostgreSQL's shared lock table, so a 500-user batch cannot exhaust max_locks_per_transaction as 500 advisory locks could.

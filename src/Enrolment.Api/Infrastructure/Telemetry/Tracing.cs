@@ -17,6 +17,8 @@ namespace Enrolment.Api.Infrastructure.Telemetry;
 public static class Tracing
 {
     public const string DefaultServiceName = "enrolment-api";
+    /// <summary>Every ActivitySource of the service itself: a feature area names its own "Enrolment.Api.<area>", and is traced without being listed here.</summary>
+    public const string OwnSources = "Enrolment.Api.*";
 
     public static bool IsEnabled(IConfiguration configuration) =>
         configuration.GetValue<bool?>("Tracing:Enabled") ?? HasOtlpEndpoint(configuration);
@@ -41,7 +43,8 @@ public static class Tracing
                         o.Filter = context => !context.Request.Path.StartsWithSegments("/health") && !context.Request.Path.StartsWithSegments("/metrics"))
                     .AddHttpClientInstrumentation()
                     .AddNpgsql()
-                    .AddSource("Wolverine", "Marten", Features.Webhooks.WebhookSender.Source.Name, IntegrationEventQueue.Source.Name);
+                    // The service's own ActivitySources are named "Enrolment.Api.<area>" (webhooks, integration events, ...).
+                    .AddSource("Wolverine", "Marten", OwnSources);
                 if (HasOtlpEndpoint(configuration)) t.AddOtlpExporter();
             });
     }

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using System.Text.Json;
 using Enrolment.Api.Features.Webhooks;
@@ -8,7 +9,7 @@ using Wolverine.Runtime;
 using Wolverine.Runtime.Serialization;
 using Wolverine.Util;
 
-namespace Enrolment.Api.Infrastructure;
+namespace Enrolment.Api.Features.Messaging;
 
 /// <summary>
 /// Where integration events go, in the transaction of the change that caused them.

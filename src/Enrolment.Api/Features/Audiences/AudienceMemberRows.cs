@@ -1,10 +1,11 @@
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Api.Features.Audiences;
 using Marten;
 using NodaTime;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.Sql;
+namespace Enrolment.Api.Features.Audiences;
 
 /// <summary>
 /// Writes the member rows of one membership change (joins upserted, leaves deleted) set-based, a chunk of users per

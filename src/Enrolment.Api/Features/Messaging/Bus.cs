@@ -5,7 +5,7 @@ using Wolverine.ErrorHandling;
 using Wolverine.Postgresql;
 using Wolverine.RabbitMQ;
 
-namespace Enrolment.Api.Infrastructure;
+namespace Enrolment.Api.Features.Messaging;
 
 public sealed class BusSettings
 {
@@ -42,6 +42,20 @@ public static class Bus
     public const string StatusChangedRoutingKey = "enrolment.status-changed.v1";
     public const string ReminderRecordedRoutingKey = "enrolment.reminder-recorded.v1";
 
+    /// <summary>
+    /// Where integration events are written: on the PostgreSQL transport straight into the events queue's table (in the
+    /// change's transaction), on RabbitMQ through Wolverine's outbox. Registered as a service by the area's configuration
+    /// (a Wolverine extension may not register services).
+    /// </summary>
+    public static IntegrationEventQueue Queue(IServiceProvider services, BusSettings settings)
+    {
+        var runtime = services.GetRequiredService<Wolverine.Runtime.IWolverineRuntime>();
+        if (!settings.Transport.Equals("postgresql", StringComparison.OrdinalIgnoreCase)) return new IntegrationEventQueue(null, null, runtime);
+        var transport = runtime.Options.Transports.GetOrCreate<Wolverine.Postgresql.Transport.PostgresqlTransport>();
+        return new IntegrationEventQueue($"{transport.TransportSchemaName}.wolverine_queue_{settings.Postgresql.EventsQueue}",
+            new Uri($"postgresql://{settings.Postgresql.EventsQueue}/"), runtime);
+    }
+
     public static void Configure(WolverineOptions opts, BusSettings settings)
     {
         // A message that can never succeed goes to the dead-letter queue at once; nothing of it was written.
@@ -56,9 +70,6 @@ public static class Bus
                 // service writes its rows in each change's own transaction, set-based (IntegrationEventQueue).
                 var transport = opts.Transports.GetOrCreate<Wolverine.Postgresql.Transport.PostgresqlTransport>();
                 _ = transport.Queues[settings.Postgresql.EventsQueue];
-                var table = $"{transport.TransportSchemaName}.wolverine_queue_{settings.Postgresql.EventsQueue}";
-                var destination = new Uri($"postgresql://{settings.Postgresql.EventsQueue}/");
-                opts.Services.AddSingleton(sp => new IntegrationEventQueue(table, destination, sp.GetRequiredService<Wolverine.Runtime.IWolverineRuntime>()));
                 opts.ListenToPostgresqlQueue(settings.Postgresql.CompletionsQueue).DefaultIncomingMessage<RecordCompletion>();
                 break;
             }
@@ -78,13 +89,12 @@ public static class Bus
                     .DefaultIncomingMessage<RecordCompletion>()
                     .DeadLetterQueueing(new DeadLetterQueue(rabbit.CompletionsDeadLetterQueue))
                     .UseDurableInbox();
-                opts.Services.AddSingleton(sp => new IntegrationEventQueue(null, null, sp.GetRequiredService<Wolverine.Runtime.IWolverineRuntime>()));
                 break;
 
             default:
                 throw new InvalidOperationException($"Bus:Transport is '{settings.Transport}'; use 'postgresql' (the default) or 'rabbitmq'.");
         }
         // Whatever the transport, every integration event also goes to the durable local queue "webhooks", where webhook
-        // deliveries are recorded: Features/Webhooks/Configuration.cs (RouteToRecorder).
+        // deliveries are recorded: the Webhooks area's Configuration.cs (RouteToRecorder).
     }
 }

@@ -1,10 +1,11 @@
+using Enrolment.Api.Infrastructure.Sql;
 using System.Text;
 using Enrolment.Api.Features.Audit;
 using Marten;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.Sql;
+namespace Enrolment.Api.Features.Audit;
 
 /// <summary>One event as the audit reads it: Marten's row (null when it is gone) beside its chain entry (null when missing).</summary>
 public sealed record AuditRow(Guid StreamId, long Version, long Sequence, AuditHash.EventFields? Event, AuditChainEntry? Chain);

@@ -1,3 +1,5 @@
+using Enrolment.Api.Infrastructure;
+using Enrolment.Api.Infrastructure.Sql;
 using System.Text;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Domain;
@@ -6,7 +8,7 @@ using NodaTime;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Enrolment.Api.Infrastructure.Sql;
+namespace Enrolment.Api.Features.Enrolments;
 
 /// <summary>
 /// The table of the one enrolment document (<see cref="EnrolmentState"/>, table <c>mt_doc_enrolment</c>) and the SQL
@@ -158,8 +160,8 @@ public sealed class EnrolmentTable
         return command;
     }
 
-    /// <summary>How Marten stores the duplicated status column (the enum's name, as EnumStorage.AsString writes it).</summary>
-    public static string StatusColumnValue(EnrolmentStatus status) => status.ToString();
+    /// <summary>How Marten stores the duplicated status column (<see cref="MartenInternals.DuplicatedEnum"/>).</summary>
+    public static string StatusColumnValue(EnrolmentStatus status) => MartenInternals.DuplicatedEnum(status);
 
     /// <summary>Enrolments whose next time-driven transition is due at <paramref name="now"/>, most overdue first.</summary>
     public async Task<List<(string TenantId, Guid Id)>> Due(NpgsqlConnection connection, Instant now, int limit, CancellationToken ct)
