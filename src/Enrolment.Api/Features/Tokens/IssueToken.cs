@@ -64,7 +64,10 @@ public static class IssueTokenEndpoint
         context.Response.Headers.Pragma = "no-cache";
         var ct = context.RequestAborted;
         var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        if (ClientFailures.BlockedFor(cache, BasicAuthenticationHandler.FailureCounter, client, settings.Value.MaxFailuresPerClientPerMinute) is { } retryAfter)
+        // A Basic header went through the authentication middleware already, which counted a failure and said whether the
+        // client was blocked before this request; the form fields are checked here.
+        var basicBlocked = context.Items.TryGetValue(BasicAuthenticationHandler.TooManyKey, out var item) && item is int seconds ? seconds : (int?)null;
+        if ((context.Request.Headers.Authorization.Count > 0 ? basicBlocked : ClientFailures.BlockedFor(cache, BasicAuthenticationHandler.FailureCounter, client, settings.Value.MaxFailuresPerClientPerMinute)) is { } retryAfter)
         {
             context.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return Problems.Make(StatusCodes.Status429TooManyRequests, "too-many-failed-authentications", "Too many requests.",
@@ -110,8 +113,13 @@ public static class IssueTokenEndpoint
             : null;
         if (verified is null)
         {
-            ClientFailures.Record(cache, BasicAuthenticationHandler.FailureCounter, client);
-            loggers.CreateLogger(typeof(IssueTokenEndpoint)).LogWarning("Authentication failed for a request from {Client}: {Reason}", client, "wrong client credentials at the token endpoint");
+            // A Basic header was already checked, and a failure counted, by the authentication middleware that runs on
+            // every request: count only the form fields here, so one wrong guess counts once.
+            if (!usedBasic)
+            {
+                ClientFailures.Record(cache, BasicAuthenticationHandler.FailureCounter, client);
+                loggers.CreateLogger(typeof(IssueTokenEndpoint)).LogWarning("Authentication failed for a request from {Client}: {Reason}", client, "wrong client credentials in the token request's form");
+            }
             if (usedBasic) context.Response.Headers.WWWAuthenticate = "Basic realm=\"enrolment\", charset=\"UTF-8\"";
             return Error(401, "invalid_client", "Unknown client or wrong client secret.");
         }

@@ -49,7 +49,8 @@ public sealed class BasicAuthenticationHandler(
     public const string ScopeClaim = "scope";
     /// <summary>The id of the secret that authenticated the request (never the secret): events record it as their actor.</summary>
     public const string SecretIdClaim = "secret-id";
-    private const string TooManyKey = "auth.too-many";
+    /// <summary>The HttpContext item set when this client was refused as blocked (its value: seconds until it may retry).</summary>
+    public const string TooManyKey = "auth.too-many";
     /// <summary>Failed authentications are counted per client across every way of presenting a secret (Basic, bearer, the token endpoint).</summary>
     public const string FailureCounter = "secret";
 
