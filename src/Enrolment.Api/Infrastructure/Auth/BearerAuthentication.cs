@@ -91,9 +91,12 @@ public sealed class BearerAuthenticationHandler(
                 $"Too many failed authentications from this client. Try again in {retryAfter} seconds.").ExecuteAsync(Context);
             return;
         }
-        Response.Headers.WWWAuthenticate = Context.Items.ContainsKey(ErrorKey)
-            ? "Bearer realm=\"enrolment\", error=\"invalid_token\""
-            : "Bearer realm=\"enrolment\"";
+        var bearer = Context.Items.ContainsKey(ErrorKey) ? "Bearer realm=\"enrolment\", error=\"invalid_token\"" : "Bearer realm=\"enrolment\"";
+        // Both ways in are offered; Basic first where it always was (the API's routes), bearer first on /scim/v2.
+        const string basic = "Basic realm=\"enrolment\", charset=\"UTF-8\"";
+        Response.Headers.WWWAuthenticate = Request.Path.StartsWithSegments(StaticTokenPath, StringComparison.OrdinalIgnoreCase)
+            ? new Microsoft.Extensions.Primitives.StringValues([bearer, basic])
+            : new Microsoft.Extensions.Primitives.StringValues([basic, bearer]);
         await Problems.Make(StatusCodes.Status401Unauthorized, "unauthenticated", "Authentication required.",
             "The bearer token is not valid: send an access token from POST /oauth2/token (or, on /scim/v2, a secret with the api/scim scope), or HTTP Basic credentials.").ExecuteAsync(Context);
     }
