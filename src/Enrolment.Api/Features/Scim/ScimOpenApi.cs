@@ -66,10 +66,10 @@ public sealed record ScimGroupList(string[] Schemas, int TotalResults, int Start
     [property: JsonPropertyName("Resources")] ScimGroupResource[] Resources);
 
 /// <summary>A PATCH (RFC 7644 §3.5.2). Attribute names and op names in any case.</summary>
-public sealed record ScimPatchRequest(string[]? Schemas, [property: JsonPropertyName("Operations")] ScimPatchOperation[] Operations);
+public sealed record ScimPatchRequest([property: JsonPropertyName("Operations")] ScimPatchOperation[] Operations, string[]? Schemas = null);
 
 /// <summary>add, replace or remove (any case); without a path the value is an object of attributes.</summary>
-public sealed record ScimPatchOperation(string Op, string? Path, JsonNode? Value);
+public sealed record ScimPatchOperation(string Op, string? Path = null, JsonNode? Value = null);
 
 /// <summary>A SCIM error (RFC 7644 §3.12).</summary>
 /// <param name="Status">The HTTP status, as a string.</param>

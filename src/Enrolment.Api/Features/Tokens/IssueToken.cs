@@ -16,9 +16,9 @@ namespace Enrolment.Api.Features.Tokens;
 /// <summary>The form of an access token request (RFC 6749 §4.4.2), for the OpenAPI document: the endpoint reads the form itself.</summary>
 public sealed record TokenRequest(
     [property: JsonPropertyName("grant_type")] string GrantType,
-    [property: JsonPropertyName("scope")] string? Scope,
-    [property: JsonPropertyName("client_id")] string? ClientId,
-    [property: JsonPropertyName("client_secret")] string? ClientSecret);
+    [property: JsonPropertyName("scope")] string? Scope = null,
+    [property: JsonPropertyName("client_id")] string? ClientId = null,
+    [property: JsonPropertyName("client_secret")] string? ClientSecret = null);
 
 /// <summary>An access token (RFC 6749 §5.1).</summary>
 /// <param name="AccessToken">A JSON Web Token to send as <c>Authorization: Bearer …</c>.</param>
