@@ -69,7 +69,9 @@ public sealed record ScimGroupList(string[] Schemas, int TotalResults, int Start
 public sealed record ScimPatchRequest([property: JsonPropertyName("Operations")] ScimPatchOperation[] Operations, string[]? Schemas = null);
 
 /// <summary>add, replace or remove (any case); without a path the value is an object of attributes.</summary>
-public sealed record ScimPatchOperation(string Op, string? Path = null, JsonNode? Value = null);
+public sealed record ScimPatchOperation(string Op,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Path = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JsonNode? Value = null);
 
 /// <summary>A SCIM error (RFC 7644 §3.12).</summary>
 /// <param name="Status">The HTTP status, as a string.</param>
