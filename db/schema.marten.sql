@@ -521,6 +521,8 @@ CONSTRAINT pkey_mt_doc_audiencemember_tenant_id_id PRIMARY KEY (tenant_id, id)
 );
 
 CREATE INDEX mt_doc_audiencemember_idx_audience_id ON enrolment.mt_doc_audiencemember USING btree (audience_id);
+
+CREATE INDEX mt_doc_audiencemember_idx_user_id ON enrolment.mt_doc_audiencemember USING btree ((data ->> 'userId'));
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_audiencemember;
 ALTER TABLE enrolment.mt_doc_audiencemember NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_audiencemember DISABLE ROW LEVEL SECURITY;
@@ -684,6 +686,55 @@ CONSTRAINT pkey_mt_doc_mimecastseenrequest_id PRIMARY KEY (id)
 );
 
 CREATE INDEX mt_doc_mimecastseenrequest_idx_expires_at ON enrolment.mt_doc_mimecastseenrequest USING btree (expires_at);
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_scimgroup (
+    tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
+    id                  varchar                     NOT NULL,
+    data                jsonb                       NOT NULL,
+    mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
+    mt_dotnet_type      varchar                     NULL,
+CONSTRAINT pkey_mt_doc_scimgroup_tenant_id_id PRIMARY KEY (tenant_id, id)
+);
+
+CREATE INDEX mt_doc_scimgroup_idx_display_name_key ON enrolment.mt_doc_scimgroup USING btree ((data ->> 'displayNameKey'));
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_scimgroup;
+ALTER TABLE enrolment.mt_doc_scimgroup NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_scimgroup DISABLE ROW LEVEL SECURITY;
+
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_scimuser (
+    tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
+    id                  varchar                     NOT NULL,
+    data                jsonb                       NOT NULL,
+    mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
+    mt_dotnet_type      varchar                     NULL,
+CONSTRAINT pkey_mt_doc_scimuser_tenant_id_id PRIMARY KEY (tenant_id, id)
+);
+
+CREATE INDEX mt_doc_scimuser_idx_user_name_key ON enrolment.mt_doc_scimuser USING btree ((data ->> 'userNameKey'));
+
+CREATE INDEX mt_doc_scimuser_idx_external_id ON enrolment.mt_doc_scimuser USING btree ((data ->> 'externalId'));
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_scimuser;
+ALTER TABLE enrolment.mt_doc_scimuser NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_scimuser DISABLE ROW LEVEL SECURITY;
+
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_suspendedmembership (
+    tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
+    id                  varchar                     NOT NULL,
+    data                jsonb                       NOT NULL,
+    mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
+    mt_dotnet_type      varchar                     NULL,
+CONSTRAINT pkey_mt_doc_suspendedmembership_tenant_id_id PRIMARY KEY (tenant_id, id)
+);
+
+CREATE INDEX mt_doc_suspendedmembership_idx_user_id ON enrolment.mt_doc_suspendedmembership USING btree ((data ->> 'userId'));
+
+CREATE INDEX mt_doc_suspendedmembership_idx_audience_id ON enrolment.mt_doc_suspendedmembership USING btree ((data ->> 'audienceId'));
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_suspendedmembership;
+ALTER TABLE enrolment.mt_doc_suspendedmembership NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_suspendedmembership DISABLE ROW LEVEL SECURITY;
+
 CREATE TABLE IF NOT EXISTS enrolment.mt_doc_tenantaccount (
     id                  varchar                     NOT NULL,
     data                jsonb                       NOT NULL,

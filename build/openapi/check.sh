@@ -104,4 +104,35 @@ if [ "$requests" -lt 15 ] || [ "${violations:-0}" -gt 0 ] || [ "$refused" -gt 0 
 else
   log "README walk-through: $requests answers through Prism, no violation"
 fi
+# docs/identity.md's curl walk-through (SCIM with a static bearer secret, an access token from POST /oauth2/token), as
+# written, through Prism as well: the same tenant, a scim secret made by its first line.
+awk '/^## Testing a connection with curl/{f=1} f&&/^```bash/{b=1;next} b&&/^```/{exit} b' "$root/docs/identity.md" \
+  | sed -e "s#eu-west-2_AbcdEfghI#$tenant#g" -e "s#B=http://127.0.0.1:5080#B=http://127.0.0.1:$prism_port#" -e "s#\./build/run\.sh tenants#enrolment_cli tenants#" \
+  > "$work/identity.sh"
+cat > "$work/identity-harness.sh" <<EOF
+SECRET='$SECRET'
+headers='$work/identity-headers.txt'
+curl() { command curl -D - "\$@" | awk -v h="\$headers" 'BEGIN{hdr=1} hdr{sub(/\r\$/,""); print >> h; if (\$0=="") hdr=0; next} {print}'; }
+enrolment_cli() { (cd '$bin' && dotnet Enrolment.Api.dll "\$@" 2>/dev/null); }
+EOF
+log "docs/identity.md walk-through through prism proxy --errors"
+(cd "$work" && bash -c "source ./identity-harness.sh; source ./identity.sh" > "$work/identity.out" 2>&1)
+out="$work/identity.out"; h="$work/identity-headers.txt"
+requests=$(grep -c '^HTTP/' "$h" 2>/dev/null || echo 0)
+violations=$(grep -ci '^sl-violations:' "$h" 2>/dev/null || true)
+# One refusal is on purpose: the deleted user's 404 at the end.
+refused=$(grep -E '^HTTP/[0-9.]+ [45][0-9][0-9]' "$h" 2>/dev/null | grep -vc ' 404' || true)
+promises=""
+[ "$(grep -c '^open$' "$out")" -ge 2 ] || promises="$promises; dana was not open twice (joined, reactivated)"
+[ "$(grep -c '^archived$' "$out")" -ge 2 ] || promises="$promises; dana was not archived twice (deactivated, group deleted)"
+grep -q '"enrolment.reinstated"' "$out" || promises="$promises; no reinstatement in the eventLog"
+[ "$(grep -v '^$' "$out" | tail -1)" = '"404"' ] || promises="$promises; the deleted user did not answer 404"
+if [ "$requests" -lt 15 ] || [ "${violations:-0}" -gt 0 ] || [ "$refused" -gt 0 ] || [ -n "$promises" ]; then
+  log "FAILED: $requests answers, ${violations:-0} with Prism violations, $refused refused (4xx/5xx other than the 404)$promises"
+  grep -i -B12 '^sl-violations:' "$h" | grep -iE '^(HTTP/|sl-violations)' | head -20 >&2
+  tail -30 "$out" >&2
+  failed=1
+else
+  log "docs/identity.md walk-through: $requests answers through Prism, no violation"
+fi
 exit $failed

@@ -10,9 +10,11 @@ using Enrolment.Api.Features.Messaging;
 using Enrolment.Api.Features.Mimecast;
 using Enrolment.Api.Features.Operations;
 using Enrolment.Api.Features.Pages;
+using Enrolment.Api.Features.Scim;
 using Enrolment.Api.Features.Summaries;
 using Enrolment.Api.Features.Tenants;
 using Enrolment.Api.Features.Time;
+using Enrolment.Api.Features.Tokens;
 using Enrolment.Api.Features.Webhooks;
 using Enrolment.Api.Infrastructure;
 using JasperFx;
@@ -39,8 +41,11 @@ builder.AddSummaries(mode);
 builder.AddAudit(mode);
 builder.AddWebhooks(mode);
 builder.AddMimecast();
+builder.AddTokens();
+builder.AddScim();
 
 var app = builder.Build();
+app.UseScimErrors();     // /scim/v2 answers SCIM error documents, also for what the edge refuses
 app.UseEdge();
 app.UsePages();           // /app/ is public: before authentication
 app.UseAccessControl();

@@ -49,7 +49,8 @@ public sealed class ProductionTests(AppFixture fixture) : ScenarioTest(fixture)
         static IReadOnlyList<string> Problems(params (string Key, string Value)[] settings) =>
             PublishedDefaults.Find(new ConfigurationBuilder()
                 .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value))
-                    .Append(new("Mimecast:KeyEncryptionKey", Convert.ToBase64String(new byte[32].Select((_, i) => (byte)(i + 1)).ToArray()))))
+                    .Append(new("Mimecast:KeyEncryptionKey", Convert.ToBase64String(new byte[32].Select((_, i) => (byte)(i + 1)).ToArray())))
+                    .Append(new("Auth:TokenSigningKey", Convert.ToBase64String(new byte[32].Select((_, i) => (byte)(i + 2)).ToArray()))))
                 .Build(), [MessagingConfiguration.GuestAccountOnAnotherMachine, MimecastConfiguration.PublishedKeyEncryptionKey]);
 
         Assert.Empty(Problems(("ConnectionStrings:Enrolment", "Host=127.0.0.1;Database=enrolment;Username=enrolment;Password=enrolment")));
@@ -64,11 +65,24 @@ public sealed class ProductionTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.Contains("Bus__RabbitMq__Uri", rabbit);
     }
 
-    private Task<IAlbaHost> StartProduction(string? kek) => AppFixture.StartHost(transitions: false, b =>
+    private Task<IAlbaHost> StartProduction(string? kek, string? tokenSigningKey = "") => AppFixture.StartHost(transitions: false, b =>
     {
         b.UseEnvironment("Production");
         if (kek is not null) b.UseSetting("Mimecast:KeyEncryptionKey", kek);
+        // "": a key of its own (the tests of the key-encryption key are not about this one); null: the published default.
+        if (tokenSigningKey is not null)
+            b.UseSetting("Auth:TokenSigningKey", tokenSigningKey.Length > 0 ? tokenSigningKey : Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
     });
+
+    [Fact]
+    public async Task Outside_development_the_service_refuses_to_sign_access_tokens_with_the_published_key()
+    {
+        var own = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var refused = await Assert.ThrowsAnyAsync<Exception>(() => StartProduction(kek: own, tokenSigningKey: null));
+        var message = AllMessages(refused);
+        Assert.Contains("Auth:TokenSigningKey is the development key published in appsettings.json", message);
+        Assert.Contains("Auth__TokenSigningKey", message);
+    }
 
     private static string AllMessages(Exception e) =>
         e is AggregateException a ? string.Join("\n", a.InnerExceptions.Select(AllMessages)) : e.Message + (e.InnerException is { } inner ? "\n" + AllMessages(inner) : "");

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Nodes;
 using Npgsql;
 using static Enrolment.Reliability.SecurityProbes;
 
@@ -30,7 +31,7 @@ public sealed class CredentialsScenario : IScenario
     private const int FailuresPerAddress = 8;
 
     public string Name => "credentials";
-    public string Promise => "Secrets are never stored or logged in clear; brute force meets 429; a wrong secret's refusal takes as long however much of it matched";
+    public string Promise => "Secrets and access tokens are never stored or logged in clear; brute force meets 429, at the token endpoint too; a wrong secret's refusal takes as long however much of it matched";
 
     /// <summary>One secret and the forms it could leak in (the secret, the Basic header value carrying it, other encodings).</summary>
     private sealed record Secret(string Name, IReadOnlyList<string> Forms, byte[]? Bytes = null);
@@ -79,6 +80,29 @@ public sealed class CredentialsScenario : IScenario
                 })
                     await Send(nextAddress++, Request(HttpMethod.Get, read, header));
             }
+            // The token endpoint (POST /oauth2/token): every secret exchanged by Basic and by form fields, each token used
+            // once; wrong client secrets refused, each from an address of its own. The tokens join the secrets scanned for
+            // in logs and the database (they are meant to be in the token endpoint's answers, nowhere else).
+            var tokens = new List<string>();
+            foreach (var t in context.Tenants)
+                foreach (var secret in new[] { t.AllSecret, t.ReadSecret, t.WriteSecret })
+                {
+                    foreach (var viaForm in new[] { false, true })
+                    {
+                        var reply = await Send(0, TokenRequest(t.TenantId, secret, viaForm));
+                        if (reply.Status == 200 && JsonNode.Parse(reply.Body)?["access_token"]?.GetValue<string>() is { } token)
+                        {
+                            tokens.Add(token);
+                            await Send(0, Request(HttpMethod.Get, read, new AuthenticationHeaderValue("Bearer", token)));
+                        }
+                    }
+                    await Send(nextAddress++, TokenRequest(t.TenantId, secret + "x", viaForm: true));
+                    await Send(nextAddress++, TokenRequest(t.TenantId, secret + "x", viaForm: false));
+                }
+            var tokensIssued = tokens.Count;
+            figures.Add(new("access tokens issued (Basic and form, every secret) / expected", $"{Count(tokensIssued)} / {Count(6 * context.Tenants.Count)}", "all", tokensIssued == 6 * context.Tenants.Count));
+            passed &= tokensIssued == 6 * context.Tenants.Count;
+
             if (key is not null)
             {
                 await Send(0, MimecastRequest(key, "{\"data\":[{\"userId\":\"cred-u1\"}]}"));
@@ -108,6 +132,25 @@ public sealed class CredentialsScenario : IScenario
             figures.Add(new("Basic: the right secret from the blocked client / from another client", $"{blockedWithRightSecret.Status} / {otherClient.Status}", "429 / 200", blockedWithRightSecret.Status == 429 && otherClient.Status == 200));
             passed &= bruteForceOk && blockedWithRightSecret.Status == 429;
             if (!bruteForceOk) findings.Add($"Basic brute force: {ByStatus(attempts.Select(r => r.Status))}; last answer {attempts[^1]}; another client with the right secret: {otherClient}.");
+
+            // The token endpoint, client secrets in the form: the same count per client, then 429 with Retry-After.
+            var tokenAttempts = new List<Reply>();
+            var wrongForm = NewSecretLike(tenant.AllSecret, random, shared: 3);
+            for (var i = 0; i < MaxFailuresPerMinute + 5; i++)
+            {
+                var reply = await Send(3, TokenRequest(tenant.TenantId, wrongForm, viaForm: true));
+                tokenAttempts.Add(reply);
+                if (reply.Status == 429) break;
+            }
+            var tokenRefused = tokenAttempts.TakeWhile(r => r.Status == 401 && r.Body.Contains("invalid_client", StringComparison.Ordinal)).Count();
+            var tokenBlocked = tokenAttempts.LastOrDefault(r => r.Status == 429);
+            var tokenBlockedRight = await Send(3, TokenRequest(tenant.TenantId, tenant.AllSecret, viaForm: true));
+            var tokenOther = await Send(nextAddress++, TokenRequest(tenant.TenantId, tenant.AllSecret, viaForm: true));
+            var tokenOk = tokenRefused == MaxFailuresPerMinute && tokenBlocked?.Header("Retry-After") is { Length: > 0 } && tokenBlockedRight.Status == 429 && tokenOther.Status == 200;
+            figures.Add(new("token endpoint: invalid_client from one client before its first 429 / Retry-After / right secret from it / from another client",
+                $"{tokenRefused} / {tokenBlocked?.Header("Retry-After") ?? "none"} / {tokenBlockedRight.Status} / {tokenOther.Status}", $"{MaxFailuresPerMinute} / present / 429 / 200", tokenOk));
+            passed &= tokenOk;
+            if (!tokenOk) findings.Add($"Token endpoint brute force: {ByStatus(tokenAttempts.Select(r => r.Status))}; last {tokenAttempts[^1]}; another client: {tokenOther}.");
 
             if (key is not null)
             {
@@ -160,6 +203,26 @@ public sealed class CredentialsScenario : IScenario
             figures.Add(new("ratio of medians (all but one ÷ none)", ratio.ToString("0.000", CultureInfo.InvariantCulture), inProcess ? "" : "0.8–1.25", inProcess ? null : ratio is >= 0.8 and <= 1.25));
             figures.Add(new("timing probes not answered 401", Count(timingNot401), "0", timingNot401 == 0));
             passed &= timingNot401 == 0 && (inProcess || ratio is >= 0.8 and <= 1.25);
+            // The same at the token endpoint, client secrets in the form (half as many samples).
+            var tokenFar = new List<double>();
+            var tokenNear = new List<double>();
+            var tokenNot401 = 0;
+            for (var block = 0; block < warmUp + samples / FailuresPerAddress; block++)
+            {
+                var address = nextAddress++;
+                _ = await Client(address).Exchange(Request(HttpMethod.Get, "/health/live", null), ct);
+                foreach (var isNear in Enumerable.Range(0, FailuresPerAddress).Select(i => i % 2 == 0).OrderBy(_ => random.Next()).ToArray())
+                {
+                    var reply = await Send(address, TokenRequest(tenant.TenantId, isNear ? nearSecret : farSecret, viaForm: true));
+                    if (reply.Status != 401) tokenNot401++;
+                    if (block >= warmUp) (isNear ? tokenNear : tokenFar).Add(reply.Latency.TotalMilliseconds);
+                }
+            }
+            var tokenRatio = Median(tokenNear) / Median(tokenFar);
+            figures.Add(new("token endpoint: median ms, sharing 0 / all but one", $"{Median(tokenFar):0.000} / {Median(tokenNear):0.000}"));
+            figures.Add(new("token endpoint: ratio of medians (all but one ÷ none)", tokenRatio.ToString("0.000", CultureInfo.InvariantCulture), inProcess ? "" : "0.8–1.25", inProcess ? null : tokenRatio is >= 0.8 and <= 1.25));
+            figures.Add(new("token endpoint: timing probes not answered 401", Count(tokenNot401), "0", tokenNot401 == 0));
+            passed &= tokenNot401 == 0 && (inProcess || tokenRatio is >= 0.8 and <= 1.25);
             if (inProcess) findings.Add("Timing is reported, not held to a goal, in-process (./build/test.sh makes no timed assertions).");
             findings.Add("Constant time: a Basic secret is hashed (SHA-256) and the hash compared with every stored hash of the tenant by " +
                          "CryptographicOperations.FixedTimeEquals, with no early exit (src/Enrolment.Api/Infrastructure/Auth/TenantAccount.cs, Secrets.Match); " +
@@ -184,11 +247,17 @@ public sealed class CredentialsScenario : IScenario
             }
             // The scan's own check: the tenant id (no secret) is found where it is stored, so the scan can see what it looks for.
             var canary = new Secret($"the tenant id {tenant.TenantId}", [tenant.TenantId]);
-            var (hits, columns) = await ScanDatabase(context.ConnectionString, [.. secrets, canary], ct);
+            var tokenSecrets = tokens.Select((t, i) => new Secret($"access token {i + 1}", [t, t.Split('.')[2]])).ToList();
+            foreach (var file in context.ServiceLogFiles)
+            {
+                var text = await ReadShared(file, ct);
+                inLogs.AddRange(tokenSecrets.Where(s => s.Forms.Any(f => text.Contains(f, StringComparison.Ordinal))).Select(s => $"{s.Name} in {Path.GetFileName(file)}"));
+            }
+            var (hits, columns) = await ScanDatabase(context.ConnectionString, [.. secrets, .. tokenSecrets, canary], ct);
             var inDatabase = hits.Where(h => !h.StartsWith(canary.Name, StringComparison.Ordinal)).ToList();
             var canaryColumns = hits.Count - inDatabase.Count;
 
-            figures.Add(new("secrets looked for (each in several forms)", Count(secrets.Count)));
+            figures.Add(new("secrets looked for (each in several forms) / access tokens looked for in logs and the database", $"{Count(secrets.Count)} / {Count(tokenSecrets.Count)}"));
             figures.Add(new("responses scanned (bodies and headers)", Count(replies.Count)));
             figures.Add(new("secrets found in responses", Count(inResponses.Count), "0", inResponses.Count == 0));
             figures.Add(new("log files scanned / lines / failed authentications logged (the scan's check)",
@@ -210,6 +279,16 @@ public sealed class CredentialsScenario : IScenario
     }
 
     private static string B64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+
+    /// <summary>POST /oauth2/token with the client credentials by HTTP Basic or in the form (RFC 6749 §2.3.1).</summary>
+    private static HttpRequestMessage TokenRequest(string tenantId, string secret, bool viaForm)
+    {
+        var fields = new List<KeyValuePair<string, string>> { new("grant_type", "client_credentials") };
+        if (viaForm) { fields.Add(new("client_id", tenantId)); fields.Add(new("client_secret", secret)); }
+        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth2/token") { Content = new FormUrlEncodedContent(fields) };
+        if (!viaForm) request.Headers.Authorization = new AuthenticationHeaderValue("Basic", B64($"{tenantId}:{secret}"));
+        return request;
+    }
 
     private static int CountOf(string text, string value)
     {

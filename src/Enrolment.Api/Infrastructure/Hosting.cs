@@ -68,8 +68,14 @@ public static class Hosting
         services.AddExceptionHandler<ExceptionMapper>();
 
         services.Configure<AuthSettings>(configuration.GetSection("Auth"));
-        services.AddAuthentication(BasicAuthenticationHandler.SchemeName)
-            .AddScheme<AuthenticationSchemeOptions, BasicAuthenticationHandler>(BasicAuthenticationHandler.SchemeName, null);
+        services.AddSingleton<SecretVerifier>();
+        services.AddSingleton<AccessTokens>();
+        // Basic and bearer (access tokens; tenant secrets on /scim/v2) behind one default scheme that picks by the
+        // Authorization header, so every policy below holds for both.
+        services.AddAuthentication(CredentialSchemes.SchemeName)
+            .AddPolicyScheme(CredentialSchemes.SchemeName, "Basic or bearer", o => o.ForwardDefaultSelector = CredentialSchemes.Select)
+            .AddScheme<AuthenticationSchemeOptions, BasicAuthenticationHandler>(BasicAuthenticationHandler.SchemeName, null)
+            .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(AuthPolicies.Read, p => p.RequireAuthenticatedUser().RequireAssertion(c => Scopes.Grants(c.User.FindAll(BasicAuthenticationHandler.ScopeClaim).Select(x => x.Value), Scopes.Read)))
             .AddPolicy(AuthPolicies.Write, p => p.RequireAuthenticatedUser().RequireAssertion(c => Scopes.Grants(c.User.FindAll(BasicAuthenticationHandler.ScopeClaim).Select(x => x.Value), Scopes.Write)));

@@ -164,7 +164,8 @@ public sealed class OpenApiContract
             case JsonObject o:
                 foreach (var (key, value) in o.ToList())
                 {
-                    if (key == "$ref" && value?.GetValue<string>() is { } r && r.StartsWith("#/components/schemas/", StringComparison.Ordinal))
+                    // A property named "$ref" (SCIM's member reference) is an object here, not a reference.
+                    if (key == "$ref" && value is JsonValue && value.GetValue<string>() is { } r && r.StartsWith("#/components/schemas/", StringComparison.Ordinal))
                         o[key] = "#/$defs/" + r["#/components/schemas/".Length..];
                     else if (value is not null) RewriteRefs(value);
                 }

@@ -73,6 +73,13 @@ public static class EnrolmentWriter
         return new AudienceLock(session, audienceId);
     }
 
+    /// <summary>Several audiences at once, in key order (a SCIM user leaving or rejoining every group it is in).</summary>
+    public static async Task<IReadOnlyList<AudienceLock>> LockAudiences(IDocumentSession session, IReadOnlyCollection<string> audienceIds, CancellationToken ct)
+    {
+        await WriteLockRows.Lock(session, WriteLockRows.Audience, audienceIds, shared: false, ct);
+        return audienceIds.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(a => new AudienceLock(session, a)).ToList();
+    }
+
     /// <summary>
     /// Rule 4, for assignments: their removal locks them exclusively before reading which enrolments to archive; a
     /// fan-out batch locks the assignments it decides for shared, and reads them after the lock. So a batch enrolling a

@@ -19,7 +19,7 @@ public sealed class TenantsInput : NetCoreInput
     [Description("The id of the secret to revoke, or the Mimecast access key to revoke, as `tenants list` shows it")]
     public string SecretId { get; set; } = "";
 
-    [Description("Comma-separated scopes of the new secret: api/all, api/read, api/write, api/webhooks (default api/all)")]
+    [Description("Comma-separated scopes of the new secret: api/all, api/read, api/write, api/webhooks, api/scim (default api/all)")]
     [FlagAlias("scopes")]
     public string ScopesFlag { get; set; } = Scopes.All;
 }

@@ -17,6 +17,18 @@ public sealed class AuthSettings
 
     /// <summary>Failed authentications one client (IP address) may make per minute before it gets 429.</summary>
     public int MaxFailuresPerClientPerMinute { get; set; } = 10;
+
+    /// <summary>How long an access token from POST /oauth2/token is valid (its expires_in).</summary>
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The key that signs access tokens (HMAC-SHA256): the Base64 of 32 random bytes, the same on every node. The
+    /// published development default is refused outside Development.
+    /// </summary>
+    public string TokenSigningKey { get; set; } = "";
+
+    /// <summary>The key being rotated away from: tokens it signed are still accepted until they expire. Empty otherwise.</summary>
+    public string PreviousTokenSigningKey { get; set; } = "";
 }
 
 /// <summary>
@@ -28,7 +40,7 @@ public sealed class BasicAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    IDocumentStore store,
+    SecretVerifier verifier,
     IMemoryCache cache,
     IOptions<AuthSettings> settings) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
@@ -37,7 +49,10 @@ public sealed class BasicAuthenticationHandler(
     public const string ScopeClaim = "scope";
     /// <summary>The id of the secret that authenticated the request (never the secret): events record it as their actor.</summary>
     public const string SecretIdClaim = "secret-id";
-    private const string TooManyKey = "auth.too-many";
+    /// <summary>The HttpContext item set when this client was refused as blocked (its value: seconds until it may retry).</summary>
+    public const string TooManyKey = "auth.too-many";
+    /// <summary>Failed authentications are counted per client across every way of presenting a secret (Basic, bearer, the token endpoint).</summary>
+    public const string FailureCounter = "secret";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -45,7 +60,7 @@ public sealed class BasicAuthenticationHandler(
             return AuthenticateResult.NoResult();
 
         var client = Context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        if (ClientFailures.BlockedFor(cache, SchemeName, client, settings.Value.MaxFailuresPerClientPerMinute) is { } retryAfter)
+        if (ClientFailures.BlockedFor(cache, FailureCounter, client, settings.Value.MaxFailuresPerClientPerMinute) is { } retryAfter)
         {
             Context.Items[TooManyKey] = retryAfter;
             return AuthenticateResult.Fail("Too many failed authentications from this client.");
@@ -54,7 +69,7 @@ public sealed class BasicAuthenticationHandler(
         var result = await Verify(header.ToString());
         if (result.Succeeded) return result;
 
-        ClientFailures.Record(cache, SchemeName, client);
+        ClientFailures.Record(cache, FailureCounter, client);
         Logger.LogWarning("Authentication failed for a request from {Client}: {Reason}", client, result.Failure?.Message);
         return result;
     }
@@ -77,20 +92,9 @@ public sealed class BasicAuthenticationHandler(
         if (!Ids.IsValidTenantId(tenantId)) return AuthenticateResult.Fail("The username is not a valid Tenant ID.");
         if (secret.Length is 0 or > 256) return AuthenticateResult.Fail("The password is empty or too long.");
 
-        var cacheKey = "auth:" + tenantId + ":" + Convert.ToHexString(Secrets.Hash(secret));
-        if (!cache.TryGetValue(cacheKey, out (string SecretId, string[] Scopes) verified))
-        {
-            await using var session = store.QuerySession();
-            var account = await session.LoadAsync<TenantAccount>(tenantId, Context.RequestAborted);
-            var match = account is null ? null : Secrets.Match(account, secret);
-            if (match is null) return AuthenticateResult.Fail("Unknown tenant or wrong secret.");
-            verified = (match.SecretId, match.Scopes);
-            cache.Set(cacheKey, verified, TimeSpan.FromSeconds(settings.Value.CacheSeconds));
-        }
-
-        var claims = new List<Claim> { new(TenantClaim, tenantId), new(ClaimTypes.Name, tenantId), new(SecretIdClaim, verified.SecretId) };
-        claims.AddRange(verified.Scopes.Select(s => new Claim(ScopeClaim, s)));
-        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
+        var verified = await verifier.Verify(tenantId, secret, Context.RequestAborted);
+        if (verified is null) return AuthenticateResult.Fail("Unknown tenant or wrong secret.");
+        var principal = CredentialPrincipal.Create(tenantId, verified.SecretId, verified.Scopes, CredentialPrincipal.BasicKind, SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
@@ -118,4 +122,5 @@ public static class AuthPolicies
     public const string Read = "read";
     public const string Write = "write";
     public const string Webhooks = "webhooks";
+    public const string Scim = "scim";
 }

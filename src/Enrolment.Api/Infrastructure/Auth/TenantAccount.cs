@@ -26,12 +26,20 @@ public static class Scopes
     public const string Read = "api/read";
     public const string Write = "api/write";
     public const string Webhooks = "api/webhooks";
-    /// <summary>Every other scope: secrets issued with it before api/webhooks existed hold that one too.</summary>
+    /// <summary>SCIM 2.0 provisioning under /scim/v2; a secret with it also works there as a static bearer token.</summary>
+    public const string Scim = "api/scim";
+    /// <summary>Every other scope: secrets issued with it before api/webhooks or api/scim existed hold those too.</summary>
     public const string All = "api/all";
-    public static readonly string[] Known = [Read, Write, Webhooks, All];
+    public static readonly string[] Known = [Read, Write, Webhooks, Scim, All];
 
     public static bool Grants(IEnumerable<string> held, string needed) =>
         held.Any(s => s == All || s == needed);
+
+    /// <summary>
+    /// The scopes a holder of <paramref name="held"/> may ask for in an access token: each it holds, and each that
+    /// api/all stands for.
+    /// </summary>
+    public static bool CanRequest(IEnumerable<string> held, string wanted) => Known.Contains(wanted) && Grants(held, wanted);
 }
 
 public static class Secrets

@@ -17,13 +17,16 @@ public sealed class DocumentedBodyAttribute(Type json) : Attribute
     public Type Json { get; } = json;
     public Type? NdjsonLine { get; init; }
 
+    /// <summary>The media type of <see cref="Json"/>'s schema: application/json unless said (a form, for example).</summary>
+    public string MediaType { get; init; } = "application/json";
+
     internal static async Task Transform(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken ct)
     {
         if (context.Description.ActionDescriptor.EndpointMetadata.OfType<DocumentedBodyAttribute>().FirstOrDefault() is not { } documented) return;
         operation.RequestBody ??= new OpenApiRequestBody { Required = true };
         if (operation.RequestBody is not OpenApiRequestBody body) return;
         body.Content ??= new Dictionary<string, OpenApiMediaType>();
-        body.Content["application/json"] = new OpenApiMediaType { Schema = await context.GetOrCreateSchemaAsync(documented.Json, null, ct) };
+        body.Content[documented.MediaType] = new OpenApiMediaType { Schema = await context.GetOrCreateSchemaAsync(documented.Json, null, ct) };
         if (documented.NdjsonLine is not { } line) return;
         body.Content[NdjsonMediaType] = new OpenApiMediaType { Schema = await context.GetOrCreateSchemaAsync(line, null, ct) };
         body.Description ??= $"As `application/json`, or as `{NdjsonMediaType}`: one {line.Name} a line (the schema given for that media type is the line's).";

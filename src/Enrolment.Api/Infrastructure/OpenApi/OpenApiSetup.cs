@@ -79,6 +79,12 @@ public static partial class OpenApiSetup
         ["thriveListEnrolments"] = "Thrive: list enrolments", ["thriveGetEnrolment"] = "Thrive: get an enrolment",
         ["thriveRecordCompletion"] = "Thrive: record a completion", ["thriveListCompletions"] = "Thrive: list completions",
         ["thriveAddAudienceMembers"] = "Thrive: add audience members", ["getTrainingDetails"] = "Mimecast: get training details",
+        ["issueAccessToken"] = "Get an access token",
+        ["scimServiceProviderConfig"] = "SCIM: service provider config", ["scimResourceTypes"] = "SCIM: resource types", ["scimSchemas"] = "SCIM: schemas",
+        ["scimCreateUser"] = "SCIM: create a user", ["scimGetUser"] = "SCIM: get a user", ["scimListUsers"] = "SCIM: list users",
+        ["scimReplaceUser"] = "SCIM: replace a user", ["scimPatchUser"] = "SCIM: patch a user", ["scimDeleteUser"] = "SCIM: delete a user",
+        ["scimCreateGroup"] = "SCIM: create a group", ["scimGetGroup"] = "SCIM: get a group", ["scimListGroups"] = "SCIM: list groups",
+        ["scimReplaceGroup"] = "SCIM: replace a group", ["scimPatchGroup"] = "SCIM: patch a group", ["scimDeleteGroup"] = "SCIM: delete a group",
     };
 
     /// <summary>Wolverine names an operation's description after its generated handler (GET_assignments_…): say what it does instead.</summary>
@@ -110,6 +116,8 @@ public static partial class OpenApiSetup
         ["Audit"] = "The tamper-evident export: every event with its hash chain, then the latest checkpoint.",
         ["Summaries"] = "Per assignment and per user: enrolments per status and completions on time, late and waived (eventually consistent).",
         ["Documents"] = "Machine-readable descriptions of the service (the AsyncAPI document of its messages).",
+        ["Access tokens"] = "OAuth 2.0 client credentials: a tenant's secret exchanged for a bearer token that expires (docs/identity.md).",
+        ["SCIM"] = "SCIM 2.0 (RFC 7643/7644) for identity providers: users and groups kept in sync; a group is an audience (docs/identity.md).",
         ["Thrive compatibility"] = "Thrive's paths and shapes under /rest/v1 (bare arrays, numbered pages, X-Total-Count and Link).",
     };
 

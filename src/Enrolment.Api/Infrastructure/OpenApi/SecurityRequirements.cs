@@ -15,6 +15,8 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
 {
     public const string BasicScheme = "basic";
     public const string MimecastScheme = "mimecast";
+    public const string BearerScheme = "bearer";
+    public const string OAuth2Scheme = "oauth2";
 
     public sealed record Needs(bool Basic, bool Mimecast, IReadOnlyList<string> Scopes);
 
@@ -40,7 +42,12 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
         var needs = For(context.Description.ActionDescriptor.EndpointMetadata);
         if (needs.Basic)
         {
-            operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BasicScheme, document)] = needs.Scopes.ToList() }];
+            // Basic, or an access token from POST /oauth2/token carrying the same scope.
+            operation.Security =
+            [
+                new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BasicScheme, document)] = needs.Scopes.ToList() },
+                new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(OAuth2Scheme, document)] = needs.Scopes.ToList() },
+            ];
             if (needs.Scopes.Count > 0 && operation.Description is not null)
                 operation.Description = $"{operation.Description}\n\nScope: `{string.Join("`, `", needs.Scopes)}` (or `{Scopes.All}`).".TrimStart();
         }
@@ -78,6 +85,35 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
             Scheme = "basic",
             Description = "HTTP Basic: username = the Tenant ID (e.g. `eu-west-2_AbcdEfghI`), password = an API secret issued for that tenant " +
                           "(`./build/run.sh tenants add <tenantId>`). A secret carries the scopes `api/read`, `api/write`, `api/webhooks` or `api/all`.",
+        },
+        [BearerScheme] = new OpenApiSecurityScheme
+        {
+            Type = SecuritySchemeType.Http,
+            Scheme = "bearer",
+            BearerFormat = "JWT",
+            Description = "`Authorization: Bearer <token>`: an access token from `POST /oauth2/token` (a JWT, valid `expires_in` seconds, with the scopes it was " +
+                          "granted), on every route that takes Basic; on `/scim/v2` also a tenant secret with the `api/scim` scope (or `api/all`) as a static token, " +
+                          "which is what Entra ID's \"Secret Token\" and Okta's \"HTTP Header\" provisioning send.",
+        },
+        [OAuth2Scheme] = new OpenApiSecurityScheme
+        {
+            Type = SecuritySchemeType.OAuth2,
+            Description = "OAuth 2.0 client credentials (RFC 6749 §4.4): client id = the Tenant ID, client secret = an API secret; the access token is sent as a bearer token.",
+            Flows = new OpenApiOAuthFlows
+            {
+                ClientCredentials = new OpenApiOAuthFlow
+                {
+                    TokenUrl = new Uri("/oauth2/token", UriKind.Relative),
+                    Scopes = new Dictionary<string, string>
+                    {
+                        [Scopes.Read] = "Read enrolments, assignments, summaries, the change feed and the audit export.",
+                        [Scopes.Write] = "Create and change assignments, audiences, content, completions and enrolments.",
+                        [Scopes.Webhooks] = "Manage webhook subscriptions.",
+                        [Scopes.Scim] = "SCIM 2.0 provisioning under /scim/v2.",
+                        [Scopes.All] = "Every scope above.",
+                    },
+                },
+            },
         },
         [MimecastScheme] = new OpenApiSecurityScheme
         {

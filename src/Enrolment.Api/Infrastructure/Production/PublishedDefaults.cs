@@ -37,6 +37,12 @@ public static class PublishedDefaults
     {
         var problems = new List<string>();
 
+        var signing = configuration["Auth:TokenSigningKey"]?.Trim();
+        if (string.IsNullOrEmpty(signing) || signing == Auth.AccessTokens.DevelopmentSigningKey)
+            problems.Add((string.IsNullOrEmpty(signing) ? "Auth:TokenSigningKey is not set" : "Auth:TokenSigningKey is the development key published in appsettings.json") +
+                         ". It signs the access tokens of POST /oauth2/token: generate a key with `openssl rand -base64 32` and set it as the environment variable " +
+                         "Auth__TokenSigningKey, the same on every node (docs/identity.md).");
+
         if (configuration.GetConnectionString(Persistence.ConnectionStringName) is { Length: > 0 } cs && UsesPublishedPassword(cs, out var dbHost))
             problems.Add($"ConnectionStrings:{Persistence.ConnectionStringName} connects to {dbHost} with the published development password '{DevelopmentDatabasePassword}'. " +
                          $"Give the database role a password of its own and set it in ConnectionStrings__{Persistence.ConnectionStringName}.");

@@ -21,6 +21,10 @@ public static class WriteLockRows
     public const string User = "user";
     public const string Audience = "audience";
     public const string Assignment = "assignment";
+    /// <summary>A SCIM user (the Scim area): its active flag and the group memberships that follow it.</summary>
+    public const string ScimUser = "scim-user";
+    /// <summary>A SCIM userName or group displayName (lowercased), unique in a tenant.</summary>
+    public const string ScimUserName = "scim-user-name", ScimGroupName = "scim-group-name";
 
     public static Table Table()
     {
