@@ -42,8 +42,9 @@ fi
 dotnet test "$root/Enrolment.EventSourced.sln" -c Release --nologo "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-# The OpenAPI document as integrators use it: Redocly's recommended rules, and the README walk-through through Prism's
-# validating proxy in front of the real service (build/openapi/check.sh). Counted as one test.
+# The OpenAPI document as integrators use it: Redocly's recommended rules, the README walk-through through Prism's
+# validating proxy in front of the real service, and Portman's contract tests over its data (build/openapi/check.sh).
+# Counted as one test.
 openapi_failed=0
 if [ "${ENROLMENT_SKIP_OPENAPI_CHECK:-0}" != "1" ]; then
   ENROLMENT_DB_NAME="${ENROLMENT_DB_NAME}_openapi" "$root/build/openapi/check.sh" || { openapi_failed=1; echo "FAILED: build/openapi/check.sh (see above)"; }

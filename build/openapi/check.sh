@@ -2,7 +2,10 @@
 # Checks the served OpenAPI document as integrators use it:
 #   1. Redocly's recommended ruleset on /openapi/v1.json: no error;
 #   2. the README's walk-through, run as written through Stoplight Prism's validating proxy (`prism proxy --errors`)
-#      in front of the real service: no request or answer Prism finds outside the document.
+#      in front of the real service: no request or answer Prism finds outside the document;
+#   3. contract tests that Portman (@apideck/portman) generates from the document, run by Newman against the service
+#      over the walk-through's data: every read of that data and every write the walk-through makes (build/openapi/portman
+#      says which) answers 2xx with the documented content type, JSON body, schema and headers.
 # Needs the Release build (./build/test.sh and ./build/run.sh make it) and PostgreSQL (db/start.sh). Installs Node.js,
 # npm and jq with apt-get where missing, and the pinned npm tools with `npm ci`. Exit 0 when both checks pass.
 #   ENROLMENT_DB_NAME       database to use (default enrolment_openapi_check; the walk-through creates a tenant in it)
@@ -21,8 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2 || { log "apt-get install ${missing[*]} failed"; exit 1; }
 fi
-if [ ! -x "$here/node_modules/.bin/prism" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
-  log "npm ci (Redocly CLI, Prism) in build/openapi"
+if [ ! -x "$here/node_modules/.bin/prism" ] || [ ! -x "$here/node_modules/.bin/portman" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
+  log "npm ci (Redocly CLI, Prism, Portman, Newman) in build/openapi"
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2) || { log "npm ci failed"; exit 1; }
 fi
 
@@ -83,7 +86,8 @@ headers='$work/headers.txt'
 curl() { command curl -D - "\$@" | awk -v h="\$headers" 'BEGIN{hdr=1} hdr{sub(/\r\$/,""); print >> h; if (\$0=="") hdr=0; next} {print}'; }
 EOF
 log "README walk-through through prism proxy --errors"
-(cd "$work" && A= B= bash -c "source ./harness.sh; source ./walkthrough.sh" > "$work/walkthrough.out" 2>&1)
+# Afterwards, the ids the walk-through made, for the contract tests below.
+(cd "$work" && A= B= bash -c "source ./harness.sh; source ./walkthrough.sh; declare -p AID EID BOB T0 OP > ./ids.sh" > "$work/walkthrough.out" 2>&1)
 requests=$(grep -c '^HTTP/' "$work/headers.txt" 2>/dev/null || echo 0)
 violations=$(grep -ci '^sl-violations:' "$work/headers.txt" 2>/dev/null || true)
 # The walk-through sends nothing that should fail: any 4xx or 5xx (Prism answers 422/500 for what it refuses) is a failure.
@@ -134,5 +138,32 @@ if [ "$requests" -lt 15 ] || [ "${violations:-0}" -gt 0 ] || [ "$refused" -gt 0 
   failed=1
 else
   log "docs/identity.md walk-through: $requests answers through Prism, no violation"
+fi
+
+# Portman turns the document into a Postman collection of contract tests (config: build/openapi/portman), with the
+# walk-through's ids and the tenant's credentials as collection variables (PORTMAN_X_Y becomes {{xY}}); Newman runs it
+# against the service itself (Prism has had its turn) and exits 1 on any failed assertion.
+newman_counts() {
+  awk -F'│' '/│ *(requests|assertions) /{for (i = 2; i <= 4; i++) gsub(/ /, "", $i); printf "%s%s %s (%s failed)", sep, $3, $2, $4; sep = ", "}' "$work/newman.txt"
+}
+started=$SECONDS
+if [ ! -s "$work/ids.sh" ]; then
+  log "FAILED: the walk-through left no ids for the contract tests"; failed=1
+else
+  # shellcheck disable=SC1091
+  source "$work/ids.sh"
+  # From the work folder: Portman writes its intermediate files (the credentials among them) under ./tmp.
+  if ! (cd "$work" && PORTMAN_BASIC_AUTH_USERNAME="$tenant" PORTMAN_BASIC_AUTH_PASSWORD="$SECRET" PORTMAN_ASSIGNMENT_ID="$AID" \
+        PORTMAN_ENROLMENT_ID="$EID" PORTMAN_ARCHIVED_ENROLMENT_ID="$BOB" PORTMAN_COMPLETED_AT="$T0" PORTMAN_OPERATION_ID="${OP##*/}" \
+        "$here/node_modules/.bin/portman" -l "$work/openapi.json" -b "http://127.0.0.1:$port" -c "$here/portman/config.json" \
+          -s "$here/portman/postman.json" --filterFile "$here/portman/filter.json" --collectionName enrolment -o "$work/collection.json" \
+          > "$work/portman.txt" 2>&1); then
+    tail -20 "$work/portman.txt" >&2; log "FAILED: Portman could not turn the document into contract tests"; failed=1
+  elif ! (cd "$work" && "$here/node_modules/.bin/newman" run "$work/collection.json" --reporters cli --color off > "$work/newman.txt" 2>&1); then
+    grep -E -A1 '^ +[0-9]+\. +[A-Za-z]*Error' "$work/newman.txt" | sed -E 's/ +/ /g' | head -40 >&2
+    log "FAILED: Portman's contract tests: $(newman_counts)"; failed=1
+  else
+    log "Portman contract tests: $(newman_counts), in $((SECONDS - started)) s"
+  fi
 fi
 exit $failed

@@ -89,7 +89,7 @@ public sealed record EnrolmentState
                 LastCompletedAt = c.CompletedAt, LastAnswer = c.Answer, CompletionIds = state.CompletionIds.Add(c.CompletionId), OnTimeCompletions = state.OnTimeCompletions + 1,
                 OnTimeSinceLastMiss = (state.OnTimeSinceLastMiss.Count >= MaxRun ? state.OnTimeSinceLastMiss.RemoveAt(0) : state.OnTimeSinceLastMiss).Add(c.CompletedAt),
             },
-            ReminderRecorded r => next with { RemindersInPeriod = r.Number },
+            ReminderRecorded r => next with { RemindersInPeriod = r.NumberInPeriod },
             EnrolmentExtended x => next with { DueDate = x.DueDate },
             _ => next,
         };

@@ -38,8 +38,12 @@ public sealed record EnrolmentCompleted(
     bool Late,
     Instant At) : IEnrolmentEvent;
 
-/// <summary>A reminder was sent to the user; <see cref="Number"/> counts reminders in the current period.</summary>
-public sealed record ReminderRecorded(Guid EnrolmentId, int Number, Instant At) : IEnrolmentEvent;
+/// <summary>
+/// A reminder was sent to the user: the <see cref="NumberInPeriod"/>th of the current period (counting restarts at 1 in
+/// each period; 3 or more put an incomplete enrolment on the watchlist). Stored as <c>reminder_recorded_v2</c>; the first
+/// shape, <see cref="ReminderRecordedV1"/>, called the count <c>number</c> and is read as this event.
+/// </summary>
+public sealed record ReminderRecorded(Guid EnrolmentId, int NumberInPeriod, Instant At) : IEnrolmentEvent;
 
 public sealed record EnrolmentArchived(Guid EnrolmentId, ArchiveReason Reason, Instant At) : IEnrolmentEvent;
 
@@ -79,6 +83,15 @@ public static class EnrolmentEvents
         (typeof(EnrolmentRescheduled), "enrolment.rescheduled"),
         (typeof(EnrolmentWaived), "enrolment.waived"),
         (typeof(EnrolmentExtended), "enrolment.extended"),
+    ];
+
+    /// <summary>
+    /// The shapes earlier versions stored (<see cref="IEarlierEventShape"/>), each with today's event type it is read as.
+    /// Written by nothing; the event store upcasts them on read.
+    /// </summary>
+    public static IReadOnlyList<(Type Shape, Type ReadAs)> EarlierShapes { get; } =
+    [
+        (typeof(ReminderRecordedV1), typeof(ReminderRecorded)),
     ];
 
     private static readonly Dictionary<Type, string> Names = Catalogue.ToDictionary(c => c.Type, c => c.Name);

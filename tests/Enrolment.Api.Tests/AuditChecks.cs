@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Enrolment.Api.Features.Audit;
 using Enrolment.Api.Infrastructure.Sql;
 using Microsoft.Extensions.DependencyInjection;
@@ -28,6 +29,28 @@ public static class AuditChecks
         Assert.True(events > 0, $"tenant {tenantId} has no events to check");
         Assert.True(events == links, $"tenant {tenantId}: {events} events but {links} links of the audit chain");
         Assert.Equal(events, result.Events);
+    }
+
+    /// <summary>Runs docs/verify_export.py (standard library only, written without the service's code) over an export.</summary>
+    public static async Task<(int Exit, string Output)> RunShippedVerifier(string export)
+    {
+        var file = Path.GetTempFileName();
+        await File.WriteAllTextAsync(file, export);
+        var start = new ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(Root(), "docs", "verify_export.py"));
+        start.ArgumentList.Add(file);
+        using var process = Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        File.Delete(file);
+        return (process.ExitCode, output);
+    }
+
+    private static string Root()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "docs", "verify_export.py"))) return dir.FullName;
+        throw new InvalidOperationException("docs/verify_export.py not found above the test output");
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Enrolment.Api.Features.Audit;
 using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
@@ -47,24 +46,7 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
     {
         var response = (await Get(url)).AssertStatus(200);
         Assert.Equal("application/x-ndjson", response.ContentType);
-        var file = Path.GetTempFileName();
-        await File.WriteAllTextAsync(file, response.Body);
-        var script = Path.Combine(Root(), "docs", "verify_export.py");
-        var start = new ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
-        start.ArgumentList.Add(script);
-        start.ArgumentList.Add(file);
-        using var process = Process.Start(start)!;
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        File.Delete(file);
-        return (process.ExitCode, output);
-    }
-
-    private static string Root()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "docs", "verify_export.py"))) return dir.FullName;
-        throw new InvalidOperationException("docs/verify_export.py not found above the test output");
+        return await AuditChecks.RunShippedVerifier(response.Body);
     }
 
     [Fact]

@@ -441,7 +441,7 @@ public class EnrolmentRulesTests
         for (var n = 1; n <= 4; n++)
         {
             var reminder = Single<ReminderRecorded>(EnrolmentRules.Remind(state, Available + Duration.FromDays(n)));
-            Assert.Equal(n, reminder.Number);
+            Assert.Equal(n, reminder.NumberInPeriod);
             state = EnrolmentState.Fold(state, reminder);
             Assert.Equal(n, state.RemindersInPeriod);
             Assert.Equal(n >= 3, state.OnWatchlist);
@@ -468,7 +468,7 @@ public class EnrolmentRulesTests
 
         Assert.Equal((Open, 1, 0), (state.Status, state.Period, state.RemindersInPeriod));
         Assert.False(state.OnWatchlist);
-        Assert.Equal(1, Single<ReminderRecorded>(EnrolmentRules.Remind(state, schedule.OpensAt(1) + Duration.FromHours(1))).Number);
+        Assert.Equal(1, Single<ReminderRecorded>(EnrolmentRules.Remind(state, schedule.OpensAt(1) + Duration.FromHours(1))).NumberInPeriod);
     }
 
     [Fact]

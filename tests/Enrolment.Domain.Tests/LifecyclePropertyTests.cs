@@ -385,7 +385,7 @@ public class LifecyclePropertyTests
                 foreach (var e in step.Decision.Events)
                 {
                     var next = EnrolmentState.Fold(state, e);
-                    if (e is ReminderRecorded r) Assert.Equal(state.RemindersInPeriod + 1, r.Number);
+                    if (e is ReminderRecorded r) Assert.Equal(state.RemindersInPeriod + 1, r.NumberInPeriod);
                     if (next.Period != state.Period) Assert.Equal(0, next.RemindersInPeriod);
                     if (e is not ReminderRecorded && next.Period == state.Period) Assert.Equal(state.RemindersInPeriod, next.RemindersInPeriod);
                     Assert.Equal(next.RemindersInPeriod >= 3 && next.Status is not (Complete or Archived), next.OnWatchlist);

@@ -24,8 +24,10 @@ public sealed class RowParityTests(AppFixture fixture) : ApiTest(fixture)
     private static IReadOnlyList<IEnrolmentEvent> Stream(Guid id)
     {
         var schedule = new Schedule(Now - Duration.FromDays(1), Period.FromDays(30), null, null, Schedule.DefaultTimeZone);
-        return EnrolmentRules.Enrol(id, Guid.Parse("0b8f5d0e-8a59-4c52-9a52-4d4a3b1f9c01"), "u1", "a1", "c1", schedule,
+        var enrolled = EnrolmentRules.Enrol(id, Guid.Parse("0b8f5d0e-8a59-4c52-9a52-4d4a3b1f9c01"), "u1", "a1", "c1", schedule,
             [new Completion("x1", "c1", Now - Duration.FromHours(1), 75)], Now);
+        // And a reminder: an event stored under a name that is not Marten's default (StoredEnrolmentEvents).
+        return [.. enrolled, .. EnrolmentRules.Remind(EnrolmentState.Replay(enrolled)!, Now).Events];
     }
 
     /// <summary>Every column but the ones that differ by nature (ids, sequence numbers, timestamps), with the stream id blanked.</summary>

@@ -114,15 +114,24 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
     }
 
     /// <summary>One stream's chain entries by version.</summary>
-    public async Task<Dictionary<long, (string Hash, string PreviousHash)>> Hashes(string tenantId, Guid streamId, CancellationToken ct)
+    /// <summary>
+    /// A stream's events as stored, by version: the data as PostgreSQL's text of the jsonb value (the bytes the chain
+    /// hashes, in whatever shape the version that wrote them used) and the event's link in the chain (null before it is chained).
+    /// </summary>
+    public async Task<Dictionary<long, (string Data, string? Hash, string? PreviousHash)>> Stored(string tenantId, Guid streamId, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand($"select version, hash, previous_hash from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and stream_id = $2");
+        await using var command = dataSource.CreateCommand($"""
+            select e.version, e.data::text, c.hash, c.previous_hash from {_schema}.mt_events e
+            left join {_schema}.{AuditChainSql.ChainTable} c on c.tenant_id = e.tenant_id and c.stream_id = e.stream_id and c.version = e.version
+            where e.tenant_id = $1 and e.stream_id = $2
+            """);
         command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
         command.Parameters.Add(new NpgsqlParameter { Value = streamId, NpgsqlDbType = NpgsqlDbType.Uuid });
-        var hashes = new Dictionary<long, (string, string)>();
+        var stored = new Dictionary<long, (string, string?, string?)>();
         await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) hashes[reader.GetInt64(0)] = (reader.GetString(1), reader.GetString(2));
-        return hashes;
+        while (await reader.ReadAsync(ct))
+            stored[reader.GetInt64(0)] = (reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3));
+        return stored;
     }
 
     /// <summary>Tenants that have events, chain entries or checkpoints: a tenant whose every row was deleted is still checked.</summary>

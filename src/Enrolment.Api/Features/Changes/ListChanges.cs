@@ -145,12 +145,13 @@ public static class ListChangesEndpoint
     }
 }
 
-/// <summary>Marten's stored type names of the enrolment events: the feed is enrolment changes, not assignment events.</summary>
+/// <summary>
+/// The stored type names of the enrolment events, earlier shapes' included: the feed is enrolment changes, not
+/// assignment events, and a change stored in an earlier shape is still a change.
+/// </summary>
 public sealed class ChangeFeedEventTypes(IDocumentStore store)
 {
-    public IReadOnlyList<string> Names { get; } = EnrolmentEvents.Types
-        .Select(t => Infrastructure.Sql.MartenInternals.Events(store).EventMappingFor(t).EventTypeName)
-        .ToArray();
+    public IReadOnlyList<string> Names { get; } = Enrolments.StoredEnrolmentEvents.Names(store);
 }
 
 /// <summary>The feed's lag in /metrics: how long its horizon has been held back, sampled in the background.</summary>

@@ -14,7 +14,8 @@ public static class EnrolmentsConfiguration
         builder.Services.AddHostedService<OneProjectionGuard>();
         builder.Services.ConfigureMarten(opts =>
         {
-            opts.Events.AddEventTypes([.. EnrolmentEvents.Types]);
+            // The event types, their stored names and the earlier shapes read as today's events.
+            StoredEnrolmentEvents.Configure(opts);
             // One document per enrolment: the domain's own fold, projected inline (EnrolmentProjection). Rebuilds
             // (`projections rebuild`) read events in large pages and write each document once per flush window rather
             // than once per page: a stream's three events usually fall in one window.

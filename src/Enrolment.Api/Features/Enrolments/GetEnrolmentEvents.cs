@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
@@ -11,6 +12,7 @@ namespace Enrolment.Api.Features.Enrolments;
 
 /// <param name="Actor">Who caused the event (legacy: written before actors were recorded).</param>
 /// <param name="CorrelationId">The W3C trace id of the request or message that caused it, or null.</param>
+/// <param name="Data">The event's data exactly as stored (the shape of the version that wrote it).</param>
 /// <param name="Hash">The event's link in the audit hash chain (docs/audit.md); <paramref name="PreviousHash"/> its predecessor's.</param>
 public sealed record StoredEvent(long Sequence, long Version, string EventType, Instant Timestamp, object Data, Compliance.Actor Actor, string? CorrelationId, string? Hash, string? PreviousHash);
 
@@ -27,11 +29,16 @@ public static class GetEnrolmentEventsEndpoint
         var events = await session.Events.FetchStreamAsync(eid, token: ct);
         if (events.Count == 0 || events[0].Data is not EnrolmentAssigned first || first.AssignmentId != aid)
             return Problems.NotFound($"Assignment {assignmentId} has no enrolment {enrolmentId}.");
-        // The hash chain (docs/audit.md): each event's hash and its predecessor's.
-        var chain = await audit.Hashes(session.TenantId, eid, ct);
-        return Results.Ok(events.Select(e => new StoredEvent(e.Sequence, e.Version,
-            e.Data is IEnrolmentEvent d ? EnrolmentEvents.EventType(d) : e.EventTypeName, Instant.FromDateTimeOffset(e.Timestamp), e.Data,
-            Compliance.EventActors.Of(e), e.CorrelationId,
-            chain.GetValueOrDefault(e.Version).Hash, chain.GetValueOrDefault(e.Version).PreviousHash)).ToList());
+        // The data as stored, not as Marten hands it out: an event stored in an earlier shape is shown in that shape,
+        // as it was shown when it was written, and as the hash chain covers it (docs/architecture.md, "How an event
+        // changes shape"). The eventType is the contract's name, the same for every shape.
+        var stored = await audit.Stored(session.TenantId, eid, ct);
+        return Results.Ok(events.Where(e => stored.ContainsKey(e.Version)).Select(e =>
+        {
+            var (data, hash, previousHash) = stored[e.Version];
+            return new StoredEvent(e.Sequence, e.Version,
+                e.Data is IEnrolmentEvent d ? EnrolmentEvents.EventType(d) : e.EventTypeName, Instant.FromDateTimeOffset(e.Timestamp),
+                JsonSerializer.Deserialize<JsonElement>(data), Compliance.EventActors.Of(e), e.CorrelationId, hash, previousHash);
+        }).ToList());
     }
 }

@@ -41,7 +41,7 @@ public static class IntegrationEvents
         var occurredAt = e.At.ToDateTimeOffset();
         if (e is ReminderRecorded r)
             return new EnrolmentReminderRecorded(id, 1, tenantId, after.Id, after.AssignmentId, after.UserId, EnrolmentRules.Lower(after.Status),
-                r.Number, after.OnWatchlist, occurredAt, version);
+                r.NumberInPeriod, after.OnWatchlist, occurredAt, version);
         var previous = before?.Status ?? EnrolmentStatus.Unassigned;
         return new EnrolmentStatusChanged(id, 1, tenantId, after.Id, after.AssignmentId, after.UserId, after.AudienceId, after.PrimaryContentId,
             EnrolmentRules.Lower(previous), EnrolmentRules.Lower(after.Status), EnrolmentEvents.EventType(e), EnrolmentEvents.CompletionId(e),
