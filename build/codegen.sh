@@ -18,6 +18,9 @@ dotnet build "$project_dir/Enrolment.Api.csproj" -c Release -nologo -v quiet >&2
 (cd "$project_dir" && Codegen__TypeLoadMode=Dynamic Logging__LogLevel__Default=Warning \
   dotnet "bin/Release/net10.0/Enrolment.Api.dll" codegen write) > /dev/null
 echo "[codegen] wrote $(find "$generated" -name '*.cs' | wc -l) files to ${generated#$root/}" >&2
+# Built again with the code just written: the Release binary above has none, and in Static mode (the default) it
+# would refuse to start ("No pre-generated Wolverine HTTP types").
+dotnet build "$project_dir/Enrolment.Api.csproj" -c Release -nologo -v quiet >&2
 if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git -C "$root" status --short -- "$generated" >&2
 fi
