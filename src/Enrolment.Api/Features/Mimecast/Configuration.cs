@@ -29,6 +29,7 @@ public static class MimecastConfiguration
         services.AddSingleton<MimecastSecretCipher>();
         services.AddHostedService<SeenRequestCleanup>();
         services.AddPublishedDefaultsRule(PublishedKeyEncryptionKey);
+        services.Configure<Microsoft.AspNetCore.OpenApi.OpenApiOptions>(Infrastructure.OpenApi.OpenApiSetup.DocumentName, MimecastOpenApi.Configure);
         services.Configure<RateLimitHeaderOptions>(o => o.MillisecondResetPaths.Add(GetTrainingDetails.Route));
 
         // The route has its own authentication. Requests to it that reach the default (Basic) scheme are forwarded to

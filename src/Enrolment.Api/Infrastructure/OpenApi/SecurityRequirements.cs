@@ -1,4 +1,3 @@
-using Enrolment.Api.Features.Mimecast;
 using Enrolment.Api.Infrastructure.Auth;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.OpenApi;
@@ -9,16 +8,17 @@ namespace Enrolment.Api.Infrastructure.OpenApi;
 /// <summary>
 /// Each operation's security, read from the authorization metadata the endpoint really runs with: a Basic route
 /// needs the scope named by its policy (policy "read" → scope "api/read"; "api/all" grants every scope), the
-/// Mimecast route needs the MC signature. So a route added with <c>[Authorize(Policy = …)]</c> is documented right.
+/// route whose policy names an authentication scheme of its own (Mimecast's MC signature) is documented by the area that
+/// owns that scheme. So a route added with <c>[Authorize(Policy = …)]</c> is documented right.
 /// </summary>
 internal sealed class SecurityRequirements : IOpenApiOperationTransformer
 {
     public const string BasicScheme = "basic";
-    public const string MimecastScheme = "mimecast";
     public const string BearerScheme = "bearer";
     public const string OAuth2Scheme = "oauth2";
 
-    public sealed record Needs(bool Basic, bool Mimecast, IReadOnlyList<string> Scopes);
+    /// <summary><paramref name="OwnScheme"/>: the route authenticates with a scheme of its own, which its area documents.</summary>
+    public sealed record Needs(bool Basic, bool OwnScheme, IReadOnlyList<string> Scopes);
 
     public static Needs For(IEnumerable<object> metadata)
     {
@@ -31,7 +31,8 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
         var schemes = policies.SelectMany(p => p.AuthenticationSchemes)
             .Concat(authorize.SelectMany(a => (a.AuthenticationSchemes ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
             .ToHashSet(StringComparer.Ordinal);
-        if (schemes.Contains(MimecastAuthenticationHandler.SchemeName)) return new Needs(false, true, []);
+        // The API's own routes name no scheme (Basic is the default, Bearer forwarded from it); a route that names one has its own.
+        if (schemes.Count > 0) return new Needs(false, true, []);
         var scopes = authorize.Select(a => a.Policy).OfType<string>().Select(p => "api/" + p).Distinct().ToList();
         return new Needs(true, false, scopes);
     }
@@ -51,17 +52,9 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
             if (needs.Scopes.Count > 0 && operation.Description is not null)
                 operation.Description = $"{operation.Description}\n\nScope: `{string.Join("`, `", needs.Scopes)}` (or `{Scopes.All}`).".TrimStart();
         }
-        else if (needs.Mimecast)
+        else if (needs.OwnScheme)
         {
-            operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(MimecastScheme, document)] = [] }];
-            operation.Parameters ??= [];
-            foreach (var (name, description, example) in MimecastHeaders)
-                if (!operation.Parameters.Any(p => p.Name == name && p.In == ParameterLocation.Header))
-                    operation.Parameters.Add(new OpenApiParameter
-                    {
-                        Name = name, In = ParameterLocation.Header, Required = true, Description = description,
-                        Schema = new OpenApiSchema { Type = JsonSchemaType.String }, Example = example,
-                    });
+            // Documented by the area that owns the scheme (an operation transformer of its own).
         }
         else
         {
@@ -69,13 +62,6 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
         }
         return Task.CompletedTask;
     }
-
-    private static readonly (string Name, string Description, string Example)[] MimecastHeaders =
-    [
-        ("x-mc-date", "The request's date, RFC 1123, within ±15 minutes of the service clock; part of the signed text.", "Tue, 24 Nov 2015 12:50:11 UTC"),
-        ("x-mc-req-id", "A unique id for this request (a fresh GUID); a repeated id is refused. Part of the signed text.", "8f6e2a5c-3b1d-4c9e-9a7f-2d4b6e8f0a1c"),
-        ("x-mc-app-id", "The application id issued with the access key.", "enrolment-app"),
-    ];
 
     public static Dictionary<string, IOpenApiSecurityScheme> Schemes() => new()
     {
@@ -114,15 +100,6 @@ internal sealed class SecurityRequirements : IOpenApiOperationTransformer
                     },
                 },
             },
-        },
-        [MimecastScheme] = new OpenApiSecurityScheme
-        {
-            Type = SecuritySchemeType.ApiKey,
-            In = ParameterLocation.Header,
-            Name = "Authorization",
-            Description = "Mimecast API 1.0 request signing: `Authorization: MC {accessKey}:{signature}`, where signature = " +
-                          "Base64(HMAC-SHA1(Base64Decode(secretKey), \"{x-mc-date}:{x-mc-req-id}:{path}:{appKey}\")), with the `x-mc-date`, " +
-                          "`x-mc-req-id` and `x-mc-app-id` headers. Keys: `./build/run.sh tenants mimecast-key <tenantId>`; see docs/mimecast.md.",
         },
     };
 }

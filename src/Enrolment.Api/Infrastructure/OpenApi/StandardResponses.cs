@@ -86,7 +86,7 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
             }
 
         // Every authenticated answer reports the tenant's rate limit (RateLimitHeaders); a Basic route's success always does.
-        if (security.Basic || security.Mimecast)
+        if (security.Basic || security.OwnScheme)
             foreach (var (key, r) in operation.Responses)
                 if (key.StartsWith('2') && r is OpenApiResponse success)
                 {
