@@ -32,42 +32,6 @@ public sealed record ChangeItem(
 /// <summary>A page of the feed; <see cref="NextCursor"/> is always set: poll again with it, now or later.</summary>
 public sealed record ChangePage(IReadOnlyList<ChangeItem> Items, string NextCursor);
 
-/// <summary>
-/// The cursor: opaque to clients, base64url of (version, tenant, transaction id, sequence). The tenant is in it so
-/// that another tenant's cursor is refused rather than silently read as a position in this tenant's feed.
-/// </summary>
-public static class ChangeCursor
-{
-    public static string Encode(string tenantId, FeedPosition position) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes(FormattableString.Invariant($"1|{tenantId}|{position.TransactionId}|{position.Sequence}")))
-            .TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    /// <summary>The position, or null with the reason the cursor is refused.</summary>
-    public static FeedPosition? Decode(string cursor, string tenantId, out string? error)
-    {
-        error = "after is not a cursor this service issued: pass a nextCursor (or an item's cursor) as it is.";
-        if (cursor.Length is 0 or > 256) return null;
-        string text;
-        try
-        {
-            var base64 = cursor.Replace('-', '+').Replace('_', '/');
-            text = Encoding.UTF8.GetString(Convert.FromBase64String(base64.PadRight(base64.Length + (4 - base64.Length % 4) % 4, '=')));
-        }
-        catch (FormatException) { return null; }
-        var parts = text.Split('|');
-        if (parts.Length != 4 || parts[0] != "1"
-            || !ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var tx)
-            || !long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var seq)) return null;
-        if (parts[1] != tenantId)
-        {
-            error = "after is a cursor of another tenant's feed: a cursor only works with the credentials it was issued to.";
-            return null;
-        }
-        error = null;
-        return new FeedPosition(tx, seq);
-    }
-}
-
 public static class ListChangesEndpoint
 {
     public const int DefaultLimit = 100;
@@ -142,43 +106,5 @@ public static class ListChangesEndpoint
         return rows.Where(r => described.ContainsKey((r.StreamId, r.Version)))
             .Select(r => described[(r.StreamId, r.Version)] with { Cursor = ChangeCursor.Encode(tenantId, r.Position) })
             .ToList();
-    }
-}
-
-/// <summary>
-/// The stored type names of the enrolment events, earlier shapes' included: the feed is enrolment changes, not
-/// assignment events, and a change stored in an earlier shape is still a change.
-/// </summary>
-public sealed class ChangeFeedEventTypes(IDocumentStore store)
-{
-    public IReadOnlyList<string> Names { get; } = Enrolments.StoredEnrolmentEvents.Names(store);
-}
-
-/// <summary>The feed's lag in /metrics: how long its horizon has been held back, sampled in the background.</summary>
-public sealed class ChangeFeedMetrics(NpgsqlDataSource dataSource, IConfiguration configuration, ILogger<ChangeFeedMetrics> logger) : BackgroundService
-{
-    public static readonly Meter Meter = new("Enrolment.Changes");
-    public static readonly Counter<long> Served = Meter.CreateCounter<long>("enrolment.changes.served", "{change}", "Changes returned by GET /changes.");
-    private static double lagSeconds;
-
-    static ChangeFeedMetrics() =>
-        Meter.CreateObservableGauge("enrolment.changes.lag", () => Volatile.Read(ref lagSeconds), "s",
-            "How long the change feed trails commits at most: the age of the oldest write transaction still open in the PostgreSQL cluster, which holds back every later change.");
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var interval = configuration.GetValue("ChangeFeed:LagSampleInterval", TimeSpan.FromSeconds(5));
-        using var timer = new PeriodicTimer(interval);
-        do
-        {
-            try
-            {
-                if (await ChangeFeedQuery.HorizonAge(dataSource, stoppingToken) is { } age) Volatile.Write(ref lagSeconds, age);
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
-            {
-                logger.LogDebug(e, "Could not sample the change feed's lag; the metric keeps its last value");
-            }
-        } while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 }

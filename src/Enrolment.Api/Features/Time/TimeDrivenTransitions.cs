@@ -11,32 +11,6 @@ using Wolverine;
 
 namespace Enrolment.Api.Features.Time;
 
-public sealed class TransitionSettings
-{
-    /// <summary>How often the service looks for enrolments whose time has come. Bounds the lag of a transition.</summary>
-    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
-
-    /// <summary>Enrolments transitioned per transaction.</summary>
-    public int BatchSize { get; set; } = 500;
-
-    /// <summary>
-    /// Batches applied at the same time, each its own transaction on its own connection: while one waits on
-    /// PostgreSQL another uses the CPU. Batches of one round never share an enrolment, so they cannot conflict.
-    /// On 2 cores shared with PostgreSQL, 2 was fastest (20,000 due at once: 1 → 37 s, 2 → 22 s, 4 → 25 s, 8 → 23 s)
-    /// and cost the least CPU per transition; more pays off when PostgreSQL has cores of its own.
-    /// </summary>
-    public int MaxParallelBatches { get; set; } = 2;
-
-    /// <summary>
-    /// Rest between two rounds of one burst (a round: up to BatchSize × MaxParallelBatches transitions), so requests
-    /// get the CPU and connections the transitions would otherwise hold for the whole burst. Zero: no rest.
-    /// </summary>
-    public TimeSpan PauseBetweenRounds { get; set; } = TimeSpan.Zero;
-
-    /// <summary>Set false to run a node that serves HTTP only (another node must then apply transitions).</summary>
-    public bool Enabled { get; set; } = true;
-}
-
 /// <summary>
 /// Applies the transitions time drives (scheduled → open, open → overdue, recurring roll-overs) with no request.
 ///
@@ -164,31 +138,5 @@ public sealed class TimeDrivenTransitions(
             }
             return applied;
         }
-    }
-}
-
-/// <summary>Apply whatever time-driven transitions are due now to these enrolments of the message's tenant.</summary>
-public sealed record ApplyDueTransitions(Guid[] EnrolmentIds);
-
-public static class ApplyDueTransitionsHandler
-{
-    public static async Task<int> Handle(ApplyDueTransitions command, IDocumentSession session, IMessageBus bus, IClock clock, ILogger<ApplyDueTransitions> logger, CancellationToken ct)
-    {
-        var now = clock.GetCurrentInstant();
-        // The state decides: one that is no longer due (completed meanwhile, or ticked by another node) changes nothing.
-        static Decision Tick(EnrolmentState state, Instant now) => state.NextTransitionAt is null ? Decision.Nothing : EnrolmentRules.Tick(state, now);
-
-        // Time opens, reschedules and makes overdue; it never completes or reinstates, so it takes no user locks (rule 1).
-        var decided = await EnrolmentWriter.Change(session, bus, command.EnrolmentIds, state => Tick(state, now), now, ct);
-        var changed = decided.Where(d => d.Changed).Select(d => (Before: d.Before!, d.Decision)).ToList();
-
-        var transitions = changed.Sum(d => d.Decision.Events.Count);
-        if (transitions == 0) return 0;
-        var lags = changed.Select(d => Math.Max(0, (now - d.Before.NextTransitionAt!.Value).TotalMilliseconds)).ToList();
-        foreach (var lag in lags) TimeDrivenTransitions.Lag.Record(lag);
-        TimeDrivenTransitions.Applied.Add(transitions);
-        logger.LogInformation("Applying {Transitions} time-driven transitions to {Enrolments} enrolments of tenant {TenantId}; worst lag {LagMs:F0} ms",
-            transitions, lags.Count, session.TenantId, lags.Max());
-        return transitions;
     }
 }
