@@ -52,6 +52,34 @@ public sealed class ChangeFeedTests(AppFixture fixture) : ScenarioTest(fixture)
     }
 
     [Fact]
+    public async Task After_now_skips_the_history_and_follows_what_is_committed_from_then_on()
+    {
+        var assignmentId = await OpenAssignmentFor("dora", "eve");
+        // Until the feed's horizon has passed both enrolments' creation (a transaction of another test may hold it back
+        // a moment): a horizon never moves back, so "now" is then after them.
+        for (var i = 0; (await Drain(null)).Items.Count(c => c.AssignmentId == assignmentId) < 2; i++)
+        {
+            Assert.True(i < 100, "the two enrolments never showed in the feed");
+            await Task.Delay(100);
+        }
+
+        var (page, now) = await Page(ListChangesNow);
+        Assert.Empty(page);
+        (await Complete("c-now", "dora", "c1")).AssertStatus(200);
+
+        List<Change> mine = [];
+        for (var i = 0; mine.Count == 0 && i < 100; i++)
+        {
+            mine = (await Drain(now)).Items.Where(c => c.AssignmentId == assignmentId).ToList();
+            if (mine.Count == 0) await Task.Delay(100);
+        }
+        // The completion, and nothing of the history before "now" (the two assignments).
+        Assert.Equal([("enrolment.completed", "dora", "c-now")], mine.Select(c => (c.EventType, c.UserId, c.CompletionId)));
+    }
+
+    private const string ListChangesNow = Enrolment.Api.Features.Changes.ListChangesEndpoint.NowCursor;
+
+    [Fact]
     public async Task The_feed_returns_every_enrolment_event_once_with_its_statuses_and_pages_by_cursor()
     {
         var assignmentId = await OpenAssignmentFor("alice", "bob", "carol");

@@ -191,7 +191,8 @@ document.getElementById("previous-page")!.addEventListener("click", () => {
  */
 async function follow(): Promise<void> {
   const live = document.getElementById("live")!;
-  let after: string | null = null;
+  // The table and the summary were just loaded: follow what changes from now on, not the assignment's whole history.
+  let after: string | null = "now";
   const read = async () => {
     let changes = 0;
     for (;;) {

@@ -37,10 +37,13 @@ public static class ListChangesEndpoint
     public const int DefaultLimit = 100;
     public const int MaxLimit = 1000;
 
+    /// <summary>after=now: an empty page whose nextCursor follows only the changes committed from now on.</summary>
+    public const string NowCursor = "now";
+
     [ProducesResponseType<ChangePage>(StatusCodes.Status200OK)]
     [WolverineGet("/changes", OperationId = "listChanges"), Authorize(Policy = AuthPolicies.Read)]
     [Tags("Changes")]
-    [EndpointSummary("The tenant's enrolment changes in commit order, from the cursor 'after' (omitted: from the beginning); filters assignmentId and userId; limit 1–1000 (default 100). Poll again with nextCursor: every committed change is returned exactly once.")]
+    [EndpointSummary("The tenant's enrolment changes in commit order, from the cursor 'after' (omitted: from the beginning; 'now': an empty page whose nextCursor follows what is committed from now on); filters assignmentId and userId; limit 1–1000 (default 100). Poll again with nextCursor: every committed change is returned exactly once.")]
     public static async Task<IResult> Get(string? after, int? limit, string? assignmentId, string? userId, HttpContext http, IDocumentStore store,
         NpgsqlDataSource dataSource, ChangeFeedEventTypes eventTypes, CancellationToken ct)
     {
@@ -56,6 +59,12 @@ public static class ListChangesEndpoint
         }
         if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
         var from = FeedPosition.Start;
+        if (after == NowCursor)
+        {
+            // Nothing of the past: a reader that only wants what happens from now on (a live page) skips the history.
+            if (errors.Count > 0) return Problems.Validation("The change feed query is not valid.", errors);
+            return Results.Ok(new ChangePage([], ChangeCursor.Encode(tenantId, await ChangeFeedQuery.Now(dataSource, ct))));
+        }
         if (after is not null)
         {
             if (ChangeCursor.Decode(after, tenantId, out var cursorError) is { } position) from = position;

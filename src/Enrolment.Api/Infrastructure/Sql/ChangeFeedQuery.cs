@@ -92,6 +92,18 @@ public static class ChangeFeedQuery
     }
 
     /// <summary>
+    /// The position just below the current horizon: every transaction under it has finished, so a reader starting there
+    /// misses nothing committed later (it may see a few changes that committed just before, while an older transaction
+    /// was still open).
+    /// </summary>
+    public static async Task<FeedPosition> Now(NpgsqlDataSource dataSource, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
+        var xmin = ulong.Parse((string)(await command.ExecuteScalarAsync(ct))!, System.Globalization.CultureInfo.InvariantCulture);
+        return new FeedPosition(Math.Max(xmin, 1) - 1, long.MaxValue);
+    }
+
+    /// <summary>
     /// How long the feed's horizon has been held back: the age of the oldest write transaction still open in the
     /// cluster (its changes, and every later one's, wait for it). Zero when none; null when the database cannot say.
     /// </summary>
