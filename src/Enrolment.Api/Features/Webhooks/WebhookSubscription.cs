@@ -17,7 +17,7 @@ public sealed class WebhookSubscription
     public string Url { get; set; } = "";
     /// <summary>The eventType values delivered; null = every event type, including ones added later.</summary>
     public string[]? EventTypes { get; set; }
-    public string Status { get; set; } = WebhookStatus.Active;
+    public WebhookStatus Status { get; set; } = WebhookStatus.Active;
     public string? DisabledReason { get; set; }
     public Instant? DisabledAt { get; set; }
     public Instant CreatedAt { get; set; }
@@ -27,11 +27,8 @@ public sealed class WebhookSubscription
     public bool Wants(string eventType) => EventTypes is null || EventTypes.Contains(eventType, StringComparer.Ordinal);
 }
 
-public static class WebhookStatus
-{
-    public const string Active = "active";
-    public const string Disabled = "disabled";
-}
+/// <summary>In JSON (answers and the stored subscription) camelCase: "active", or "disabled" after failing for Webhooks:DisableAfter.</summary>
+public enum WebhookStatus { Active, Disabled }
 
 /// <summary>The eventLog eventType values a webhook may ask for (PRODUCT.md, "One event, one message").</summary>
 public static class WebhookEventTypes
@@ -41,7 +38,7 @@ public static class WebhookEventTypes
 
 /// <summary>A subscription as the API shows it. <see cref="Secret"/> is only set in the answer to POST /webhooks.</summary>
 public sealed record WebhookView(
-    Guid Id, string Url, string[]? EventTypes, string Status, string? DisabledReason, Instant? DisabledAt, Instant CreatedAt,
+    Guid Id, string Url, string[]? EventTypes, WebhookStatus Status, string? DisabledReason, Instant? DisabledAt, Instant CreatedAt,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Secret = null)
 {
     public static WebhookView Of(WebhookSubscription s, string? secret = null) =>
