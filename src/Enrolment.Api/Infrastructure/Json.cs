@@ -45,7 +45,7 @@ public static class Json
     public static string Format(Instant instant) => Millis.Format(instant);
 
     /// <summary>An enum value as the API writes it in JSON ("active", "assignment-created"): for CSV cells and SQL over stored JSON.</summary>
-    public static string Name<T>(T value) where T : struct, Enum => JsonSerializer.Serialize(value, Options).Trim('"');
+    public static string Name(Enum value) => JsonSerializer.Serialize(value, value.GetType(), Options).Trim('"');
 
     /// <summary>Parses an ISO-8601 instant: UTC with 'Z', or with an explicit offset.</summary>
     public static bool TryParseInstant(string? text, out Instant instant)

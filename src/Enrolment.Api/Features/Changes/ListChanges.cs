@@ -59,18 +59,14 @@ public static class ListChangesEndpoint
         }
         if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
         var from = FeedPosition.Start;
-        if (after == NowCursor)
-        {
-            // Nothing of the past: a reader that only wants what happens from now on (a live page) skips the history.
-            if (errors.Count > 0) return Problems.Validation("The change feed query is not valid.", errors);
-            return Results.Ok(new ChangePage([], ChangeCursor.Encode(tenantId, await ChangeFeedQuery.Now(dataSource, ct))));
-        }
-        if (after is not null)
+        if (after is not null && after != NowCursor)
         {
             if (ChangeCursor.Decode(after, tenantId, out var cursorError) is { } position) from = position;
             else errors["after"] = [cursorError!];
         }
         if (errors.Count > 0) return Problems.Validation("The change feed query is not valid.", errors);
+        // Nothing of the past: a reader that only wants what happens from now on (a live page) skips the history.
+        if (after == NowCursor) return Results.Ok(new ChangePage([], ChangeCursor.Encode(tenantId, await ChangeFeedQuery.Now(dataSource, ct))));
 
         var read = await ChangeFeedQuery.Read(store, dataSource, tenantId, from, take, eventTypes.Names, assignment, userId, ct);
         var items = await Describe(store, tenantId, read.Rows, ct);
@@ -79,7 +75,7 @@ public static class ListChangesEndpoint
         // it can still appear: the next poll may start at the horizon (and, with filters, skips what did not match).
         var next = read.Rows.Count == take
             ? read.Rows[^1].Position
-            : FeedPosition.Max(read.Rows.Count > 0 ? read.Rows[^1].Position : from, new FeedPosition(Math.Max(read.Horizon, 1) - 1, long.MaxValue));
+            : FeedPosition.Max(read.Rows.Count > 0 ? read.Rows[^1].Position : from, FeedPosition.BelowHorizon(read.Horizon));
         ChangeFeedMetrics.Served.Add(items.Count);
         return Results.Ok(new ChangePage(items, ChangeCursor.Encode(tenantId, next)));
     }

@@ -145,7 +145,7 @@ public sealed class EnrolmentTable
         if (filter.AssignmentId is { } a) Where("assignment_id = @", a, NpgsqlDbType.Uuid);
         if (filter.UserId is { } u) Where("user_id = @", u, NpgsqlDbType.Varchar);
         if (filter.Statuses is { Count: > 0 } statuses)
-            Where("status = any(@)", statuses.Select(StatusColumnValue).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar);
+            Where("status = any(@)", statuses.Select(MartenInternals.DuplicatedEnum).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Varchar);
         if (filter.UpdatedFrom is { } from) Where("updated_at >= @", from.ToDateTimeOffset(), NpgsqlDbType.TimestampTz);
         if (filter.UpdatedTo is { } to) Where("updated_at < @", to.ToDateTimeOffset(), NpgsqlDbType.TimestampTz);
         if (afterId is { } after) Where("id > @", after, NpgsqlDbType.Uuid);
@@ -159,9 +159,6 @@ public sealed class EnrolmentTable
         command.CommandText = sql.ToString();
         return command;
     }
-
-    /// <summary>How Marten stores the duplicated status column (<see cref="MartenInternals.DuplicatedEnum"/>).</summary>
-    public static string StatusColumnValue(EnrolmentStatus status) => MartenInternals.DuplicatedEnum(status);
 
     /// <summary>Enrolments whose next time-driven transition is due at <paramref name="now"/>, most overdue first.</summary>
     public async Task<List<(string TenantId, Guid Id)>> Due(NpgsqlConnection connection, Instant now, int limit, CancellationToken ct)

@@ -15,8 +15,7 @@ public sealed class QueryValuesAttribute(string name, Type enumType) : Attribute
     public string Name { get; } = name;
     public Type EnumType { get; } = enumType;
 
-    public IEnumerable<string> Values() => Enum.GetValues(EnumType).Cast<object>()
-        .Select(v => System.Text.Json.JsonSerializer.Serialize(v, EnumType, Json.Options).Trim('"'));
+    public IEnumerable<string> Values() => Enum.GetValues(EnumType).Cast<Enum>().Select(Json.Name);
 
     internal static Task Transform(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken ct)
     {

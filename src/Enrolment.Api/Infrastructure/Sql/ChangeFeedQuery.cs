@@ -13,6 +13,9 @@ public readonly record struct FeedPosition(ulong TransactionId, long Sequence) :
         TransactionId != other.TransactionId ? TransactionId.CompareTo(other.TransactionId) : Sequence.CompareTo(other.Sequence);
 
     public static FeedPosition Max(FeedPosition a, FeedPosition b) => a.CompareTo(b) >= 0 ? a : b;
+
+    /// <summary>After every change of the transactions below <paramref name="horizon"/> (a snapshot's xmin), before any other.</summary>
+    public static FeedPosition BelowHorizon(ulong horizon) => new(Math.Max(horizon, 1) - 1, long.MaxValue);
 }
 
 /// <summary>One event row of the feed, as stored: where it is in the feed and which stream version it is.</summary>
@@ -100,7 +103,7 @@ public static class ChangeFeedQuery
     {
         await using var command = dataSource.CreateCommand("SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
         var xmin = ulong.Parse((string)(await command.ExecuteScalarAsync(ct))!, System.Globalization.CultureInfo.InvariantCulture);
-        return new FeedPosition(Math.Max(xmin, 1) - 1, long.MaxValue);
+        return FeedPosition.BelowHorizon(xmin);
     }
 
     /// <summary>
