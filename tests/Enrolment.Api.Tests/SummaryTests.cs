@@ -134,4 +134,56 @@ public sealed class SummaryTests(AppFixture fixture) : ScenarioTest(fixture)
         var user = (await Get("/users/u1/summary")).AssertStatus(200).Json;
         Assert.Equal(("u1", 1, 1), (user.Str("userId"), user["total"]!.GetValue<int>(), user["waived"]!.GetValue<int>()));
     }
+
+    /// <summary>
+    /// The summaries wait for a slow transaction however long it stays open, and do not stop at the hole a rolled-back append
+    /// leaves (Projections:StaleSequenceThreshold, 250 ms here: the slow transaction stays open for 8x that).
+    /// </summary>
+    [Fact]
+    public async Task An_append_committed_long_after_later_ones_is_still_summarised_and_a_rolled_back_one_does_not_stop_the_summaries()
+    {
+        var assignmentId = await OpenAssignmentFor("u1", "u2", "u3");
+        var (e1, e2, e3) = (Guid.Parse(await EnrolmentIdFor(assignmentId, "u1")), await EnrolmentIdFor(assignmentId, "u2"), await EnrolmentIdFor(assignmentId, "u3"));
+        await CaughtUp();
+        var store = Host.Services.GetRequiredService<IDocumentStore>();
+        var dataSource = Host.Services.GetRequiredService<Npgsql.NpgsqlDataSource>();
+
+        // The slow writer takes its sequence number now and commits after a later write has committed.
+        await using (var connection = await dataSource.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            var options = Marten.Services.SessionOptions.ForTransaction(transaction);
+            options.TenantId = TenantId;
+            await using (var slow = store.LightweightSession(options))
+            {
+                slow.Events.Append(e1, new Enrolment.Domain.EnrolmentArchived(e1, Enrolment.Domain.ArchiveReason.AssignmentRemoved, NodaTime.SystemClock.Instance.GetCurrentInstant()));
+                await slow.SaveChangesAsync();
+            }
+            (await Post($"/assignments/{assignmentId}/enrolments/{e2}/archive")).AssertStatus(200);
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            await transaction.CommitAsync();
+        }
+
+        // A lost race: an append that takes a sequence number and rolls back, then a write after the hole it leaves.
+        await using (var connection = await dataSource.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            var options = Marten.Services.SessionOptions.ForTransaction(transaction);
+            options.TenantId = TenantId;
+            var e3Id = Guid.Parse(e3);
+            await using (var lost = store.LightweightSession(options))
+            {
+                lost.Events.Append(e3Id, new Enrolment.Domain.EnrolmentArchived(e3Id, Enrolment.Domain.ArchiveReason.AssignmentRemoved, NodaTime.SystemClock.Instance.GetCurrentInstant()));
+                await lost.SaveChangesAsync();
+            }
+            await transaction.RollbackAsync();
+        }
+        (await Post($"/assignments/{assignmentId}/enrolments/{e3}/waive", new { reason = "exempt" })).AssertStatus(200);
+
+        await CaughtUp();
+        // Had the daemon skipped the slow transaction's sequence number, the summary would count one archived enrolment.
+        await AssertSummaryMatches($"/assignments/{assignmentId}/summary", $"/assignments/{assignmentId}/enrolments");
+        var summary = (await Get($"/assignments/{assignmentId}/summary")).AssertStatus(200).Json;
+        Assert.Equal((2, 1, 1), (summary["byStatus"]!["archived"]!.GetValue<int>(), summary["byStatus"]!["complete"]!.GetValue<int>(), summary["waived"]!.GetValue<int>()));
+    }
 }
