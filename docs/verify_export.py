@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Verifies an export of GET /audit/export (docs/audit.md) without the service: python3 verify_export.py export.ndjson
-Exit 0 when every event's hash and link holds (prints the anchor hash to compare with one you kept); 1 naming the first
-broken line. Standard library only."""
+Exit 0 when every event's hash and link holds, the checkpoints chain, and (on a whole-tenant export) each checkpoint's
+digest matches the exported events; prints the anchor hash to compare with one you kept. Exit 1 naming the first broken
+line. Standard library only. Reads exports of both checkpoint forms: older exports (form 1, no checkpoint lines) verify
+as they always did."""
 import hashlib, json, sys
 
 ZEROS = "0" * 64
@@ -16,9 +18,17 @@ def fields(*values):
 def sha(data):
     return hashlib.sha256(data).hexdigest()
 
+def checkpoint_hash(tenant, c):
+    if c.get("form", 1) == 1:
+        return sha(fields("enrolment-audit-checkpoint-v1", tenant, str(c["number"]), str(c["highWaterSequence"]), c["takenAt"],
+                          str(c["streamCount"]), c["headsDigest"], c["previousHash"]))
+    return sha(fields("enrolment-audit-checkpoint-v2", tenant, str(c["number"]), str(c["fromSequence"]), str(c["highWaterSequence"]),
+                      c["takenAt"], str(c["eventCount"]), c["rangeDigest"], c["previousHash"]))
+
 def main(path):
-    streams = {}   # stream id -> (last version, last hash, [(sequence, version, hash)] only for whole-tenant exports)
-    heads = {}
+    streams = {}   # stream id -> (last version, last hash)
+    links = []     # (sequence, stream id, version, hash) of every event
+    checkpoints = []
     anchor = None
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -27,6 +37,9 @@ def main(path):
             e = json.loads(line)
             if e["kind"] == "anchor":
                 anchor = e
+                continue
+            if e["kind"] == "checkpoint":
+                checkpoints.append(e["checkpoint"])
                 continue
             where = "line %d (stream %s, version %s)" % (n, e["streamId"], e["version"])
             if json.loads(e["dataText"]) != e["data"]:
@@ -42,7 +55,7 @@ def main(path):
             if h != e["hash"]:
                 return fail(where + ": the event does not hash to its hash (recomputed %s)" % h)
             streams[e["streamId"]] = (e["version"], h)
-            heads.setdefault(e["streamId"], []).append((e["sequence"], e["version"], h))
+            links.append((e["sequence"], e["streamId"], e["version"], h))
     if anchor is None:
         return fail("no anchor line: the export is truncated")
     events = sum(v for v, _ in streams.values())
@@ -50,22 +63,50 @@ def main(path):
         return fail("the anchor says %d events, the export has %d" % (anchor["events"], events))
     c = anchor["checkpoint"]
     if c is None:
+        if checkpoints:
+            return fail("the anchor names no checkpoint, but the export has %d" % len(checkpoints))
         print("OK: %d events in %d streams; no checkpoint yet" % (events, len(streams)))
         return 0
-    h = sha(fields("enrolment-audit-checkpoint-v1", anchor["tenantId"], str(c["number"]), str(c["highWaterSequence"]), c["takenAt"],
-                   str(c["streamCount"]), c["headsDigest"], c["previousHash"]))
-    if h != c["hash"]:
-        return fail("the checkpoint does not hash to its hash (recomputed %s)" % h)
+    tenant = anchor["tenantId"]
+    if not checkpoints:
+        checkpoints = [c]   # an export written before checkpoint lines existed: only the latest one (form 1)
+    elif checkpoints[-1] != c:
+        return fail("the anchor's checkpoint is not the last checkpoint line")
+    else:
+        previous, high = ZEROS, 0
+        for i, k in enumerate(checkpoints, 1):
+            if k["number"] != i:
+                return fail("checkpoint %d is missing (the next one is %d)" % (i, k["number"]))
+            if k["previousHash"] != previous:
+                return fail("checkpoint %d does not link to checkpoint %d" % (i, i - 1))
+            if k.get("form", 1) == 2 and k["fromSequence"] != high:
+                return fail("checkpoint %d starts after sequence %d, but checkpoint %d ended at %d" % (i, k["fromSequence"], i - 1, high))
+            previous, high = k["hash"], k["highWaterSequence"]
+    for k in checkpoints:
+        h = checkpoint_hash(tenant, k)
+        if h != k["hash"]:
+            return fail("checkpoint %d does not hash to its hash (recomputed %s)" % (k["number"], h))
     if anchor["wholeTenant"]:
-        digest, count = hashlib.sha256(), 0
-        for stream in sorted(heads):
-            covered = [(v, hh) for s, v, hh in heads[stream] if s <= c["highWaterSequence"]]
-            if covered:
-                v, hh = max(covered)
-                digest.update(("%s:%d:%s\n" % (stream, v, hh)).encode())
+        for k in checkpoints:
+            if k.get("form", 1) == 2:
+                digest, count = hashlib.sha256(), 0
+                for s, stream, v, hh in sorted(l for l in links if k["fromSequence"] < l[0] <= k["highWaterSequence"]):
+                    digest.update(("%d:%s:%d:%s\n" % (s, stream, v, hh)).encode())
+                    count += 1
+                if digest.hexdigest() != k["rangeDigest"] or count != k["eventCount"]:
+                    return fail("the events of checkpoint %d do not match it (%d then, %d in the export): an event, a stream's last events or a stream is missing" % (k["number"], k["eventCount"], count))
+        heads_anchor = [k for k in checkpoints if k.get("form", 1) == 1]
+        if heads_anchor:
+            k = heads_anchor[-1]
+            digest, count, heads = hashlib.sha256(), 0, {}
+            for s, stream, v, hh in links:
+                if s <= k["highWaterSequence"] and v > heads.get(stream, (0, ""))[0]:
+                    heads[stream] = (v, hh)
+            for stream in sorted(heads):
+                digest.update(("%s:%d:%s\n" % (stream, heads[stream][0], heads[stream][1])).encode())
                 count += 1
-        if digest.hexdigest() != c["headsDigest"] or count != c["streamCount"]:
-            return fail("the stream heads do not match checkpoint %d (%d streams then, %d in the export): a stream or its last events are missing" % (c["number"], c["streamCount"], count))
+            if digest.hexdigest() != k["headsDigest"] or count != k["streamCount"]:
+                return fail("the stream heads do not match checkpoint %d (%d streams then, %d in the export): a stream or its last events are missing" % (k["number"], k["streamCount"], count))
     print("OK: %d events in %d streams; checkpoint %d hash %s" % (events, len(streams), c["number"], c["hash"]))
     return 0
 

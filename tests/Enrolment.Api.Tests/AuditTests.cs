@@ -72,7 +72,9 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
             Assert.True(exit == 0, $"{url}: {output}");
         }
         var one = (await Get($"/audit/export?assignmentId={assignment}&userId=u1")).Body.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(events.Count + 1, one.Length); // u1's events, then the anchor
+        Assert.Equal(events.Count, one.Count(l => l.Contains("\"kind\":\"event\"")));
+        Assert.Contains("\"kind\":\"checkpoint\"", one[^2]); // then the tenant's checkpoints, then the anchor
+        Assert.Contains("\"kind\":\"anchor\"", one[^1]);
     }
 
     [Fact]
@@ -161,7 +163,8 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
     [InlineData("edit-actor", "update enrolment.mt_events set user_name = 'secret:someone-else' where tenant_id = $1 and stream_id = $2 and version = 2", "actor metadata")]
     [InlineData("delete-event", "delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 2", "was removed")]
     [InlineData("insert-event", "alter table enrolment.mt_events disable trigger " + AuditChainSql.TriggerName + "; insert into enrolment.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id, mt_dotnet_type, is_archived) select nextval('enrolment.mt_events_sequence'), gen_random_uuid(), stream_id, 99, data, type, timestamp, tenant_id, mt_dotnet_type, false from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = 1; alter table enrolment.mt_events enable trigger " + AuditChainSql.TriggerName, "version")]
-    [InlineData("delete-stream", "delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_streams where tenant_id = $1 and id = $2", "stream heads")]
+    [InlineData("delete-stream", "delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_streams where tenant_id = $1 and id = $2", "no longer match")]
+    [InlineData("delete-tail", "delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2 and version = (select max(version) from enrolment.audit_chain where tenant_id = $1 and stream_id = $2); delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = (select max(version) from enrolment.mt_events where tenant_id = $1 and stream_id = $2); update enrolment.mt_streams set version = version - 1 where tenant_id = $1 and id = $2", "no longer match")]
     public async Task Audit_verify_names_the_enrolment_when_sql_tampers_behind_the_service(string kind, string sql, string what)
     {
         var (_, enrolment) = await History();
@@ -173,15 +176,83 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
         var result = await Verify();
         Assert.True(result.Broken is not null, $"{kind} must be detected");
         Assert.Contains(what, result.Broken);
-        if (kind != "delete-stream") Assert.Contains($"enrolment {enrolment}", result.Broken);
+        if (kind is not ("delete-stream" or "delete-tail")) Assert.Contains($"enrolment {enrolment}", result.Broken);
         // A later checkpoint must not anchor over the evidence.
         await Checkpoint();
         Assert.NotNull((await Verify()).Broken);
-        if (kind is "edit-data" or "edit-timestamp" or "delete-stream")
+        if (kind is "edit-data" or "edit-timestamp" or "delete-stream" or "delete-tail")
         {
             var (exit, output) = await VerifyExport("/audit/export");
             Assert.True(exit == 1, $"the shipped verifier must fail on a {kind} export: {output}");
         }
+    }
+
+    /// <summary>
+    /// A checkpoint digests only the chain rows added since the previous one (form 2), and a history anchored first by a
+    /// form-1 checkpoint (before #32) goes on verifying, in the service and in the shipped script, with form-2 ones after it.
+    /// </summary>
+    [Fact]
+    public async Task A_checkpoint_covers_what_was_written_since_the_last_and_form_1_checkpoints_still_verify()
+    {
+        var (assignment, enrolment) = await History();
+        // A form-1 checkpoint, as the service wrote them before form 2: every stream's head at the high-water mark.
+        long highWater;
+        await using (var command = Db.CreateCommand("select max(seq_id) from enrolment.mt_events where tenant_id = $1"))
+        {
+            command.Parameters.AddWithValue(TenantId);
+            highWater = (long)(await command.ExecuteScalarAsync())!;
+        }
+        var heads = Heads.Start(highWater);
+        await using (var connection = await Db.OpenConnectionAsync())
+            await foreach (var e in Host.Services.GetRequiredService<AuditTables>().ChainEntries(connection, TenantId, CancellationToken.None))
+                heads.Add(e.Stream, e.Version, e.Sequence, e.Hash);
+        var (digest, count) = heads.Finish();
+        var v1 = new AuditCheckpoint { Id = 1, Form = 1, HighWaterSequence = highWater, TakenAt = AuditHash.Timestamp(DateTimeOffset.UtcNow), StreamCount = count, HeadsDigest = digest, PreviousHash = AuditHash.Zeros };
+        v1.Hash = AuditHash.Checkpoint(TenantId, v1);
+        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().LightweightSession(TenantId))
+        {
+            session.Insert(v1);
+            await session.SaveChangesAsync();
+        }
+
+        // Two more events, then a form-2 checkpoint: it covers those two, not the history before them.
+        (await Post("/completions", new { completionId = "x2", userId = "u2", contentId = "c1", completedAt = Now() })).AssertStatus(200);
+        await Post($"/assignments/{assignment}/enrolments/{enrolment}/reminders");
+        await Checkpoint();
+        var chain = await Host.Services.GetRequiredService<AuditCheckpoints>().ForTenant(TenantId, CancellationToken.None);
+        Assert.Equal([1, 2], chain.Select(c => c.Form));
+        Assert.Equal((highWater, 2L), (chain[1].FromSequence, chain[1].EventCount));
+        // Nothing written since: no new checkpoint.
+        await Checkpoint();
+        Assert.Equal(2, (await Host.Services.GetRequiredService<AuditCheckpoints>().ForTenant(TenantId, CancellationToken.None)).Count);
+
+        var result = await Verify();
+        Assert.True(result.Broken is null, result.Broken);
+        var (exit, output) = await VerifyExport("/audit/export");
+        Assert.True(exit == 0, output);
+
+        // Deleting the assignment's stream (its one event is covered by the form-1 checkpoint only) is still caught, by the heads.
+        await Sql("delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2; delete from enrolment.mt_streams where tenant_id = $1 and id = $2", assignment);
+        Assert.Contains("stream heads", (await Verify()).Broken);
+    }
+
+    /// <summary>An export written before form 2 (checked in as a fixture: no checkpoint lines, a form-1 anchor) still verifies, and its tampering is still caught.</summary>
+    [Fact]
+    public async Task An_export_written_before_form_2_still_verifies_with_the_shipped_script()
+    {
+        var original = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "Fixtures", "audit-export-v1.ndjson"));
+        var (exit, output) = await AuditChecks.RunShippedVerifier(original);
+        Assert.True(exit == 0, output);
+
+        // The last event of a stream dropped, and the event count mended to match: only the heads digest can tell.
+        var lines = original.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+        var events = lines.Where(l => l.Contains("\"kind\":\"event\"")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToList();
+        var last = events.Where(e => e["version"]!.GetValue<long>() > 1)
+            .First(e => !events.Any(o => o.Str("streamId") == e.Str("streamId") && o["version"]!.GetValue<long>() > e["version"]!.GetValue<long>()));
+        lines.RemoveAll(l => l.Contains(last.Str("hash")) && l.Contains("\"kind\":\"event\""));
+        lines[^1] = lines[^1].Replace($"\"events\":{events.Count},", $"\"events\":{events.Count - 1},");
+        (exit, output) = await AuditChecks.RunShippedVerifier(string.Join('\n', lines) + "\n");
+        Assert.True(exit == 1 && output.Contains("stream heads"), output);
     }
 
     [Fact]
@@ -197,8 +268,12 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
         // Written as read: no Content-Length (a buffered body would have one), and lines arrive before the end.
         Assert.Null(response.Content.Headers.ContentLength);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        var lines = 0;
-        while (await reader.ReadLineAsync() is { } line) if (line.Length > 0) lines++;
-        Assert.Equal(1_500 + 1 + 1, lines); // enrolments, the assignment's event, the anchor
+        var (events, anchors) = (0, 0);
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.Contains("\"kind\":\"event\"")) events++;
+            if (line.Contains("\"kind\":\"anchor\"")) anchors++;
+        }
+        Assert.Equal((1_500 + 1, 1), (events, anchors)); // enrolments and the assignment's event, then the anchor
     }
 }

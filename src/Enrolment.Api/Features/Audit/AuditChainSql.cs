@@ -64,8 +64,9 @@ public static class AuditChainSql
         chain.AddColumn("data_sha256", "text").NotNull();
         chain.AddColumn("previous_hash", "text").NotNull();
         chain.AddColumn("hash", "text").NotNull();
-        // Checkpoints find the tenants written to since the last one.
-        chain.Indexes.Add(new IndexDefinition("ix_audit_chain_seq_id") { Columns = ["seq_id"] });
+        // A checkpoint reads each tenant's rows added since its previous one, in sequence order, and finds the tenants
+        // by a loose scan of the same index (AuditTables.RangeEntries, ChainedTenants).
+        chain.Indexes.Add(new IndexDefinition("ix_audit_chain_tenant_seq_id") { Columns = ["tenant_id", "seq_id"] });
         objects.Add(chain);
 
         // STABLE, not IMMUTABLE: to_char and convert_to are stable, and PostgreSQL inlines a SQL function into the

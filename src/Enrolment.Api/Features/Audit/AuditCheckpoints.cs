@@ -7,15 +7,23 @@ using Npgsql;
 namespace Enrolment.Api.Features.Audit;
 
 /// <summary>
-/// A checkpoint anchors a tenant's stream heads: a hash over every stream's (id, version, head hash) as of a sequence
-/// high-water mark, chained to the tenant's previous checkpoint (docs/audit.md). Deleting a whole stream, or the tail of
-/// one, that a checkpoint covered changes the heads `audit verify` recomputes.
+/// A checkpoint anchors a tenant's chain as of a sequence high-water mark, chained to the tenant's previous checkpoint
+/// (docs/audit.md). Form 2 (today's) digests the chain rows added since the previous checkpoint, in sequence order: the
+/// checkpoints together cover every row once, so deleting any event a checkpoint covered, a stream's tail or a whole
+/// stream, changes a digest `audit verify` recomputes, and taking one costs the rows written since the last. Form 1
+/// (before #32) digested every stream's head and read the tenant's whole chain each time; its checkpoints still verify.
 /// </summary>
 public sealed class AuditCheckpoint
 {
     public long Id { get; set; }                  // the tenant's checkpoint number, from 1
+    public int Form { get; set; } = 1;            // documents written before form 2 have no Form: they are form 1
     public long HighWaterSequence { get; set; }
     public string TakenAt { get; set; } = "";
+    // Form 2: the rows with a sequence in (FromSequence, HighWaterSequence], FromSequence being the previous checkpoint's mark.
+    public long FromSequence { get; set; }
+    public long EventCount { get; set; }
+    public string RangeDigest { get; set; } = "";
+    // Form 1: the heads of every stream.
     public long StreamCount { get; set; }
     public string HeadsDigest { get; set; } = "";
     public string PreviousHash { get; set; } = "";
@@ -41,10 +49,17 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
         return (await session.Query<AuditCheckpoint>().OrderBy(c => c.Id).ToListAsync(ct)).ToList();
     }
 
+    /// <summary>The tenant's latest checkpoint (null before its first), read by its key without loading the others.</summary>
+    public async Task<AuditCheckpoint?> Latest(string tenantId, CancellationToken ct)
+    {
+        await using var session = store.QuerySession(tenantId);
+        return await session.Query<AuditCheckpoint>().OrderByDescending(c => c.Id).FirstOrDefaultAsync(ct);
+    }
+
     /// <summary>
-    /// Takes a checkpoint for every tenant written to since the last round; returns how many. <paramref name="wait"/>:
-    /// wait for another instance's round instead of skipping. A tenant whose previously anchored heads no longer match
-    /// gets no new checkpoint (so the evidence is not anchored over) and an error in the log.
+    /// Takes a checkpoint for every tenant written to since its last one; returns how many. <paramref name="wait"/>:
+    /// wait for another instance's round instead of skipping. A tenant whose previous checkpoint no longer matches the
+    /// stored chain gets no new checkpoint (so the evidence is not anchored over) and an error in the log.
     /// </summary>
     public async Task<int> Take(bool wait, CancellationToken ct)
     {
@@ -78,20 +93,8 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
                 await Task.Delay(100, ct);
             }
 
-            long lastRound;
-            await using (var command = new NpgsqlCommand($"select coalesce(max((data ->> 'highWaterSequence')::bigint), 0) from {Table}", connection))
-                lastRound = (long)(await command.ExecuteScalarAsync(ct))!;
-            var tenants = new List<string>();
-            await using (var command = new NpgsqlCommand($"select distinct tenant_id from {schema}.{AuditChainSql.ChainTable} where seq_id > $1 and seq_id <= $2", connection))
-            {
-                command.Parameters.AddWithValue(lastRound);
-                command.Parameters.AddWithValue(highWater);
-                await using var r = await command.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct)) tenants.Add(r.GetString(0));
-            }
-
             var taken = 0;
-            foreach (var tenant in tenants)
+            foreach (var tenant in await tables.ChainedTenants(connection, ct))
                 if (await TakeFor(connection, tenant, highWater, ct)) taken++;
             return taken;
         }
@@ -103,34 +106,67 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
         }
     }
 
+    /// <summary>
+    /// One tenant's form-2 checkpoint over the rows added since its previous checkpoint. The previous one is checked
+    /// first from the same read (its own range again, or for a form-1 predecessor the heads of the whole chain, once).
+    /// </summary>
     private async Task<bool> TakeFor(NpgsqlConnection connection, string tenantId, long highWater, CancellationToken ct)
     {
-        var previous = (await ForTenant(tenantId, ct)).LastOrDefault();
-        var now = Heads.Start(highWater);
-        var before = previous is null ? null : Heads.Start(previous.HighWaterSequence);
-        await foreach (var entry in tables.ChainEntries(connection, tenantId, ct))
+        var previous = await Latest(tenantId, ct);
+        var from = previous?.HighWaterSequence ?? 0;
+        if (from >= highWater || !await tables.HasEntries(connection, tenantId, from, highWater, ct)) return false;
+        if (previous is { Form: 1 } && !await HeadsStillMatch(connection, tenantId, previous, ct)) return false;
+
+        var recheck = previous is { Form: 2 } ? new RangeDigest() : null;
+        var range = new RangeDigest();
+        await foreach (var entry in tables.RangeEntries(connection, tenantId, recheck is null ? from : previous!.FromSequence, highWater, ct))
+            (entry.Sequence <= from ? recheck! : range).Add(entry.Sequence, entry.Stream, entry.Version, entry.Hash);
+        if (recheck is not null && recheck.Finish() is var (digest, count) && (digest != previous!.RangeDigest || count != previous.EventCount))
         {
-            now.Add(entry.Stream, entry.Version, entry.Sequence, entry.Hash);
-            before?.Add(entry.Stream, entry.Version, entry.Sequence, entry.Hash);
-        }
-        if (previous is not null && before!.Finish() is var (digest, count) && (digest != previous.HeadsDigest || count != previous.StreamCount))
-        {
-            logger.LogError("Audit: the stream heads of tenant {TenantId} no longer match its checkpoint {Checkpoint} ({Then} streams then, {Now} now): events or streams it covered were changed or deleted behind the service's back. No new checkpoint is taken for this tenant until it is investigated; run `audit verify --tenant {TenantId}`.",
-                tenantId, previous.Id, previous.StreamCount, count, tenantId);
+            logger.LogError("Audit: the events of tenant {TenantId} anchored by its checkpoint {Checkpoint} no longer match ({Then} events then, {Now} now, sequences {From}–{To}): events or streams it covered were changed or deleted behind the service's back. No new checkpoint is taken for this tenant until it is investigated; run `audit verify --tenant {TenantId}`.",
+                tenantId, previous.Id, previous.EventCount, count, previous.FromSequence + 1, previous.HighWaterSequence, tenantId);
             return false;
         }
-        var (headsDigest, streamCount) = now.Finish();
+        var (rangeDigest, eventCount) = range.Finish();
+        if (eventCount == 0) return false;
         var checkpoint = new AuditCheckpoint
         {
-            Id = (previous?.Id ?? 0) + 1, HighWaterSequence = highWater, TakenAt = AuditHash.Timestamp(DateTimeOffset.UtcNow),
-            StreamCount = streamCount, HeadsDigest = headsDigest, PreviousHash = previous?.Hash ?? AuditHash.Zeros,
+            Id = (previous?.Id ?? 0) + 1, Form = 2, FromSequence = from, HighWaterSequence = highWater, TakenAt = AuditHash.Timestamp(DateTimeOffset.UtcNow),
+            EventCount = eventCount, RangeDigest = rangeDigest, PreviousHash = previous?.Hash ?? AuditHash.Zeros,
         };
-        checkpoint.Hash = AuditHash.Checkpoint(tenantId, checkpoint.Id, checkpoint.HighWaterSequence, checkpoint.TakenAt, checkpoint.StreamCount, checkpoint.HeadsDigest, checkpoint.PreviousHash);
+        checkpoint.Hash = AuditHash.Checkpoint(tenantId, checkpoint);
         await using var session = store.LightweightSession(tenantId);
         session.Insert(checkpoint);
         await session.SaveChangesAsync(ct);
         return true;
     }
+
+    /// <summary>A form-1 checkpoint's heads recomputed from the whole chain: read once, when the first form-2 one follows it.</summary>
+    private async Task<bool> HeadsStillMatch(NpgsqlConnection connection, string tenantId, AuditCheckpoint previous, CancellationToken ct)
+    {
+        var heads = Heads.Start(previous.HighWaterSequence);
+        await foreach (var entry in tables.ChainEntries(connection, tenantId, ct)) heads.Add(entry.Stream, entry.Version, entry.Sequence, entry.Hash);
+        var (digest, count) = heads.Finish();
+        if (digest == previous.HeadsDigest && count == previous.StreamCount) return true;
+        logger.LogError("Audit: the stream heads of tenant {TenantId} no longer match its checkpoint {Checkpoint} ({Then} streams then, {Now} now): events or streams it covered were changed or deleted behind the service's back. No new checkpoint is taken for this tenant until it is investigated; run `audit verify --tenant {TenantId}`.",
+            tenantId, previous.Id, previous.StreamCount, count, tenantId);
+        return false;
+    }
+}
+
+/// <summary>A form-2 range digest, fed chain rows in ascending sequence order.</summary>
+public sealed class RangeDigest
+{
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private long _count;
+
+    public void Add(long sequence, Guid stream, long version, string hash)
+    {
+        _hash.AppendData(AuditHash.RangeLine(sequence, stream, version, hash));
+        _count++;
+    }
+
+    public (string Digest, long Count) Finish() => (Convert.ToHexStringLower(_hash.GetHashAndReset()), _count);
 }
 
 /// <summary>The heads digest as of a high-water mark, fed entries in (stream, version) order.</summary>

@@ -95,7 +95,7 @@ public sealed class AuditCommand : JasperFxAsyncCommand<AuditInput>
                 Console.Out.WriteLine($"audit verify: FAILED at tenant {tenant}: {broken}");
                 return false; // exit code 1
             }
-            anchors.Add(result.Anchor is { } a ? $"anchor {tenant} checkpoint {a.Id} {a.Hash} (high-water sequence {a.HighWaterSequence}, {a.StreamCount} streams, taken {a.TakenAt})" : $"anchor {tenant} none yet (no checkpoint taken)");
+            anchors.Add(result.Anchor is { } a ? $"anchor {tenant} checkpoint {a.Id} {a.Hash} (high-water sequence {a.HighWaterSequence}, {(a.Form == 2 ? $"{a.EventCount} events since checkpoint {a.Id - 1}" : $"{a.StreamCount} streams")}, taken {a.TakenAt})" : $"anchor {tenant} none yet (no checkpoint taken)");
         }
         var seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
         foreach (var line in anchors) Console.Out.WriteLine(line);

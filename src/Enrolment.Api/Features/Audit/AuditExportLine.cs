@@ -11,8 +11,9 @@ namespace Enrolment.Api.Features.Audit;
 /// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
 [JsonDerivedType(typeof(AuditExportEvent), "event")]
+[JsonDerivedType(typeof(AuditExportCheckpointLine), "checkpoint")]
 [JsonDerivedType(typeof(AuditExportAnchor), "anchor")]
-[Description("One line of the NDJSON export: every event (kind \"event\"), then one anchor (kind \"anchor\").")]
+[Description("One line of the NDJSON export: every event (kind \"event\"), then every checkpoint of the tenant in order (kind \"checkpoint\"), then one anchor (kind \"anchor\").")]
 public abstract record AuditExportLine(string TenantId);
 
 public sealed record AuditExportEvent(
@@ -32,8 +33,23 @@ public sealed record AuditExportActor(string UserName, string CorrelationId, str
 
 public sealed record AuditExportAnchor(
     string TenantId,
-    [property: Description("True when the export holds every stream of the tenant (no filter): the heads digest can then be recomputed.")] bool WholeTenant,
+    [property: Description("True when the export holds every stream of the tenant (no filter): the checkpoints' digests can then be recomputed.")] bool WholeTenant,
     long Events,
     [property: Description("The tenant's latest checkpoint; null before the first one is taken.")] AuditExportCheckpoint? Checkpoint) : AuditExportLine(TenantId);
 
-public sealed record AuditExportCheckpoint(long Number, long HighWaterSequence, string TakenAt, long StreamCount, string HeadsDigest, string PreviousHash, string Hash);
+[Description("One of the tenant's checkpoints, oldest first: verify_export.py checks their chain and, on a whole-tenant export, recomputes each form-2 range digest from the events.")]
+public sealed record AuditExportCheckpointLine(string TenantId, AuditExportCheckpoint Checkpoint) : AuditExportLine(TenantId);
+
+[Description("A checkpoint (docs/audit.md), with the fields of its form only. Form 2: a digest of the chain rows with a sequence in (fromSequence, highWaterSequence]. Form 1 (older checkpoints): a digest of every stream's head.")]
+public sealed record AuditExportCheckpoint(
+    long Number,
+    [property: Description("1 or 2; an export of checkpoints written before form 2 has no form: it is 1.")] int Form,
+    long HighWaterSequence,
+    string TakenAt,
+    string PreviousHash,
+    string Hash,
+    [property: Description("Form 2: the previous checkpoint's highWaterSequence (0 for the first)."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? FromSequence = null,
+    [property: Description("Form 2: how many chain rows the range holds."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? EventCount = null,
+    [property: Description("Form 2: SHA-256 over one line \"{sequence}:{streamId}:{version}:{hash}\\n\" per chain row of the range, in sequence order."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RangeDigest = null,
+    [property: Description("Form 1 only."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? StreamCount = null,
+    [property: Description("Form 1 only."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? HeadsDigest = null);

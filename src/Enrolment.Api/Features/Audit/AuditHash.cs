@@ -13,7 +13,10 @@ public static class AuditHash
 {
     public const string Zeros = AuditChainSql.Zeros;
     public const string EventForm = "enrolment-audit-event-v1";
-    public const string CheckpointForm = "enrolment-audit-checkpoint-v1";
+    /// <summary>The first checkpoint form: a digest of every stream's head (read the whole chain each time). Still verified.</summary>
+    public const string CheckpointFormV1 = "enrolment-audit-checkpoint-v1";
+    /// <summary>Today's form: a digest of the chain rows added since the previous checkpoint, in sequence order.</summary>
+    public const string CheckpointFormV2 = "enrolment-audit-checkpoint-v2";
 
     public sealed record EventFields(string TenantId, Guid StreamId, long Version, string Type, string Timestamp,
         string? UserName, string? CorrelationId, string? CausationId, string? Headers, string Data);
@@ -21,11 +24,20 @@ public static class AuditHash
     public static string Event(EventFields e, string previousHash) => Hex(Fields(EventForm, e.TenantId, e.StreamId.ToString("D"),
         e.Version.ToString(CultureInfo.InvariantCulture), e.Type, e.Timestamp, e.UserName, e.CorrelationId, e.CausationId, e.Headers, e.Data, previousHash));
 
-    public static string Checkpoint(string tenantId, long number, long highWaterSequence, string takenAt, long streamCount, string headsDigest, string previousHash) =>
-        Hex(Fields(CheckpointForm, tenantId, number.ToString(CultureInfo.InvariantCulture), highWaterSequence.ToString(CultureInfo.InvariantCulture),
-            takenAt, streamCount.ToString(CultureInfo.InvariantCulture), headsDigest, previousHash));
+    /// <summary>The hash a checkpoint's fields give, in its own form (1 or 2).</summary>
+    public static string Checkpoint(string tenantId, AuditCheckpoint c) => c.Form switch
+    {
+        1 => Hex(Fields(CheckpointFormV1, tenantId, Number(c.Id), Number(c.HighWaterSequence), c.TakenAt, Number(c.StreamCount), c.HeadsDigest, c.PreviousHash)),
+        2 => Hex(Fields(CheckpointFormV2, tenantId, Number(c.Id), Number(c.FromSequence), Number(c.HighWaterSequence), c.TakenAt, Number(c.EventCount),
+            c.RangeDigest, c.PreviousHash)),
+        _ => throw new InvalidOperationException($"Audit checkpoint {c.Id} of tenant {tenantId} has form {c.Form}, which this version does not know: upgrade the service that reads it."),
+    };
 
-    /// <summary>One line of the heads digest: "{stream id}:{version}:{hash}\n", streams in ascending id order.</summary>
+    /// <summary>One line of a form-2 range digest: "{sequence}:{stream id}:{version}:{hash}\n", in ascending sequence order.</summary>
+    public static byte[] RangeLine(long sequence, Guid streamId, long version, string hash) =>
+        Encoding.UTF8.GetBytes($"{Number(sequence)}:{streamId:D}:{Number(version)}:{hash}\n");
+
+    /// <summary>One line of a form-1 heads digest: "{stream id}:{version}:{hash}\n", streams in ascending id order.</summary>
     public static byte[] HeadLine(Guid streamId, long version, string hash) =>
         Encoding.UTF8.GetBytes($"{streamId:D}:{version.ToString(CultureInfo.InvariantCulture)}:{hash}\n");
 
@@ -33,6 +45,8 @@ public static class AuditHash
 
     /// <summary>The timestamp as the canonical form writes it: UTC, microseconds, 'Z'.</summary>
     public static string Timestamp(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+
+    private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static byte[] Fields(params string?[] values)
     {

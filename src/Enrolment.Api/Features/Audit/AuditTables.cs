@@ -113,6 +113,57 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
         while (await reader.ReadAsync(ct)) yield return (reader.GetGuid(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3));
     }
 
+    /// <summary>
+    /// The tenant's chain entries with a sequence in (<paramref name="after"/>, <paramref name="upTo"/>], in sequence
+    /// order, streamed: what a form-2 checkpoint digests. Read by the (tenant_id, seq_id) index, so a checkpoint reads the
+    /// rows written since the previous one, not the tenant's history.
+    /// </summary>
+    public async IAsyncEnumerable<(Guid Stream, long Version, long Sequence, string Hash)> RangeEntries(NpgsqlConnection? connection, string tenantId,
+        long after, long upTo, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var own = connection is null ? await dataSource.OpenConnectionAsync(ct) : null;
+        await using var command = new NpgsqlCommand(
+            $"select stream_id, version, seq_id, hash from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and seq_id > $2 and seq_id <= $3 order by seq_id",
+            connection ?? own);
+        command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
+        command.Parameters.Add(new NpgsqlParameter { Value = after, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter { Value = upTo, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.CommandTimeout = 0;
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) yield return (reader.GetGuid(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3));
+    }
+
+    /// <summary>Whether the tenant has chain entries with a sequence in (<paramref name="after"/>, <paramref name="upTo"/>]: one index probe.</summary>
+    public async Task<bool> HasEntries(NpgsqlConnection connection, string tenantId, long after, long upTo, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            $"select exists (select 1 from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and seq_id > $2 and seq_id <= $3)", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
+        command.Parameters.Add(new NpgsqlParameter { Value = after, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter { Value = upTo, NpgsqlDbType = NpgsqlDbType.Bigint });
+        return (bool)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>
+    /// The tenants that have chain entries, one index probe each (a loose scan of the (tenant_id, seq_id) index:
+    /// PostgreSQL 15 has no skip scan), so the cost grows with the number of tenants, not of events.
+    /// </summary>
+    public async Task<List<string>> ChainedTenants(NpgsqlConnection connection, CancellationToken ct)
+    {
+        var table = $"{_schema}.{AuditChainSql.ChainTable}";
+        await using var command = new NpgsqlCommand($"""
+            with recursive t(id) as (
+              select min(tenant_id) from {table}
+              union all
+              select (select min(tenant_id) from {table} where tenant_id > t.id) from t where t.id is not null)
+            select id from t where id is not null
+            """, connection);
+        var tenants = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) tenants.Add(reader.GetString(0));
+        return tenants;
+    }
+
     /// <summary>One stream's chain entries by version.</summary>
     /// <summary>
     /// A stream's events as stored, by version: the data as PostgreSQL's text of the jsonb value (the bytes the chain

@@ -4,8 +4,9 @@ namespace Enrolment.Api.Features.Audit;
 
 /// <summary>
 /// Recomputes one tenant's chain page by page in (stream, version) order: each event's hash from its stored fields and
-/// its predecessor's hash, each link, the versions without gaps; then the checkpoint chain and the latest checkpoint's
-/// heads against what is stored now. Stops at the first broken link but counts the rest of the page.
+/// its predecessor's hash, each link, the versions without gaps; then the checkpoint chain, every form-2 checkpoint's
+/// range digest and the latest form-1 checkpoint's heads against what is stored now. Stops at the first broken link but
+/// counts the rest of the page.
 /// </summary>
 public static class AuditVerifier
 {
@@ -19,17 +20,24 @@ public static class AuditVerifier
         void Break(string what) { broken ??= what; brokenCount++; }
 
         var previous = AuditHash.Zeros;
+        var previousHighWater = 0L;
         for (var i = 0; i < chain.Count; i++)
         {
             var c = chain[i];
             if (c.Id != i + 1) Break($"tenant {tenantId}: checkpoint {i + 1} is missing (the next stored is {c.Id}): checkpoints were deleted");
             if (c.PreviousHash != previous) Break($"tenant {tenantId}: checkpoint {c.Id} does not link to checkpoint {c.Id - 1} (previousHash {c.PreviousHash}, expected {previous})");
-            var hash = AuditHash.Checkpoint(tenantId, c.Id, c.HighWaterSequence, c.TakenAt, c.StreamCount, c.HeadsDigest, c.PreviousHash);
+            if (c.Form is not (1 or 2)) { Break($"tenant {tenantId}: checkpoint {c.Id} has form {c.Form}, which this version does not know"); break; }
+            var hash = AuditHash.Checkpoint(tenantId, c);
             if (hash != c.Hash) Break($"tenant {tenantId}: checkpoint {c.Id} was changed (its hash is {c.Hash}, its fields hash to {hash})");
+            if (c.Form == 2 && c.FromSequence != previousHighWater)
+                Break($"tenant {tenantId}: checkpoint {c.Id} covers sequences after {c.FromSequence}, but the checkpoint before it ended at {previousHighWater}");
             previous = c.Hash;
+            previousHighWater = c.HighWaterSequence;
         }
         var anchor = chain.LastOrDefault();
-        var heads = Heads.Start(anchor?.HighWaterSequence ?? 0);
+        // Form 1 anchored the stream heads; the latest form-1 checkpoint's heads are recomputed (later ones are form 2).
+        var headsAnchor = chain.LastOrDefault(c => c.Form == 1);
+        var heads = Heads.Start(headsAnchor?.HighWaterSequence ?? 0);
 
         long events = 0, streams = 0;
         Guid stream = Guid.Empty;
@@ -56,13 +64,37 @@ public static class AuditVerifier
             }
             if (broken is not null || page.Count < pageSize) break;
         }
-        if (broken is null && anchor is not null)
+        if (broken is null && headsAnchor is not null)
         {
             var (digest, count) = heads.Finish();
-            if (digest != anchor.HeadsDigest)
-                Break($"tenant {tenantId}: the stream heads anchored by checkpoint {anchor.Id} no longer match ({anchor.StreamCount} streams then, {count} now at the same high-water sequence {anchor.HighWaterSequence}): a stream or the last events of one were deleted");
+            if (digest != headsAnchor.HeadsDigest)
+                Break($"tenant {tenantId}: the stream heads anchored by checkpoint {headsAnchor.Id} no longer match ({headsAnchor.StreamCount} streams then, {count} now at the same high-water sequence {headsAnchor.HighWaterSequence}): a stream or the last events of one were deleted");
         }
+        if (broken is null) await CheckRanges(tables, tenantId, chain.Where(c => c.Form == 2).ToList(), Break, ct);
         return new Result(events, streams, broken, brokenCount, anchor);
+    }
+
+    /// <summary>
+    /// Recomputes every form-2 checkpoint's digest from the chain rows stored now, in one pass in sequence order (the
+    /// ranges follow each other, as checked above). A row deleted or added inside a range changes that range's digest.
+    /// </summary>
+    private static async Task CheckRanges(AuditTables tables, string tenantId, List<AuditCheckpoint> ranges, Action<string> Break, CancellationToken ct)
+    {
+        if (ranges.Count == 0) return;
+        var k = 0;
+        var digest = new RangeDigest();
+        void Close(AuditCheckpoint c)
+        {
+            var (d, n) = digest.Finish();
+            if (d != c.RangeDigest || n != c.EventCount)
+                Break($"tenant {tenantId}: the events anchored by checkpoint {c.Id} no longer match ({c.EventCount} events then, {n} now with sequences {c.FromSequence + 1}–{c.HighWaterSequence}): an event, the last events of a stream or a whole stream were deleted, or rows were added to the chain behind the service's back");
+        }
+        await foreach (var entry in tables.RangeEntries(null, tenantId, ranges[0].FromSequence, ranges[^1].HighWaterSequence, ct))
+        {
+            while (entry.Sequence > ranges[k].HighWaterSequence) Close(ranges[k++]);
+            digest.Add(entry.Sequence, entry.Stream, entry.Version, entry.Hash);
+        }
+        for (; k < ranges.Count; k++) Close(ranges[k]);
     }
 
     private static string Difference(AuditHash.EventFields e, AuditChainEntry c)

@@ -13,8 +13,9 @@ public static class ExportAuditEndpoint
 {
     /// <summary>
     /// The tenant's events (all, one assignment's, one user's, or both filters' intersection) as NDJSON, one event a line
-    /// with its hash and previous hash, then the tenant's latest checkpoint: read from one streaming query and written
-    /// as read, flushed every 1,000 lines, so memory stays constant whatever the size. docs/audit.md describes each line.
+    /// with its hash and previous hash, then the tenant's checkpoints in order, then the anchor (the latest checkpoint):
+    /// each read from one streaming query and written as read, flushed every 1,000 lines, so memory stays constant
+    /// whatever the size. docs/audit.md describes each line.
     /// </summary>
     [ProducesResponseType<AuditExportLine>(StatusCodes.Status200OK, "application/x-ndjson")]
     [WolverineGet("/audit/export", OperationId = "exportAudit"), Authorize(Policy = AuthPolicies.Read)]
@@ -32,8 +33,9 @@ public static class ExportAuditEndpoint
         if (userId is not null && !RouteIds.TryExternal(userId, "userId", out var userProblem)) return userProblem!;
 
         var tenantId = session.TenantId;
-        // The anchor first: every event it covers (sequence at or below its high-water mark) is committed by now.
-        var anchor = (await checkpoints.ForTenant(tenantId, ct)).LastOrDefault();
+        // The latest checkpoint first: every event it and the ones before it cover (sequence at or below their high-water
+        // mark) is committed by now, so the events read next include them all. The checkpoints up to it are streamed after.
+        var anchor = await checkpoints.Latest(tenantId, ct);
 
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = "application/x-ndjson";
@@ -75,27 +77,52 @@ public static class ExportAuditEndpoint
             await EndLine();
         }
 
+        var events = lines;
+        var upTo = anchor?.Id ?? 0;
+        await foreach (var c in session.Query<AuditCheckpoint>().Where(c => c.Id <= upTo).OrderBy(c => c.Id).ToAsyncEnumerable(ct))
+        {
+            json.WriteStartObject();
+            json.WriteString("kind", "checkpoint");
+            json.WriteString("tenantId", tenantId);
+            WriteCheckpoint(json, c);
+            json.WriteEndObject();
+            await EndLine();
+        }
+
         json.WriteStartObject();
         json.WriteString("kind", "anchor");
         json.WriteString("tenantId", tenantId);
         json.WriteBoolean("wholeTenant", assignment is null && userId is null);
-        json.WriteNumber("events", lines);
+        json.WriteNumber("events", events);
         if (anchor is null) json.WriteNull("checkpoint");
-        else
-        {
-            json.WriteStartObject("checkpoint");
-            json.WriteNumber("number", anchor.Id);
-            json.WriteNumber("highWaterSequence", anchor.HighWaterSequence);
-            json.WriteString("takenAt", anchor.TakenAt);
-            json.WriteNumber("streamCount", anchor.StreamCount);
-            json.WriteString("headsDigest", anchor.HeadsDigest);
-            json.WriteString("previousHash", anchor.PreviousHash);
-            json.WriteString("hash", anchor.Hash);
-            json.WriteEndObject();
-        }
+        else WriteCheckpoint(json, anchor);
         json.WriteEndObject();
         await EndLine();
         await body.FlushAsync(ct);
         return Results.Empty;
+    }
+
+    /// <summary>A checkpoint as <see cref="AuditExportCheckpoint"/> describes it: the fields of its form only.</summary>
+    private static void WriteCheckpoint(Utf8JsonWriter json, AuditCheckpoint c)
+    {
+        json.WriteStartObject("checkpoint");
+        json.WriteNumber("number", c.Id);
+        json.WriteNumber("form", c.Form);
+        json.WriteNumber("highWaterSequence", c.HighWaterSequence);
+        json.WriteString("takenAt", c.TakenAt);
+        if (c.Form == 1)
+        {
+            json.WriteNumber("streamCount", c.StreamCount);
+            json.WriteString("headsDigest", c.HeadsDigest);
+        }
+        else
+        {
+            json.WriteNumber("fromSequence", c.FromSequence);
+            json.WriteNumber("eventCount", c.EventCount);
+            json.WriteString("rangeDigest", c.RangeDigest);
+        }
+        json.WriteString("previousHash", c.PreviousHash);
+        json.WriteString("hash", c.Hash);
+        json.WriteEndObject();
     }
 }
