@@ -61,15 +61,16 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
     /// wait for another instance's round instead of skipping. A tenant whose previous checkpoint no longer matches the
     /// stored chain gets no new checkpoint (so the evidence is not anchored over) and an error in the log.
     /// </summary>
-    public async Task<int> Take(bool wait, CancellationToken ct)
+    public async Task<CheckpointRound> Take(bool wait, CancellationToken ct)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using (var lockCommand = new NpgsqlCommand(wait ? "select pg_advisory_lock($1), true" : "select true, pg_try_advisory_lock($1)", connection))
         {
             lockCommand.Parameters.AddWithValue(LockKey);
             await using var r = await lockCommand.ExecuteReaderAsync(ct);
             await r.ReadAsync(ct);
-            if (!r.GetBoolean(1)) return 0;
+            if (!r.GetBoolean(1)) return new(0, 0, TimeSpan.Zero);
         }
         try
         {
@@ -89,14 +90,18 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
                 await using var command = new NpgsqlCommand("select pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8", connection);
                 command.Parameters.AddWithValue(xmax);
                 if ((bool)(await command.ExecuteScalarAsync(ct))!) break;
-                if (waited == 600) { logger.LogWarning("Audit checkpoint skipped: a transaction has stayed open for over a minute; the next round tries again."); return 0; }
+                if (waited == 600) { logger.LogWarning("Audit checkpoint skipped: a transaction has stayed open for over a minute; the next round tries again."); return new(0, 0, TimeSpan.Zero); }
                 await Task.Delay(100, ct);
             }
 
-            var taken = 0;
+            var (taken, events) = (0, 0L);
             foreach (var tenant in await tables.ChainedTenants(connection, ct))
-                if (await TakeFor(connection, tenant, highWater, ct)) taken++;
-            return taken;
+                if (await TakeFor(connection, tenant, highWater, ct) is { } covered) { taken++; events += covered; }
+            var round = new CheckpointRound(taken, events, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            if (taken > 0)
+                logger.LogInformation("Audit checkpoint round: {Taken} tenant(s) anchored up to sequence {HighWater}, {Events} new chain row(s) read, in {Milliseconds:F0} ms.",
+                    taken, highWater, events, round.Elapsed.TotalMilliseconds);
+            return round;
         }
         finally
         {
@@ -110,12 +115,12 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
     /// One tenant's form-2 checkpoint over the rows added since its previous checkpoint. The previous one is checked
     /// first from the same read (its own range again, or for a form-1 predecessor the heads of the whole chain, once).
     /// </summary>
-    private async Task<bool> TakeFor(NpgsqlConnection connection, string tenantId, long highWater, CancellationToken ct)
+    private async Task<long?> TakeFor(NpgsqlConnection connection, string tenantId, long highWater, CancellationToken ct)
     {
         var previous = await Latest(tenantId, ct);
         var from = previous?.HighWaterSequence ?? 0;
-        if (from >= highWater || !await tables.HasEntries(connection, tenantId, from, highWater, ct)) return false;
-        if (previous is { Form: 1 } && !await HeadsStillMatch(connection, tenantId, previous, ct)) return false;
+        if (from >= highWater || !await tables.HasEntries(connection, tenantId, from, highWater, ct)) return null;
+        if (previous is { Form: 1 } && !await HeadsStillMatch(connection, tenantId, previous, ct)) return null;
 
         var recheck = previous is { Form: 2 } ? new RangeDigest() : null;
         var range = new RangeDigest();
@@ -125,10 +130,10 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
         {
             logger.LogError("Audit: the events of tenant {TenantId} anchored by its checkpoint {Checkpoint} no longer match ({Then} events then, {Now} now, sequences {From}–{To}): events or streams it covered were changed or deleted behind the service's back. No new checkpoint is taken for this tenant until it is investigated; run `audit verify --tenant {TenantId}`.",
                 tenantId, previous.Id, previous.EventCount, count, previous.FromSequence + 1, previous.HighWaterSequence, tenantId);
-            return false;
+            return null;
         }
         var (rangeDigest, eventCount) = range.Finish();
-        if (eventCount == 0) return false;
+        if (eventCount == 0) return null;
         var checkpoint = new AuditCheckpoint
         {
             Id = (previous?.Id ?? 0) + 1, Form = 2, FromSequence = from, HighWaterSequence = highWater, TakenAt = AuditHash.Timestamp(DateTimeOffset.UtcNow),
@@ -138,7 +143,7 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
         await using var session = store.LightweightSession(tenantId);
         session.Insert(checkpoint);
         await session.SaveChangesAsync(ct);
-        return true;
+        return eventCount;
     }
 
     /// <summary>A form-1 checkpoint's heads recomputed from the whole chain: read once, when the first form-2 one follows it.</summary>
@@ -153,6 +158,9 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
         return false;
     }
 }
+
+/// <summary>What a round of checkpoints did: how many tenants got one, how many chain rows they covered, how long it took.</summary>
+public sealed record CheckpointRound(int Taken, long Events, TimeSpan Elapsed);
 
 /// <summary>A form-2 range digest, fed chain rows in ascending sequence order.</summary>
 public sealed class RangeDigest

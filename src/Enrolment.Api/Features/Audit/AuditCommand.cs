@@ -47,8 +47,11 @@ public sealed class AuditCommand : JasperFxAsyncCommand<AuditInput>
                 case "verify":
                     return await Verify(tables, checkpoints, input.TenantFlag, pageSize);
                 case "checkpoint":
-                    Console.Out.WriteLine($"Took {await checkpoints.Take(wait: true, CancellationToken.None)} checkpoint(s).");
+                {
+                    var round = await checkpoints.Take(wait: true, CancellationToken.None);
+                    Console.Out.WriteLine(FormattableString.Invariant($"Took {round.Taken} checkpoint(s) over {round.Events} new chain row(s) in {round.Elapsed.TotalMilliseconds:F0} ms."));
                     return true;
+                }
                 case "backfill":
                 {
                     var (tenant, stream, streams, events) = ("", Guid.Empty, 0, 0);
