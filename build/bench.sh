@@ -262,9 +262,14 @@ run_wrk baseline-completions "$raw/targets/completions-measured.tsv" "$baseline_
 dotnet "$bench_dll" count-completions --connection "$cs" > "$raw/completions-after-baseline.json"
 checkpoint_timed checkpoint-after-completions
 
+# The summaries' lag after a burst of conflicts: each of 200 completions sent twice at once (one of each pair rolls
+# back, leaving a hole in the event sequence), then the time until the summaries have processed everything.
+seed_tenant="$(grep -o '"tenantId":"[^"]*"' "$raw/seed-small.json" | head -1 | cut -d'"' -f4)"
+dotnet "$bench_dll" conflicts --url "$service_url" --tenant "$seed_tenant" --secret "$secret" --connection "$cs" > "$raw/conflicts.json" || log "the summaries did not catch up after the conflicts"
+log "conflicts: $(cat "$raw/conflicts.json")"
+
 # 5. Fan-out: an audience of $fanout users assigned through the service (until all readable) vs a raw COPY of as
 # many event and document rows.
-seed_tenant="$(grep -o '"tenantId":"[^"]*"' "$raw/seed-small.json" | head -1 | cut -d'"' -f4)"
 log "fan-out of $fanout users through the service (tenant $seed_tenant)"
 dotnet "$bench_dll" fanout --url "$service_url" --tenant "$seed_tenant" --secret "$secret" --connection "$cs" --count "$fanout" > "$raw/fanout-service.json"
 log "fan-out: $(cat "$raw/fanout-service.json")"

@@ -49,6 +49,7 @@ app.UseScimErrors();     // /scim/v2 answers SCIM error documents, also for what
 app.UseEdge();
 app.UsePages();           // /app/ is public: before authentication
 app.UseAccessControl();
+app.UseReadLatency();     // API reads timed, so background work can yield to them (Features/Time)
 app.MapOperatorEndpoints();
 app.MapMimecast();
 app.MapWolverineEndpoints(opts =>

@@ -8,6 +8,8 @@ using Enrolment.Benchmarks;
 //   fanout   --url <service> --tenant <id> --secret <s> --connection <cs> [--count 100000]
 //                                                   assign an audience of N through the service, until all readable
 //   fanout-baseline --connection <cs> [--count 100000]   COPY the same number of event and document rows
+//   conflicts --url <service> --tenant <id> --secret <s> --connection <cs> [--pairs 200]
+//                                                   each completion sent twice at once; the summaries' lag afterwards
 //   rebuild-baseline --connection <cs>              read + deserialise every enrolment event (no fold, no write)
 //   transition-lag --connection <cs> --label T --expected N [--timeout 600]
 //                                                   wait until N seeded enrolments are overdue; lag distribution
@@ -25,6 +27,7 @@ return command switch
     "count-completions" => await Targets.CountCompletions(options),
     "fanout" => await FanOut.Service(options),
     "fanout-baseline" => await FanOut.Baseline(options),
+    "conflicts" => await Conflicts.Run(options),
     "rebuild-baseline" => await Rebuild.Baseline(options),
     "transition-lag" => await Transitions.Lag(options),
     "bus-lag" => await BusLag.Run(options),
@@ -34,7 +37,7 @@ return command switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|rebuild-baseline|transition-lag|bus-lag|report [--option value ...] (see Program.cs)");
+    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|conflicts|rebuild-baseline|transition-lag|bus-lag|report [--option value ...] (see Program.cs)");
     return 2;
 }
 

@@ -69,6 +69,7 @@ public static class Hosting
 
         services.Configure<AuthSettings>(configuration.GetSection("Auth"));
         services.AddSingleton<SecretVerifier>();
+        services.AddSingleton<ReadLatency>();
         services.AddSingleton<AccessTokens>();
         // Basic and bearer (access tokens; tenant secrets on /scim/v2) behind one default scheme that picks by the
         // Authorization header, so every policy below holds for both.

@@ -27,6 +27,7 @@ public sealed class TimeDrivenTransitions(
     IServiceScopeFactory scopes,
     IHostApplicationLifetime lifetime,
     IClock clock,
+    Enrolment.Api.Infrastructure.ReadLatency readLatency,
     Microsoft.Extensions.Options.IOptions<TransitionSettings> options,
     ILogger<TimeDrivenTransitions> logger) : BackgroundService
 {
@@ -46,6 +47,7 @@ public sealed class TimeDrivenTransitions(
     private const long LockKey = 0x456E726F6C54696D;
 
     private readonly TransitionSettings _settings = options.Value;
+    private readonly ReadersFirst _readersFirst = new(options.Value.ReadLatencyFactor, Math.Max(1, options.Value.MaxParallelBatches));
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -86,21 +88,34 @@ public sealed class TimeDrivenTransitions(
         try
         {
             var total = 0;
-            var limit = _settings.BatchSize * Math.Max(1, _settings.MaxParallelBatches);
-            var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _settings.MaxParallelBatches), CancellationToken = ct };
             for (var round = 0; round < 1000 && !ct.IsCancellationRequested; round++)
             {
-                if (round > 0 && _settings.PauseBetweenRounds > TimeSpan.Zero) await Task.Delay(_settings.PauseBetweenRounds, ct);
+                if (round > 0)
+                {
+                    // Readers first (issue #32): fewer batches at a time and a longer rest while reads are slower than idle.
+                    var (p95, reads) = readLatency.Recent(TimeSpan.FromSeconds(1));
+                    _readersFirst.BeforeRound(p95, reads);
+                    var pause = _readersFirst.Pause > _settings.PauseBetweenRounds ? _readersFirst.Pause : _settings.PauseBetweenRounds;
+                    if (pause > TimeSpan.Zero) await Task.Delay(pause, ct);
+                }
+                var batchesAtOnce = _readersFirst.Parallel;
+                var limit = _settings.BatchSize * batchesAtOnce;
                 var now = clock.GetCurrentInstant();
                 // Counted at the start of a poll, then less what each round took (a count per round costs a burst time).
                 if (round == 0) Interlocked.Exchange(ref _backlog, await table.DueCount(lockConnection, now, ct));
                 else Interlocked.Exchange(ref _backlog, Math.Max(0, Interlocked.Read(ref _backlog) - limit));
                 var due = await table.Due(lockConnection, now, limit, ct);
-                if (due.Count == 0) break;
+                if (due.Count == 0)
+                {
+                    // Nothing due: what readers see now is the idle latency the bursts are compared with.
+                    if (round == 0) { var (p95, reads) = readLatency.Recent(TimeSpan.FromSeconds(5)); _readersFirst.Idle(p95, reads); }
+                    break;
+                }
                 // One transaction per tenant and batch; the round ends when all its batches have, so the next query
                 // sees what they wrote.
                 var batches = due.GroupBy(d => d.TenantId)
                     .SelectMany(tenant => tenant.Select(d => d.Id).Chunk(_settings.BatchSize).Select(ids => (TenantId: tenant.Key, Ids: ids)));
+                var parallel = new ParallelOptions { MaxDegreeOfParallelism = batchesAtOnce, CancellationToken = ct };
                 await Parallel.ForEachAsync(batches, parallel, async (batch, token) =>
                     Interlocked.Add(ref total, await ApplyBatch(batch.TenantId, batch.Ids, token)));
                 if (due.Count < limit) break;
@@ -137,6 +152,47 @@ public sealed class TimeDrivenTransitions(
                 catch (ConcurrencyException) { /* still due at the next poll if the state still says so */ }
             }
             return applied;
+        }
+    }
+}
+
+/// <summary>
+/// The readers-first budget of the time-driven transitions (<see cref="TransitionSettings.ReadLatencyFactor"/>): how many
+/// batches run at a time and how long to rest between rounds, from the API reads' 95th percentile now against the one
+/// measured while nothing was due. Lowers both a step at a time while reads are slow, raises them back when they are not.
+/// </summary>
+public sealed class ReadersFirst(double factor, int maxParallel)
+{
+    private readonly int _max = maxParallel;
+    private static readonly TimeSpan FirstRest = TimeSpan.FromMilliseconds(50), LongestRest = TimeSpan.FromSeconds(1);
+    private const int FewestIdleReads = 20, FewestBusyReads = 10;
+
+    /// <summary>The idle 95th percentile in milliseconds (a moving average of the idle polls' samples); 0 before any.</summary>
+    public double IdleP95 { get; private set; }
+    public int Parallel { get; private set; } = maxParallel;
+    public TimeSpan Pause { get; private set; } = TimeSpan.Zero;
+
+    /// <summary>A poll found nothing due: the reads of the last seconds are the idle reference, and the next burst starts at full speed.</summary>
+    public void Idle(double p95, int reads)
+    {
+        (Parallel, Pause) = (_max, TimeSpan.Zero);
+        if (reads >= FewestIdleReads) IdleP95 = IdleP95 == 0 ? p95 : 0.8 * IdleP95 + 0.2 * p95;
+    }
+
+    /// <summary>Before a round of a burst: slower while the reads of the last second are over the factor times idle.</summary>
+    public void BeforeRound(double p95, int reads)
+    {
+        if (factor <= 0 || IdleP95 <= 0 || reads < FewestBusyReads) return;
+        // A floor of 1 ms: on an idle node answering in microseconds, noise alone would be "twice as slow".
+        if (p95 > factor * Math.Max(IdleP95, 1.0))
+        {
+            Parallel = Math.Max(1, Parallel - 1);
+            Pause = Pause == TimeSpan.Zero ? FirstRest : Pause * 2 > LongestRest ? LongestRest : Pause * 2;
+        }
+        else
+        {
+            Parallel = Math.Min(_max, Parallel + 1);
+            Pause = Pause / 2 < FirstRest / 2 ? TimeSpan.Zero : Pause / 2;
         }
     }
 }

@@ -33,6 +33,14 @@ public sealed class TransitionSettings
     /// </summary>
     public TimeSpan PauseBetweenRounds { get; set; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// Readers first: while a burst runs, the 95th percentile of the API reads of the last second is compared with the
+    /// one measured while this node had nothing due. Above this factor, each round runs one batch fewer at a time (down
+    /// to one) and rests twice as long before the next (50 ms up to 1 s); below it, they come back a step a round. The
+    /// transitions then take longer and readers wait less. 0 turns it off.
+    /// </summary>
+    public double ReadLatencyFactor { get; set; } = 2.0;
+
     /// <summary>Set false to run a node that serves HTTP only (another node must then apply transitions).</summary>
     public bool Enabled { get; set; } = true;
 }
