@@ -119,12 +119,14 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
     {
         var previous = await Latest(tenantId, ct);
         var from = previous?.HighWaterSequence ?? 0;
-        if (from >= highWater || !await tables.HasEntries(connection, tenantId, from, highWater, ct)) return null;
+        if (from >= highWater) return null;
 
         var range = new RangeDigest();
         await foreach (var entry in tables.RangeEntries(connection, tenantId, from, highWater, ct))
             range.Add(entry.Sequence, entry.Stream, entry.Version, entry.Hash);
         var (rangeDigest, eventCount) = range.Finish();
+        // Nothing new for this tenant: the range query was one empty index probe, and no checkpoint is written.
+        if (eventCount == 0) return null;
         var checkpoint = new AuditCheckpoint
         {
             Id = (previous?.Id ?? 0) + 1, Form = 2, FromSequence = from, HighWaterSequence = highWater, TakenAt = AuditHash.Timestamp(DateTimeOffset.UtcNow),

@@ -133,17 +133,6 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
         while (await reader.ReadAsync(ct)) yield return (reader.GetGuid(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3));
     }
 
-    /// <summary>Whether the tenant has chain entries with a sequence in (<paramref name="after"/>, <paramref name="upTo"/>]: one index probe.</summary>
-    public async Task<bool> HasEntries(NpgsqlConnection connection, string tenantId, long after, long upTo, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand(
-            $"select exists (select 1 from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and seq_id > $2 and seq_id <= $3)", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
-        command.Parameters.Add(new NpgsqlParameter { Value = after, NpgsqlDbType = NpgsqlDbType.Bigint });
-        command.Parameters.Add(new NpgsqlParameter { Value = upTo, NpgsqlDbType = NpgsqlDbType.Bigint });
-        return (bool)(await command.ExecuteScalarAsync(ct))!;
-    }
-
     /// <summary>
     /// The tenants that have chain entries, one index probe each (a loose scan of the (tenant_id, seq_id) index:
     /// PostgreSQL 15 has no skip scan), so the cost grows with the number of tenants, not of events.
