@@ -7,7 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/db}"
 mkdir -p "$out"
-scratch="enrolment_schema_export"
+# Named after the database of the run (build/test.sh exports its own), so two checkouts testing at once never share it.
+scratch="${ENROLMENT_DB_NAME:-enrolment}_schema_export"
 as_postgres() { if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
 ENROLMENT_DB_NAME="$scratch" "$root/db/start.sh"
 as_postgres psql -q -c "DROP DATABASE IF EXISTS \"$scratch\" WITH (FORCE)" && ENROLMENT_DB_NAME="$scratch" "$root/db/start.sh"

@@ -502,7 +502,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_assignment (
     mt_version          bigint                      NOT NULL DEFAULT 0,
     audience_id         varchar                     NULL,
 CONSTRAINT pkey_mt_doc_assignment_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX mt_doc_assignment_idx_audience_id ON enrolment.mt_doc_assignment USING btree (audience_id);
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_assignment;
@@ -518,7 +519,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_audiencemember (
     mt_dotnet_type      varchar                     NULL,
     audience_id         varchar                     NULL,
 CONSTRAINT pkey_mt_doc_audiencemember_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX mt_doc_audiencemember_idx_audience_id ON enrolment.mt_doc_audiencemember USING btree (audience_id);
 
@@ -535,7 +537,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_auditcheckpoint (
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_auditcheckpoint_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_auditcheckpoint;
 ALTER TABLE enrolment.mt_doc_auditcheckpoint NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_auditcheckpoint DISABLE ROW LEVEL SECURITY;
@@ -551,7 +554,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_completionrecord (
     resultuser_id         varchar                     NULL,
     resultcontent_id      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_completionrecord_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX ix_completionrecord_completed_at ON enrolment.mt_doc_completionrecord USING btree (resultcompleted_at);
 
@@ -574,7 +578,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_contentitem (
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_contentitem_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_contentitem;
 ALTER TABLE enrolment.mt_doc_contentitem NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_contentitem DISABLE ROW LEVEL SECURITY;
@@ -595,7 +600,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolmentstanding (
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_enrolmentstanding_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolmentstanding;
 ALTER TABLE enrolment.mt_doc_enrolmentstanding NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_enrolmentstanding DISABLE ROW LEVEL SECURITY;
@@ -613,7 +619,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolment (
     updated_at                timestamptz                 NULL,
     next_transition_at_utc    timestamptz                 NULL,
 CONSTRAINT pkey_mt_doc_enrolment_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX mt_doc_enrolment_idx_next_transition_at_utc ON enrolment.mt_doc_enrolment USING btree (next_transition_at_utc);
 
@@ -638,7 +645,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_enrolmentsummary (
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_enrolmentsummary_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_enrolmentsummary;
 ALTER TABLE enrolment.mt_doc_enrolmentsummary NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_enrolmentsummary DISABLE ROW LEVEL SECURITY;
@@ -660,12 +668,27 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_fanoutbatchdone (
     mt_dotnet_type      varchar                     NULL,
     operation_id        uuid                        NULL,
 CONSTRAINT pkey_mt_doc_fanoutbatchdone_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX mt_doc_fanoutbatchdone_idx_operation_id ON enrolment.mt_doc_fanoutbatchdone USING btree (operation_id);
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_fanoutbatchdone;
 ALTER TABLE enrolment.mt_doc_fanoutbatchdone NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE enrolment.mt_doc_fanoutbatchdone DISABLE ROW LEVEL SECURITY;
+
+CREATE TABLE IF NOT EXISTS enrolment.mt_doc_fanoutoperation (
+    tenant_id           varchar                     NOT NULL DEFAULT '*DEFAULT*',
+    id                  uuid                        NOT NULL,
+    data                jsonb                       NOT NULL,
+    mt_last_modified    timestamp with time zone    NULL DEFAULT (transaction_timestamp()),
+    mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
+    mt_dotnet_type      varchar                     NULL,
+CONSTRAINT pkey_mt_doc_fanoutoperation_tenant_id_id PRIMARY KEY (tenant_id, id)
+) PARTITION BY LIST (tenant_id);
+
+DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_fanoutoperation;
+ALTER TABLE enrolment.mt_doc_fanoutoperation NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE enrolment.mt_doc_fanoutoperation DISABLE ROW LEVEL SECURITY;
 
 CREATE TABLE IF NOT EXISTS enrolment.mt_doc_mimecastkey (
     id                  varchar                     NOT NULL,
@@ -694,7 +717,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_scimgroup (
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_scimgroup_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX mt_doc_scimgroup_idx_display_name_key ON enrolment.mt_doc_scimgroup USING btree ((data ->> 'displayNameKey'));
 DROP POLICY IF EXISTS marten_tenant_isolation ON enrolment.mt_doc_scimgroup;
@@ -709,7 +733,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_scimuser (
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_scimuser_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX mt_doc_scimuser_idx_user_name_key ON enrolment.mt_doc_scimuser USING btree ((data ->> 'userNameKey'));
 
@@ -726,7 +751,8 @@ CREATE TABLE IF NOT EXISTS enrolment.mt_doc_suspendedmembership (
     mt_version          uuid                        NOT NULL DEFAULT (md5(random()::text || clock_timestamp()::text)::uuid),
     mt_dotnet_type      varchar                     NULL,
 CONSTRAINT pkey_mt_doc_suspendedmembership_tenant_id_id PRIMARY KEY (tenant_id, id)
-);
+) PARTITION BY LIST (tenant_id);
+
 
 CREATE INDEX mt_doc_suspendedmembership_idx_user_id ON enrolment.mt_doc_suspendedmembership USING btree ((data ->> 'userId'));
 
@@ -1194,3 +1220,8 @@ CREATE TRIGGER change_feed_on_insert_v1 AFTER INSERT ON enrolment.mt_events REFE
 CREATE TRIGGER change_feed_on_delete_v1 AFTER DELETE ON enrolment.mt_events REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
 CREATE TRIGGER change_feed_on_truncate_v1 AFTER TRUNCATE ON enrolment.mt_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
 INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM enrolment.mt_events ON CONFLICT (seq_id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS enrolment.mt_tenant_partitions (
+    partition_value     varchar    NOT NULL,
+    partition_suffix    varchar    NULL,
+CONSTRAINT pkey_mt_tenant_partitions_partition_value PRIMARY KEY (partition_value)
+);

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using Enrolment.Api.Features.Audit;
 using Enrolment.Api.Infrastructure.Sql;
@@ -59,8 +60,12 @@ public static class TestData
 {
     public static async Task Reset(IServiceProvider services)
     {
-        await services.GetRequiredService<Marten.IDocumentStore>().Advanced.ResetAllData();
-        await using var command = services.GetRequiredService<NpgsqlDataSource>().CreateCommand($"truncate enrolment.{AuditChainSql.ChainTable}");
-        await command.ExecuteNonQueryAsync();
+        var store = services.GetRequiredService<Marten.IDocumentStore>();
+        await store.Advanced.ResetAllData();
+        foreach (var shard in await store.Shards())
+        {
+            await using var command = TenantPool.DataSourceOf(shard).CreateCommand($"truncate enrolment.{AuditChainSql.ChainTable}");
+            await command.ExecuteNonQueryAsync();
+        }
     }
 }

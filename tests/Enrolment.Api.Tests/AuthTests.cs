@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Net;
 using System.Text;
 using Enrolment.Api.Infrastructure.Auth;
@@ -83,7 +84,7 @@ public sealed class AuthTests(AppFixture fixture) : ScenarioTest(fixture)
         string kept = Secrets.Generate(), revoked = Secrets.Generate();
         var store = Host.Services.GetRequiredService<IDocumentStore>();
         var now = SystemClock.Instance.GetCurrentInstant();
-        await using (var session = store.LightweightSession())
+        await using (var session = await store.OpenHome())
         {
             var account = (await session.LoadAsync<TenantAccount>(TenantId))!;
             account.Secrets.Add(new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(kept), Scopes = [Scopes.All], CreatedAt = now });
@@ -91,7 +92,7 @@ public sealed class AuthTests(AppFixture fixture) : ScenarioTest(fixture)
             session.Store(account);
             await session.SaveChangesAsync();
         }
-        await using (var session = store.LightweightSession())
+        await using (var session = await store.OpenHome())
         {
             var account = (await session.LoadAsync<TenantAccount>(TenantId))!;
             account.Secrets.Single(s => s.Hash.SequenceEqual(Secrets.Hash(revoked))).RevokedAt = now;

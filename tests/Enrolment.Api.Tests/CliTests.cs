@@ -13,7 +13,7 @@ public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(180); // ~5 s on a quiet machine; far more under load
     private static readonly Regex SecretFormat = new("^es_[A-Za-z0-9_-]{40,}$");
 
-    private sealed record CliResult(int ExitCode, string StdOut, string StdErr)
+    internal sealed record CliResult(int ExitCode, string StdOut, string StdErr)
     {
         public string[] Lines => StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).Where(l => l.Trim().Length > 0).ToArray();
         public string LastLine => Lines.LastOrDefault() ?? "";
@@ -39,7 +39,7 @@ public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
         return Path.Combine(AppContext.BaseDirectory, "Enrolment.Api.dll");
     });
 
-    private static async Task<CliResult> Cli(params string[] args)
+    internal static async Task<CliResult> Cli(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Text.Json.Nodes;
 using Enrolment.Api.Features.Time;
 using Microsoft.Extensions.DependencyInjection;
@@ -150,7 +151,7 @@ public sealed class ComplianceTests(AppFixture fixture) : ScenarioTest(fixture)
     /// <summary>The secret id of one of the test tenant's secrets, as stored (the events must name it, never the secret).</summary>
     private async Task<string> SecretIdOf(string secret)
     {
-        await using var session = Host.Services.GetRequiredService<Marten.IDocumentStore>().QuerySession();
+        await using var session = await Host.Services.GetRequiredService<Marten.IDocumentStore>().QueryHome();
         var account = await session.LoadAsync<Enrolment.Api.Infrastructure.Auth.TenantAccount>(TenantId);
         return Enrolment.Api.Infrastructure.Auth.Secrets.Match(account!, secret)!.SecretId;
     }

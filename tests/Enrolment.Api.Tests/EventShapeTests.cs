@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Text.Json.Nodes;
 using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Domain;
@@ -192,7 +193,7 @@ public sealed class EventShapeTests(AppFixture fixture) : ScenarioTest(fixture)
         // So does Marten's own rebuild through its daemon, whose type filter must take the old name too.
         await using (var damage = Db.CreateCommand("update enrolment.mt_doc_enrolment set data = jsonb_set(data, '{remindersInPeriod}', '0')"))
             await damage.ExecuteNonQueryAsync();
-        using (var daemon = await Store.BuildProjectionDaemonAsync())
+        using (var daemon = await Store.BuildProjectionDaemonAsync(TenantPool.HomeShard)) // the tenant's shard (a daemon per database)
             await daemon.RebuildProjectionAsync<Enrolment.Api.Features.Enrolments.EnrolmentProjection>(TimeSpan.FromMinutes(2), CancellationToken.None);
         await using (var query = Store.QuerySession(TenantId))
             foreach (var state in await query.Query<EnrolmentState>().ToListAsync())

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Features.Mimecast;
 using Enrolment.Contracts;
@@ -83,7 +84,7 @@ public sealed class FanOutBulkTests(AppFixture fixture) : ScenarioTest(fixture)
         var assignmentId = await CreateAssignment("a1", "c1");
         var before = (await ListAll($"/assignments/{assignmentId}/enrolments")).ToDictionary(e => e.Str("id"), e => e.ToJsonString());
 
-        using (var daemon = await Store.BuildProjectionDaemonAsync())
+        using (var daemon = await Store.BuildProjectionDaemonAsync(TenantPool.HomeShard)) // the tenant's shard (a daemon per database)
             await daemon.RebuildProjectionAsync<EnrolmentProjection>(TimeSpan.FromMinutes(2), CancellationToken.None);
 
         var after = (await ListAll($"/assignments/{assignmentId}/enrolments")).ToDictionary(e => e.Str("id"), e => e.ToJsonString());

@@ -88,7 +88,7 @@ public sealed class HostileInputTests(AppFixture fixture) : ScenarioTest(fixture
     {
         // JsonNode.Parse accepts the escape; reading the string threw InvalidOperationException in the handler (a 500).
         MimecastKeySet key;
-        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().LightweightSession())
+        await using (var session = await Host.Services.GetRequiredService<IDocumentStore>().OpenHome())
         {
             var issued = MimecastKeys.Issue(session, Host.Services.GetRequiredService<MimecastSecretCipher>(), TenantId, SystemClock.Instance.GetCurrentInstant());
             await session.SaveChangesAsync();

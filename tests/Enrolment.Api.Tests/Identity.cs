@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using System.Net;
 using System.Text;
@@ -58,7 +59,7 @@ public static class Identity
     /// <summary>Issues another secret of the tenant with these scopes; returns the secret and its id.</summary>
     public static async Task<(string Secret, string SecretId)> AddSecret(IServiceProvider services, string tenantId, params string[] scopes)
     {
-        await using var session = services.GetRequiredService<IDocumentStore>().LightweightSession();
+        await using var session = await services.GetRequiredService<IDocumentStore>().OpenHome();
         var account = await session.LoadAsync<TenantAccount>(tenantId) ?? throw new InvalidOperationException($"No tenant {tenantId}");
         var secret = Secrets.Generate();
         var record = new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(secret), Scopes = scopes, CreatedAt = SystemClock.Instance.GetCurrentInstant() };
@@ -70,7 +71,7 @@ public static class Identity
 
     public static async Task Revoke(IServiceProvider services, string tenantId, string secretId)
     {
-        await using var session = services.GetRequiredService<IDocumentStore>().LightweightSession();
+        await using var session = await services.GetRequiredService<IDocumentStore>().OpenHome();
         var account = (await session.LoadAsync<TenantAccount>(tenantId))!;
         account.Secrets.Single(s => s.SecretId == secretId).RevokedAt = SystemClock.Instance.GetCurrentInstant();
         session.Store(account);

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -84,7 +85,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
     private async Task<MimecastClient> IssueKey(string tenantId = TenantId, IAlbaHost? host = null)
     {
         host ??= Host;
-        await using var session = host.Services.GetRequiredService<IDocumentStore>().LightweightSession();
+        await using var session = await host.Services.GetRequiredService<IDocumentStore>().OpenHome();
         var issued = MimecastKeys.Issue(session, host.Services.GetRequiredService<MimecastSecretCipher>(), tenantId, SystemClock.Instance.GetCurrentInstant());
         await session.SaveChangesAsync();
         return new MimecastClient(issued.AccessKey, issued.SecretKey, issued.AppId, issued.AppKey);
@@ -94,7 +95,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
     private async Task<MimecastClient> StoreKnownVectorKey(IAlbaHost host)
     {
         var cipher = host.Services.GetRequiredService<MimecastSecretCipher>();
-        await using var session = host.Services.GetRequiredService<IDocumentStore>().LightweightSession();
+        await using var session = await host.Services.GetRequiredService<IDocumentStore>().OpenHome();
         session.Store(new MimecastKey
         {
             Id = KnownVector.AccessKey, TenantId = TenantId, AppId = KnownVector.AppId, AppKey = KnownVector.AppKey,
@@ -310,7 +311,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
     {
         var key = await IssueKey();
         var revoked = await IssueKey();
-        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().LightweightSession())
+        await using (var session = await Host.Services.GetRequiredService<IDocumentStore>().OpenHome())
         {
             Assert.True(await MimecastKeys.Revoke(session, TenantId, revoked.AccessKey, SystemClock.Instance.GetCurrentInstant()));
             await session.SaveChangesAsync();
@@ -351,7 +352,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
         AssertOk(await Call(other, requestId: requestId));
         AssertOk(await Call(key));
 
-        await using var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession();
+        await using var session = await Host.Services.GetRequiredService<IDocumentStore>().QueryHome();
         var seen = await session.LoadAsync<MimecastSeenRequest>($"{key.AccessKey}/{requestId}");
         Assert.NotNull(seen);
         Assert.True(seen.ExpiresAt >= DateTimeOffset.UtcNow.AddMinutes(29), $"A seen id is kept for at least 30 minutes, expires {seen.ExpiresAt:O}");
@@ -706,7 +707,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
         var secret = Convert.FromBase64String(key.SecretKey);
         Assert.True(secret.Length >= 32, "The secret key has at least 256 random bits.");
 
-        await using var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession();
+        await using var session = await Host.Services.GetRequiredService<IDocumentStore>().QueryHome();
         var raw = await session.Json.FindByIdAsync<MimecastKey>(key.AccessKey);
         Assert.NotNull(raw);
         Assert.DoesNotContain(key.SecretKey, raw);
@@ -758,7 +759,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
     {
         var key = await IssueKey();   // sealed under the fixture's (development) key-encryption key
         var revoked = await IssueKey();
-        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().LightweightSession())
+        await using (var session = await Host.Services.GetRequiredService<IDocumentStore>().OpenHome())
         {
             await MimecastKeys.Revoke(session, TenantId, revoked.AccessKey, SystemClock.Instance.GetCurrentInstant());
             await session.SaveChangesAsync();
@@ -778,7 +779,7 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
         // Only the new key opens the rows now, revoked ones included; the secret inside is the one the client holds.
         var onlyNew = new MimecastSecretCipher(Options.Create(new MimecastSettings { KeyEncryptionKey = newKek }));
         var onlyOld = Host.Services.GetRequiredService<MimecastSecretCipher>();
-        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession())
+        await using (var session = await Host.Services.GetRequiredService<IDocumentStore>().QueryHome())
         {
             foreach (var client in new[] { key, revoked })
             {
@@ -822,12 +823,12 @@ public sealed class MimecastTests(AppFixture fixture) : ScenarioTest(fixture)
             ["Mimecast__PreviousKeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
         };
         byte[] before;
-        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession())
+        await using (var session = await Host.Services.GetRequiredService<IDocumentStore>().QueryHome())
             before = (await session.LoadAsync<MimecastKey>(lost.AccessKey))!.EncryptedSecretKey;
         var result = await CliWith(rotation, "mimecast", "rotate-key");
         Assert.True(result.ExitCode != 0, $"Unreadable rows must fail the rotation: {result}");
         Assert.Contains(lost.AccessKey, result.StdErr);
-        await using (var session = Host.Services.GetRequiredService<IDocumentStore>().QuerySession())
+        await using (var session = await Host.Services.GetRequiredService<IDocumentStore>().QueryHome())
             Assert.Equal(before, (await session.LoadAsync<MimecastKey>(lost.AccessKey))!.EncryptedSecretKey);
     }
 

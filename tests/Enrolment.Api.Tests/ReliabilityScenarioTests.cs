@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Net;
 using Enrolment.Api.Features.Mimecast;
 using Enrolment.Reliability;
@@ -71,7 +72,7 @@ public sealed class ReliabilityScenarioTests(AppFixture fixture, ITestOutputHelp
 
     private async Task<MimecastKeySet> IssueMimecastKey(string tenantId, CancellationToken ct)
     {
-        await using var session = Host.Services.GetRequiredService<IDocumentStore>().LightweightSession();
+        await using var session = await Host.Services.GetRequiredService<IDocumentStore>().OpenHome();
         var issued = MimecastKeys.Issue(session, Host.Services.GetRequiredService<MimecastSecretCipher>(), tenantId, SystemClock.Instance.GetCurrentInstant());
         await session.SaveChangesAsync(ct);
         return new MimecastKeySet(issued.AccessKey, issued.SecretKey, issued.AppId, issued.AppKey);

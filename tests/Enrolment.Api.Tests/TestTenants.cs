@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,7 +17,10 @@ public static class TestTenants
         var account = new TenantAccount { Id = tenantId, CreatedAt = now };
         for (var i = 0; i < scopes.Length; i++)
             account.Secrets.Add(new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(secrets[i]), Scopes = [scopes[i]], CreatedAt = now });
-        await using var session = services.GetRequiredService<IDocumentStore>().LightweightSession();
+        var store = services.GetRequiredService<IDocumentStore>();
+        // As `tenants add` does: placed in the pool (its partitions in its shard), then its account in the home shard.
+        await store.PlaceTenant(tenantId, shard: null);
+        await using var session = await store.OpenHome();
         session.Store(account);
         await session.SaveChangesAsync();
         return secrets;

@@ -301,16 +301,17 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         var serializer = runtime.Options.DefaultSerializer;
         var stuck = new Envelope(v1)
         {
-            Id = RecordWebhookDeliveriesHandler.InboxId(v1.MessageId), Destination = queue.Uri, Status = EnvelopeStatus.Incoming, OwnerId = deadNode,
+            // With the tenant, as every integration event is sent: Wolverine keeps it in the tenant's shard's inbox.
+            Id = RecordWebhookDeliveriesHandler.InboxId(v1.MessageId), Destination = queue.Uri, Status = EnvelopeStatus.Incoming, OwnerId = deadNode, TenantId = TenantId,
             ContentType = serializer.ContentType, MessageType = typeof(EnrolmentStatusChanged).ToMessageTypeName(), SentAt = DateTimeOffset.UtcNow,
         };
         stuck.Data = serializer.Write(stuck);
         await runtime.Storage.Inbox.StoreIncomingAsync(stuck);
-        Assert.True(await inbox.IsWaiting(stuck.Id, default), "an unhandled envelope in Wolverine's inbox reads as waiting");
-        Assert.False(await inbox.IsWaiting(Guid.NewGuid(), default), "an envelope that is not there reads as not waiting");
+        Assert.True(await inbox.IsWaiting(TenantId, stuck.Id, default), "an unhandled envelope in Wolverine's inbox reads as waiting");
+        Assert.False(await inbox.IsWaiting(TenantId, Guid.NewGuid(), default), "an envelope that is not there reads as not waiting");
 
         // Version 2 through the bus, as a commit sends it: its inbox envelope gets the id derived from the event.
-        using (var scope = Service.Services.CreateScope()) await scope.ServiceProvider.GetRequiredService<IMessageBus>().PublishAsync(v2);
+        using (var scope = Service.Services.CreateScope()) await scope.ServiceProvider.GetRequiredService<IMessageBus>().PublishAsync(v2, new DeliveryOptions { TenantId = TenantId });
         var v2Inbox = RecordWebhookDeliveriesHandler.InboxId(v2.MessageId);
         await BusTest.Eventually(async () => await InboxStatus(v2Inbox) == "Scheduled", TimeSpan.FromSeconds(10), "version 2 rescheduled in the inbox behind version 1");
         await Task.Delay(1500);
@@ -322,7 +323,7 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         var got = await WaitFor(receiver, 2, timeout: TimeSpan.FromSeconds(30));
         Assert.Equal([1L, 2L], got.Select(r => r.StreamVersion));
         Assert.All(got, r => Assert.True(r.SignatureValid(secret)));
-        Assert.False(await inbox.IsWaiting(stuck.Id, default), "a handled envelope reads as not waiting");
+        Assert.False(await inbox.IsWaiting(TenantId, stuck.Id, default), "a handled envelope reads as not waiting");
         Assert.Equal("Handled", await InboxStatus(v2Inbox));
     }
 
@@ -484,7 +485,7 @@ public sealed class WebhookApiTests(AppFixture fixture) : ApiTest(fixture)
 
         var store = Host.Services.GetRequiredService<IDocumentStore>();
         var webhooksOnly = Infrastructure.Auth.Secrets.Generate();
-        await using (var session = store.LightweightSession())
+        await using (var session = await store.OpenHome())
         {
             var account = (await session.LoadAsync<Infrastructure.Auth.TenantAccount>(TenantId))!;
             account.Secrets.Add(new Infrastructure.Auth.ApiSecret { SecretId = "hooks", Hash = Infrastructure.Auth.Secrets.Hash(webhooksOnly), Scopes = [Infrastructure.Auth.Scopes.Webhooks], CreatedAt = NodaTime.SystemClock.Instance.GetCurrentInstant() });

@@ -24,16 +24,9 @@ public static class Persistence
         var connectionString = configuration.GetConnectionString(ConnectionStringName)
             ?? throw new InvalidOperationException($"ConnectionStrings:{ConnectionStringName} is not set. Set it in appsettings.json or the environment variable ConnectionStrings__{ConnectionStringName}.");
 
-        // Owned by the container, so a stopped host closes its connections.
-        services.AddNpgsqlDataSource(connectionString, b =>
-        {
-            b.UseNodaTime();
-            // Marten and Wolverine send the same few statements over and over (upserts, appends, outbox moves):
-            // prepared once per connection, PostgreSQL stops parsing and planning them every time (a time-driven
-            // transition cost PostgreSQL about 40% less CPU). A connection string that says otherwise wins, e.g.
-            // "Max Auto Prepare=0" behind a PgBouncer in transaction mode.
-            if (!Mentions(connectionString, "MaxAutoPrepare")) b.ConnectionStringBuilder.MaxAutoPrepare = 64;
-        });
+        // The master database's data source (the pool registry, Wolverine's node table), owned by the container so a
+        // stopped host closes its connections. Tenant data is never read through it: see TenantPool.
+        services.AddNpgsqlDataSource(connectionString, b => ConfigureDataSource(b, connectionString));
 
         var autoMigrate = configuration.GetValue("Database:AutoMigrate", environment.IsDevelopment());
         // Weasel does not know NodaTime's Instant; Npgsql.NodaTime sends it as timestamptz. Needed for Instant members in
@@ -43,11 +36,30 @@ public static class Persistence
         var marten = services.AddMarten(opts =>
         {
             opts.DatabaseSchemaName = "enrolment";
+            // Marten's sharded tenancy (PRODUCT.md, "Scale-out"): a master database holds the pool of shard databases
+            // (mt_database_pool) and which tenant lives where (mt_tenant_assignments); each shard holds its tenants'
+            // events and documents, conjoined, one LIST partition per tenant. The embedded default is a pool of one:
+            // the master and the shard `default` are the same database, ConnectionStrings:Enrolment, so a local run
+            // and the tests run this one code path. `shards add` registers more databases at run time.
+            opts.MultiTenantedWithShardedDatabases(pool =>
+            {
+                pool.ConnectionString = connectionString;
+                pool.SchemaName = "enrolment_pool"; // the registry apart from a shard's own tables (DDL in db/ is per shard)
+                pool.PartitionSchemaName = "enrolment";
+                // The registry's two tables are created even with Database:AutoMigrate=false: without them no command,
+                // not even db-patch, can find the shard databases it would patch.
+                pool.AutoCreate = AutoCreate.CreateOrUpdate;
+                pool.AddDatabase(TenantPool.HomeShard, connectionString);
+                // Only `tenants add` places a tenant (TenantPool.PlaceTenant, which holds the placement rule). A session
+                // of a tenant in no shard fails rather than placing it, and so does one of a tenant in a shard this
+                // node has not loaded yet, where any other rule would move the tenant's registry row (Marten 9.58).
+                pool.UseExplicitAssignment();
+            });
+            // Applies to the data source of every database of the pool (the master and each shard).
+            opts.ConfigureNpgsqlDataSourceBuilder(b => ConfigureDataSource(b, connectionString));
             opts.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase, Json.Configure);
             opts.AutoCreateSchemaObjects = autoMigrate ? AutoCreate.CreateOrUpdate : AutoCreate.None;
 
-            opts.Policies.AllDocumentsAreMultiTenanted();
-            opts.Events.TenancyStyle = JasperFx.MultiTenancy.TenancyStyle.Conjoined;
             // Marten 9's default: one mt_quick_append_events call per stream, which checks the version FetchForWriting
             // saw and assigns sequence numbers in the database, instead of first reading every stream's state back
             // (Rich). Timestamps still come from this process's clock. Nothing here reads IEvent.Sequence before commit.
@@ -67,15 +79,18 @@ public static class Persistence
             // threshold and checks that its event is still summarised.
             opts.Projections.StaleSequenceThreshold = configuration.GetValue("Projections:StaleSequenceThreshold", TimeSpan.FromMilliseconds(250));
         })
-        .UseNpgsqlDataSource()
         .UseLightweightSessions()
-        .IntegrateWithWolverine();
+        // Wolverine keeps its node registry and leader lock in the master, and one inbox/outbox per shard database,
+        // so a change's envelopes commit in the tenant's own shard with its events.
+        .IntegrateWithWolverine(w => w.MainDatabaseConnectionString = connectionString);
         // Marten's async daemon (the summaries) on this node: Projections:DaemonMode. Solo (the default): this node
         // projects. With several nodes, leave it Solo on one and set Disabled on the others (Marten's progress check
         // rolls back a page two daemons both applied, but they waste work). HotCold, which elects one node by a
         // PostgreSQL advisory lock, fails with the DistributedLock shim this build uses (STACK.md: "Multiplexing is
         // current incompatible with DbDataSource"); it is the choice where the real Patched.DistributedLock packages restore.
         marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", JasperFx.Events.Daemon.DaemonMode.Solo));
+
+        services.AddHostedService<ShardPoolRefresh>();
 
         // Development (and ./build/run.sh): create or migrate the schema at start. Production: Database:AutoMigrate=false
         // and run `db-apply` (or review `db-patch` output) as a deployment step.
@@ -84,6 +99,16 @@ public static class Persistence
             marten.ApplyAllDatabaseChangesOnStartup();
             JasperFx.Resources.ResourceHostExtensions.AddResourceSetupOnStartup(services, JasperFx.Resources.StartupAction.SetupOnly);
         }
+    }
+
+    private static void ConfigureDataSource(NpgsqlDataSourceBuilder b, string connectionString)
+    {
+        b.UseNodaTime();
+        // Marten and Wolverine send the same few statements over and over (upserts, appends, outbox moves):
+        // prepared once per connection, PostgreSQL stops parsing and planning them every time (a time-driven
+        // transition cost PostgreSQL about 40% less CPU). A connection string that says otherwise wins, e.g.
+        // "Max Auto Prepare=0" behind a PgBouncer in transaction mode.
+        if (!Mentions(b.ConnectionString ?? connectionString, "MaxAutoPrepare")) b.ConnectionStringBuilder.MaxAutoPrepare = 64;
     }
 
     /// <summary>Whether the connection string sets this option (keywords compared without spaces or case, as Npgsql does).</summary>

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Features.Audiences;
 using Enrolment.Api.Features.Enrolments;
 using Enrolment.Api.Features.Compliance;
@@ -178,7 +179,7 @@ public sealed class RowParityTests(AppFixture fixture) : ApiTest(fixture)
         // or every node's start re-creates them, taking a lock on mt_events while requests write to it.
         var store = Host.Services.GetRequiredService<IDocumentStore>();
         await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
-        await store.Storage.Database.AssertDatabaseMatchesConfigurationAsync();
+        foreach (var shard in await store.Shards()) await shard.AssertDatabaseMatchesConfigurationAsync();
     }
 }
 

@@ -44,7 +44,7 @@ public static class ListAssignmentsEndpoint
     [QueryValues("status", typeof(AssignmentStatus))]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status422UnprocessableEntity, "application/problem+json")]
     public static async Task<IResult> Get(string? status, string? audienceId, string? contentId, int? limit, string? cursor,
-        HttpContext http, IQuerySession session, NpgsqlDataSource dataSource, IClock clock, CancellationToken ct)
+        HttpContext http, IQuerySession session, IClock clock, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>();
         if (status is not null && status is not ("active" or "removed")) errors["status"] = ["status must be active or removed."];
@@ -61,10 +61,10 @@ public static class ListAssignmentsEndpoint
         if (errors.Count > 0) return Problems.Validation("The list query is not valid.", errors);
 
         var filter = new Filter(status, audienceId, contentId);
-        var asOf = await Summaries.Summaries.AsOf(session, dataSource, clock, ct);
-        if (Csv.Wanted(http.Request)) return Csv.Answer("assignments.csv", CsvColumns, token => CsvRows(session, dataSource, filter, asOf, token));
+        var asOf = await Summaries.Summaries.AsOf(session, clock, ct);
+        if (Csv.Wanted(http.Request)) return Csv.Answer("assignments.csv", CsvColumns, token => CsvRows(session, filter, asOf, token));
 
-        var assignments = await Page(session, dataSource, filter, after, take + 1, ct);
+        var assignments = await Page(session, filter, after, take + 1, ct);
         var more = assignments.Count > take;
         var items = await Describe(session, assignments.Take(take).ToList(), asOf, ct);
         return Results.Ok(new AssignmentPage(items, more ? EnrolmentLists.Cursors.Encode(items[^1].Id) : null));
@@ -73,10 +73,11 @@ public static class ListAssignmentsEndpoint
     private sealed record Filter(string? Status, string? AudienceId, string? ContentId);
 
     /// <summary>One index range scan of the tenant's assignment documents, newest (highest time-ordered id) first.</summary>
-    private static async Task<List<Assignment>> Page(IQuerySession session, NpgsqlDataSource dataSource, Filter filter, Guid? after, int take, CancellationToken ct)
+    private static async Task<List<Assignment>> Page(IQuerySession session, Filter filter, Guid? after, int take, CancellationToken ct)
     {
         var table = session.DocumentStore.Options.FindOrResolveDocumentType(typeof(Assignment)).TableName.QualifiedName;
-        await using var command = dataSource.CreateCommand(
+        // The session's shard, where the tenant's assignments are.
+        await using var command = TenantPool.DataSourceOf(session.Database).CreateCommand(
             $"select data from {table} where tenant_id = $1 and ($2::uuid is null or id < $2) " +
             "and ($3::text is null or data->>'status' = $3) and ($4::text is null or audience_id = $4) " +
             "and ($5::text is null or data->>'primaryContentId' = $5) order by id desc limit $6");
@@ -114,14 +115,14 @@ public static class ListAssignmentsEndpoint
     }
 
     /// <summary>Every matching assignment as CSV, read a page at a time (memory does not grow with the list).</summary>
-    private static async IAsyncEnumerable<IReadOnlyList<string?>> CsvRows(IQuerySession session, NpgsqlDataSource dataSource, Filter filter, Instant asOf,
+    private static async IAsyncEnumerable<IReadOnlyList<string?>> CsvRows(IQuerySession session, Filter filter, Instant asOf,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         static string Number(int n) => n.ToString(CultureInfo.InvariantCulture);
         Guid? after = null;
         while (true)
         {
-            var page = await Page(session, dataSource, filter, after, CsvPage, ct);
+            var page = await Page(session, filter, after, CsvPage, ct);
             if (page.Count == 0) yield break;
             foreach (var a in await Describe(session, page, asOf, ct))
             {

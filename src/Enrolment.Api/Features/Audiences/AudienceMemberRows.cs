@@ -47,7 +47,10 @@ public static class AudienceMemberRows
             command.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Varchar });
             if (runLeaves)
             {
-                command.CommandText = $"delete from {table} where ctid = any(array(select ctid from {table} where tenant_id = $1 and id = any($2) order by id for update))";
+                // tenant_id outside too: the table is LIST-partitioned by tenant (sharded tenancy) and a ctid is unique only
+                // within one partition, so a delete by ctid alone also removed other tenants' rows at the same positions
+                // (IsolationScenario caught it). With the tenant, the delete reads only this tenant's partition.
+                command.CommandText = $"delete from {table} where tenant_id = $1 and ctid = any(array(select ctid from {table} where tenant_id = $1 and id = any($2) order by id for update))";
             }
             else
             {

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Enrolment.Api.Infrastructure.Sql;
+using Enrolment.Api.Infrastructure;
 using Marten;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -37,9 +38,9 @@ public sealed class AuditSettings
     public bool CheckpointsEnabled { get; set; } = true;
 }
 
-public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore store, AuditTables tables, ILogger<AuditCheckpoints> logger)
+public sealed class AuditCheckpoints(IDocumentStore store, AuditTables tables, ILogger<AuditCheckpoints> logger)
 {
-    private const long LockKey = 0x61756469745f6370; // "audit_cp": one checkpointer at a time across service instances
+    private const long LockKey = 0x61756469745f6370; // "audit_cp": one checkpointer per shard at a time across service instances
 
     public string Table => store.Options.FindOrResolveDocumentType(typeof(AuditCheckpoint)).TableName.QualifiedName;
 
@@ -57,13 +58,25 @@ public sealed class AuditCheckpoints(NpgsqlDataSource dataSource, IDocumentStore
     }
 
     /// <summary>
-    /// Takes a checkpoint for every tenant written to since its last one. <paramref name="wait"/>: wait for another
-    /// instance's round instead of skipping.
+    /// Takes a checkpoint for every tenant written to since its last one, shard by shard. <paramref name="wait"/>: wait
+    /// for another instance's round instead of skipping.
     /// </summary>
     public async Task<CheckpointRound> Take(bool wait, CancellationToken ct)
     {
+        var all = new CheckpointRound(0, 0, TimeSpan.Zero);
+        // Shard by shard: a high-water mark is a sequence number of one database, and the lock is taken in that database.
+        foreach (var shard in await store.Shards())
+        {
+            var round = await TakeIn(TenantPool.DataSourceOf(shard), wait, ct);
+            all = new(all.Taken + round.Taken, all.Events + round.Events, all.Elapsed + round.Elapsed);
+        }
+        return all;
+    }
+
+    private async Task<CheckpointRound> TakeIn(NpgsqlDataSource shard, bool wait, CancellationToken ct)
+    {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var connection = await shard.OpenConnectionAsync(ct);
         await using (var lockCommand = new NpgsqlCommand(wait ? "select pg_advisory_lock($1), true" : "select true, pg_try_advisory_lock($1)", connection))
         {
             lockCommand.Parameters.AddWithValue(LockKey);

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using Enrolment.Api.Infrastructure.Sql;
 using JasperFx.CommandLine;
@@ -54,15 +55,19 @@ public sealed class AuditCommand : JasperFxAsyncCommand<AuditInput>
                 }
                 case "backfill":
                 {
-                    var (tenant, stream, streams, events) = ("", Guid.Empty, 0, 0);
-                    while (true)
+                    var (streams, events) = (0, 0);
+                    foreach (var shard in await host.Services.GetRequiredService<IDocumentStore>().Shards())
                     {
-                        var page = await tables.Backfill(tenant, stream, Math.Min(pageSize, 5_000), CancellationToken.None);
-                        if (page.Streams == 0) break;
-                        (tenant, stream) = (page.Tenant, page.Stream);
-                        streams += page.Streams;
-                        events += page.Events;
-                        await Console.Error.WriteLineAsync($"backfill: {streams} streams looked at, {events} events chained so far");
+                        var (tenant, stream) = ("", Guid.Empty);
+                        while (true)
+                        {
+                            var page = await tables.Backfill(TenantPool.DataSourceOf(shard), tenant, stream, Math.Min(pageSize, 5_000), CancellationToken.None);
+                            if (page.Streams == 0) break;
+                            (tenant, stream) = (page.Tenant, page.Stream);
+                            streams += page.Streams;
+                            events += page.Events;
+                            await Console.Error.WriteLineAsync($"backfill: shard {TenantPool.ShardName(shard)}: {streams} streams looked at, {events} events chained so far");
+                        }
                     }
                     Console.Out.WriteLine($"Back-filled {events} event hash(es) over {streams} stream(s).");
                     return true;

@@ -1,6 +1,7 @@
 using Enrolment.Api.Infrastructure.Sql;
 using System.Text;
 using Enrolment.Api.Features.Audit;
+using Enrolment.Api.Infrastructure;
 using Marten;
 using Npgsql;
 using NpgsqlTypes;
@@ -18,8 +19,9 @@ public sealed record AuditChainEntry(long Sequence, string EventType, string Tim
 /// configuration always has) and the chain table
 /// of <see cref="AuditChainSql"/>. Everything is read in (stream id, version) order, by key ranges, never all at once.
 /// </summary>
-public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore store)
+public sealed class AuditTables(IDocumentStore store)
 {
+    // A tenant's events, chain and checkpoints are all in its shard: every query about one tenant runs there.
     private readonly string _schema = store.Options.Events.DatabaseSchemaName;
 
     private string EventColumns(string alias) =>
@@ -34,7 +36,7 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
     /// </summary>
     public async Task<List<AuditRow>> Page(string tenantId, Guid afterStream, long afterVersion, int limit, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand($"""
+        await using var command = (await store.DataSourceOf(tenantId)).CreateCommand($"""
             select coalesce(e.stream_id, c.stream_id), coalesce(e.version, c.version), {EventColumns("e")}, {ChainColumns}
             from (select * from {_schema}.mt_events where tenant_id = $1 and (stream_id, version) > ($2, $3) and {AuditChainSql.Chained("mt_events")} order by stream_id, version limit $4) e
             full join (select * from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and (stream_id, version) > ($2, $3) order by stream_id, version limit $4) c
@@ -71,7 +73,7 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         var where = new StringBuilder($"e.tenant_id = $1 and {AuditChainSql.Chained("e")}");
-        await using var command = dataSource.CreateCommand();
+        await using var command = (await store.DataSourceOf(tenantId)).CreateCommand();
         command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
         if (assignmentId is not null || userId is not null)
         {
@@ -121,7 +123,7 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
     public async IAsyncEnumerable<(Guid Stream, long Version, long Sequence, string Hash)> RangeEntries(NpgsqlConnection? connection, string tenantId,
         long after, long upTo, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        await using var own = connection is null ? await dataSource.OpenConnectionAsync(ct) : null;
+        await using var own = connection is null ? await (await store.DataSourceOf(tenantId)).OpenConnectionAsync(ct) : null;
         await using var command = new NpgsqlCommand(
             $"select stream_id, version, seq_id, hash from {_schema}.{AuditChainSql.ChainTable} where tenant_id = $1 and seq_id > $2 and seq_id <= $3 order by seq_id",
             connection ?? own);
@@ -160,7 +162,7 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
     /// </summary>
     public async Task<Dictionary<long, (string Data, string? Hash, string? PreviousHash)>> Stored(string tenantId, Guid streamId, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand($"""
+        await using var command = (await store.DataSourceOf(tenantId)).CreateCommand($"""
             select e.version, e.data::text, c.hash, c.previous_hash from {_schema}.mt_events e
             left join {_schema}.{AuditChainSql.ChainTable} c on c.tenant_id = e.tenant_id and c.stream_id = e.stream_id and c.version = e.version
             where e.tenant_id = $1 and e.stream_id = $2
@@ -174,21 +176,27 @@ public sealed class AuditTables(NpgsqlDataSource dataSource, IDocumentStore stor
         return stored;
     }
 
-    /// <summary>Tenants that have events, chain entries or checkpoints: a tenant whose every row was deleted is still checked.</summary>
+    /// <summary>
+    /// Tenants that have events, chain entries or checkpoints in any shard: a tenant whose every row was deleted is still
+    /// checked.
+    /// </summary>
     public async Task<List<string>> Tenants(string checkpointTable, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand(
-            $"select tenant_id from {_schema}.mt_streams union select tenant_id from {_schema}.{AuditChainSql.ChainTable} union select tenant_id from {checkpointTable} order by 1");
-        var tenants = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) tenants.Add(reader.GetString(0));
-        return tenants;
+        var tenants = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var shard in await store.Shards())
+        {
+            await using var command = TenantPool.DataSourceOf(shard).CreateCommand(
+                $"select tenant_id from {_schema}.mt_streams union select tenant_id from {_schema}.{AuditChainSql.ChainTable} union select tenant_id from {checkpointTable}");
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) tenants.Add(reader.GetString(0));
+        }
+        return tenants.ToList();
     }
 
     /// <summary>Back-fills the chain of up to <paramref name="limit"/> streams after the key that have unchained events; returns the last key seen and the events chained.</summary>
-    public async Task<(string Tenant, Guid Stream, int Streams, int Events)> Backfill(string afterTenant, Guid afterStream, int limit, CancellationToken ct)
+    public async Task<(string Tenant, Guid Stream, int Streams, int Events)> Backfill(NpgsqlDataSource shard, string afterTenant, Guid afterStream, int limit, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand($"""
+        await using var command = shard.CreateCommand($"""
             with s as (
               select tenant_id, id, version from {_schema}.mt_streams where (tenant_id, id) > ($1, $2) order by tenant_id, id limit $3)
             select s.tenant_id, s.id, case when exists (select 1 from {_schema}.mt_events e where e.tenant_id = s.tenant_id and e.stream_id = s.id

@@ -17,7 +17,7 @@ using Wolverine.Http;
 namespace Enrolment.Api.Features.Changes;
 
 /// <summary>The feed's lag in /metrics: how long its horizon has been held back, sampled in the background.</summary>
-public sealed class ChangeFeedMetrics(NpgsqlDataSource dataSource, IConfiguration configuration, ILogger<ChangeFeedMetrics> logger) : BackgroundService
+public sealed class ChangeFeedMetrics(IDocumentStore store, IConfiguration configuration, ILogger<ChangeFeedMetrics> logger) : BackgroundService
 {
     public static readonly Meter Meter = new("Enrolment.Changes");
     public static readonly Counter<long> Served = Meter.CreateCounter<long>("enrolment.changes.served", "{change}", "Changes returned by GET /changes.");
@@ -35,7 +35,11 @@ public sealed class ChangeFeedMetrics(NpgsqlDataSource dataSource, IConfiguratio
         {
             try
             {
-                if (await ChangeFeedQuery.HorizonAge(dataSource, stoppingToken) is { } age) Volatile.Write(ref lagSeconds, age);
+                // The worst shard: each tenant's feed waits only for its own shard's cluster, but one gauge reports the pool.
+                double? worst = null;
+                foreach (var shard in await store.Shards())
+                    if (await ChangeFeedQuery.HorizonAge(TenantPool.DataSourceOf(shard), stoppingToken) is { } age) worst = Math.Max(worst ?? 0, age);
+                if (worst is { } lag) Volatile.Write(ref lagSeconds, lag);
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
             {

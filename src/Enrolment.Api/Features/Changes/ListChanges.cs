@@ -45,7 +45,7 @@ public static class ListChangesEndpoint
     [Tags("Changes")]
     [EndpointSummary("The tenant's enrolment changes in commit order, from the cursor 'after' (omitted: from the beginning; 'now': an empty page whose nextCursor follows what is committed from now on); filters assignmentId and userId; limit 1–1000 (default 100). Poll again with nextCursor: every committed change is returned exactly once.")]
     public static async Task<IResult> Get(string? after, int? limit, string? assignmentId, string? userId, HttpContext http, IDocumentStore store,
-        NpgsqlDataSource dataSource, ChangeFeedEventTypes eventTypes, CancellationToken ct)
+        ChangeFeedEventTypes eventTypes, CancellationToken ct)
     {
         var tenantId = http.User.FindFirst(BasicAuthenticationHandler.TenantClaim)!.Value;
         var errors = new Dictionary<string, string[]>();
@@ -66,6 +66,8 @@ public static class ListChangesEndpoint
         }
         if (errors.Count > 0) return Problems.Validation("The change feed query is not valid.", errors);
         // Nothing of the past: a reader that only wants what happens from now on (a live page) skips the history.
+        // The tenant's shard: its positions and transaction ids (the cursor's) are that database's.
+        var dataSource = await store.DataSourceOf(tenantId);
         if (after == NowCursor) return Results.Ok(new ChangePage([], ChangeCursor.Encode(tenantId, await ChangeFeedQuery.Now(dataSource, ct))));
 
         var read = await ChangeFeedQuery.Read(store, dataSource, tenantId, from, take, eventTypes.Names, assignment, userId, ct);

@@ -1,5 +1,6 @@
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
+using Enrolment.Api.Infrastructure;
 using Marten;
 using NodaTime;
 using Wolverine;
@@ -25,7 +26,7 @@ public static class RecordCompletionHandler
         if (message.TenantId is not null && message.TenantId != tenantId)
             throw new InvalidMessageException("The tenant-id header and the tenantId field disagree.");
 
-        await using (var query = store.QuerySession())
+        await using (var query = await store.QueryHome())
             if (await query.LoadAsync<TenantAccount>(tenantId!, ct) is null)
                 throw new InvalidMessageException($"Tenant {tenantId} does not exist.");
 

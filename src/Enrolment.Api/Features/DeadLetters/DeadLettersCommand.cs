@@ -39,22 +39,32 @@ public sealed class DeadLettersCommand : JasperFxAsyncCommand<DeadLettersInput>
 
         var store = host.Services.GetRequiredService<IDocumentStore>();
         var table = $"{store.Options.DatabaseSchemaName}.wolverine_dead_letters";
-        await using var connection = await host.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
-        if (input.Action == "replay")
-        {
-            await using var replay = new NpgsqlCommand($"update {table} set replayable = true where replayable is not true", connection);
-            Console.Out.WriteLine($"Marked {await replay.ExecuteNonQueryAsync()} dead letters for replay; a running service picks them up within seconds.");
-            return true;
-        }
-        await using var list = new NpgsqlCommand($"select id, message_type, exception_type, exception_message, failed_at from {table} order by failed_at", connection);
-        await using var reader = await list.ExecuteReaderAsync();
+        // Wolverine keeps dead letters in the master (messages of no tenant) and in each shard (its tenants' messages).
+        // In the embedded pool of one the master is the shard `default`: each physical database is read once.
+        var databases = new List<(string Name, NpgsqlDataSource Source)> { ("master", host.Services.GetRequiredService<NpgsqlDataSource>()) };
+        foreach (var shard in await store.Shards()) databases.Add(("shard " + TenantPool.ShardName(shard), TenantPool.DataSourceOf(shard)));
+        var seen = new HashSet<string>();
         var count = 0;
-        while (await reader.ReadAsync())
+        foreach (var (name, source) in databases)
         {
-            count++;
-            Console.Out.WriteLine($"{reader.GetGuid(0)}\t{reader.GetString(1)}\t{(reader.IsDBNull(2) ? "" : reader.GetString(2))}\t{(reader.IsDBNull(3) ? "" : reader.GetString(3))}");
+            var physical = new NpgsqlConnectionStringBuilder(source.ConnectionString);
+            if (!seen.Add($"{physical.Host}:{physical.Port}/{physical.Database}")) continue;
+            await using var connection = await source.OpenConnectionAsync();
+            if (input.Action == "replay")
+            {
+                await using var replay = new NpgsqlCommand($"update {table} set replayable = true where replayable is not true", connection);
+                Console.Out.WriteLine($"{name}: marked {await replay.ExecuteNonQueryAsync()} dead letters for replay; a running service picks them up within seconds.");
+                continue;
+            }
+            await using var list = new NpgsqlCommand($"select id, message_type, exception_type, exception_message, failed_at from {table} order by failed_at", connection);
+            await using var reader = await list.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                count++;
+                Console.Out.WriteLine($"{reader.GetGuid(0)}\t{reader.GetString(1)}\t{(reader.IsDBNull(2) ? "" : reader.GetString(2))}\t{(reader.IsDBNull(3) ? "" : reader.GetString(3))}\t{name}");
+            }
         }
-        Console.Out.WriteLine($"{count} dead letters in {table}.");
+        if (input.Action == "list") Console.Out.WriteLine($"{count} dead letters in {table} of the master and every shard.");
         return true;
     }
 

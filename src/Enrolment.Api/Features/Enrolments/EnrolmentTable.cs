@@ -58,12 +58,13 @@ public sealed class EnrolmentTable
             .StartIndexesByTenantId();
     }
 
-    private readonly NpgsqlDataSource _dataSource;
+    private readonly IDocumentStore _store;
     private readonly string _table;
 
-    public EnrolmentTable(NpgsqlDataSource dataSource, IDocumentStore store)
+    // Every read names its tenant and runs in that tenant's shard; Due and DueCount run on the shard connection given.
+    public EnrolmentTable(IDocumentStore store)
     {
-        _dataSource = dataSource;
+        _store = store;
         _table = store.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
     }
 
@@ -73,7 +74,7 @@ public sealed class EnrolmentTable
     /// <summary>The enrolment's public JSON and its assignment, or null when the tenant has no such enrolment.</summary>
     public async Task<(Guid AssignmentId, string Json)?> PublicJson(string tenantId, Guid id, CancellationToken ct)
     {
-        await using var command = _dataSource.CreateCommand($"select assignment_id, (data - $3::text[])::text from {_table} where tenant_id = $1 and id = $2");
+        await using var command = (await _store.DataSourceOf(tenantId)).CreateCommand($"select assignment_id, (data - $3::text[])::text from {_table} where tenant_id = $1 and id = $2");
         command.Parameters.Add(new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Varchar });
         command.Parameters.Add(new NpgsqlParameter { Value = id, NpgsqlDbType = NpgsqlDbType.Uuid });
         command.Parameters.Add(new NpgsqlParameter { Value = InternalProperties, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
@@ -91,7 +92,7 @@ public sealed class EnrolmentTable
     /// </summary>
     public async Task<(List<(Guid Id, string Json)> Items, bool More)> Page(string tenantId, Filter filter, Guid? afterId, int limit, CancellationToken ct)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var connection = await (await _store.DataSourceOf(tenantId)).OpenConnectionAsync(ct);
         await using var command = PageCommand(tenantId, filter, afterId, limit + 1, offset: null);
         command.Connection = connection;
         var items = new List<(Guid, string)>(limit + 1);
@@ -110,7 +111,7 @@ public sealed class EnrolmentTable
     {
         var items = new List<string>(limit);
         long total = 0;
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var connection = await (await _store.DataSourceOf(tenantId)).OpenConnectionAsync(ct);
         await using (var command = PageCommand(tenantId, filter, null, limit, offset))
         {
             command.Connection = connection;

@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using Enrolment.Api.Infrastructure.Sql;
 using JasperFx.CommandLine;
@@ -35,7 +36,6 @@ public sealed class RebuildEnrolmentsCommand : JasperFxAsyncCommand<RebuildEnrol
         if (input.BatchFlag is < 1 or > 50_000) return Fail("--batch must be between 1 and 50000.");
         using var host = input.BuildHost();
         var store = host.Services.GetRequiredService<IDocumentStore>();
-        var rebuild = new EnrolmentRebuild(store, host.Services.GetRequiredService<NpgsqlDataSource>());
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
         var ct = cancel.Token;
@@ -43,34 +43,40 @@ public sealed class RebuildEnrolmentsCommand : JasperFxAsyncCommand<RebuildEnrol
         try
         {
             await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
-            var (totalStreams, totalEvents) = await rebuild.Totals(ct);
-            var position = await rebuild.Resume(input.RestartFlag, ct);
-            if (position is not null)
-                Console.WriteLine($"Resuming the rebuild started at {position.StartedAt:u}: {position.Streams:N0} of {totalStreams:N0} enrolments were done.");
-            position ??= new EnrolmentRebuild.Position("", Guid.Empty, 0, 0, DateTimeOffset.UtcNow);
-            Console.WriteLine($"Rebuilding {totalStreams:N0} enrolment documents from {totalEvents:N0} events, {input.BatchFlag:N0} per transaction. Readers keep seeing the current documents until each is rewritten.");
-
-            var clock = Stopwatch.StartNew();
-            var startEvents = position.Events;
-            var lastReport = TimeSpan.Zero;
-            long written = 0;
-            // Batch n is written while batch n+1 is read and folded (positions are saved in order, one per batch).
-            var reading = rebuild.Read(position, input.BatchFlag, ct);
-            while (await reading is { } batch)
+            // Shard by shard: each database has its own streams, documents and rebuild position.
+            foreach (var shard in await store.Shards())
             {
-                reading = rebuild.Read(batch.Next, input.BatchFlag, ct);
-                written += await rebuild.Write(batch, ct);
-                position = batch.Next;
-                if (clock.Elapsed - lastReport >= TimeSpan.FromSeconds(5))
+                var name = TenantPool.ShardName(shard);
+                var rebuild = new EnrolmentRebuild(store, TenantPool.DataSourceOf(shard));
+                var (totalStreams, totalEvents) = await rebuild.Totals(ct);
+                var position = await rebuild.Resume(input.RestartFlag, ct);
+                if (position is not null)
+                    Console.WriteLine($"Shard {name}: resuming the rebuild started at {position.StartedAt:u}: {position.Streams:N0} of {totalStreams:N0} enrolments were done.");
+                position ??= new EnrolmentRebuild.Position("", Guid.Empty, 0, 0, DateTimeOffset.UtcNow);
+                Console.WriteLine($"Shard {name}: rebuilding {totalStreams:N0} enrolment documents from {totalEvents:N0} events, {input.BatchFlag:N0} per transaction. Readers keep seeing the current documents until each is rewritten.");
+
+                var clock = Stopwatch.StartNew();
+                var startEvents = position.Events;
+                var lastReport = TimeSpan.Zero;
+                long written = 0;
+                // Batch n is written while batch n+1 is read and folded (positions are saved in order, one per batch).
+                var reading = rebuild.Read(position, input.BatchFlag, ct);
+                while (await reading is { } batch)
                 {
-                    lastReport = clock.Elapsed;
-                    Report(position, totalStreams, totalEvents, position.Events - startEvents, clock.Elapsed);
+                    reading = rebuild.Read(batch.Next, input.BatchFlag, ct);
+                    written += await rebuild.Write(batch, ct);
+                    position = batch.Next;
+                    if (clock.Elapsed - lastReport >= TimeSpan.FromSeconds(5))
+                    {
+                        lastReport = clock.Elapsed;
+                        Report(position, totalStreams, totalEvents, position.Events - startEvents, clock.Elapsed);
+                    }
                 }
+                await rebuild.Finish(ct);
+                var rate = (position.Events - startEvents) / Math.Max(clock.Elapsed.TotalSeconds, 0.001);
+                Console.WriteLine($"Shard {name}: rebuilt {position.Streams:N0} enrolment documents from {position.Events:N0} events in {clock.Elapsed.TotalSeconds:F0} s ({rate:N0} events/s): " +
+                    $"{written:N0} rewritten, the others already equal to their refold.");
             }
-            await rebuild.Finish(ct);
-            var rate = (position.Events - startEvents) / Math.Max(clock.Elapsed.TotalSeconds, 0.001);
-            Console.WriteLine($"Rebuilt {position.Streams:N0} enrolment documents from {position.Events:N0} events in {clock.Elapsed.TotalSeconds:F0} s ({rate:N0} events/s): " +
-                $"{written:N0} rewritten, the others already equal to their refold.");
             return true;
         }
         catch (OperationCanceledException)

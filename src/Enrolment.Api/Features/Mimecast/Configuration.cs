@@ -44,8 +44,8 @@ public static class MimecastConfiguration
 
         services.ConfigureMarten(opts =>
         {
-            opts.Schema.For<MimecastKey>().SingleTenanted();
-            opts.Schema.For<MimecastSeenRequest>().SingleTenanted().Duplicate(x => x.ExpiresAt, pgType: "timestamptz");
+            opts.Schema.For<MimecastKey>().SingleTenanted().DoNotPartition();
+            opts.Schema.For<MimecastSeenRequest>().SingleTenanted().DoNotPartition().Duplicate(x => x.ExpiresAt, pgType: "timestamptz");
         });
     }
 

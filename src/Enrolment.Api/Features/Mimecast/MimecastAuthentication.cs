@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.RegularExpressions;
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using JasperFx;
 using Marten;
@@ -126,7 +127,7 @@ public sealed partial class MimecastAuthenticationHandler(
         if (!AccessKeyPattern().IsMatch(accessKey))
             return Unauthorized(MimecastCodes.UnknownAccessKey, "The access key is unknown or revoked.");
         MimecastKey? key;
-        await using (var session = store.QuerySession())
+        await using (var session = await store.QueryHome())
             key = await session.LoadAsync<MimecastKey>(accessKey, Context.RequestAborted);
         if (key is null || key.RevokedAt is not null)
             return Unauthorized(MimecastCodes.UnknownAccessKey, "The access key is unknown or revoked.");
@@ -176,7 +177,7 @@ public sealed partial class MimecastAuthenticationHandler(
 
     private async Task<bool> SpendRequestId(string accessKey, string requestId, Instant now)
     {
-        await using var session = store.LightweightSession();
+        await using var session = await store.OpenHome();
         session.Insert(new MimecastSeenRequest
         {
             Id = accessKey + "/" + requestId,
@@ -223,7 +224,7 @@ public sealed class SeenRequestCleanup(IDocumentStore store, IClock clock, ILogg
             try
             {
                 var now = clock.GetCurrentInstant().ToDateTimeOffset();
-                await using var session = store.LightweightSession();
+                await using var session = await store.OpenHome();
                 session.DeleteWhere<MimecastSeenRequest>(r => r.ExpiresAt < now);
                 await session.SaveChangesAsync(stoppingToken);
             }

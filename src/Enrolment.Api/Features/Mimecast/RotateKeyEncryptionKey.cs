@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Enrolment.Api.Infrastructure;
 using Marten;
 
 namespace Enrolment.Api.Features.Mimecast;
@@ -18,7 +19,7 @@ public static class RotateKeyEncryptionKey
         if (!cipher.HasPreviousKey)
             throw new InvalidOperationException("Mimecast:PreviousKeyEncryptionKey is not set: set it to the key being replaced, and Mimecast:KeyEncryptionKey to the new one.");
 
-        await using var session = store.LightweightSession();
+        await using var session = await store.OpenHome();
         var keys = await session.Query<MimecastKey>().ToListAsync(ct);
         int rotated = 0, current = 0;
         var unreadable = new List<string>();

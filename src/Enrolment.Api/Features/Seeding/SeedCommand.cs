@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using System.Text.Json;
 using Enrolment.Api.Features.Assignments;
@@ -109,7 +110,7 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
                     .Select(i => Decide(tenantId, assignmentId, $"user-{firstUser + i}", audienceId, schedule, dueAll ? 1 : i, now))
                     .ToList();
                 Phases["decide"] += decideWatch.Elapsed.TotalSeconds;
-                if (input.ModeFlag == "bulk") await Bulk(store, host.Services.GetRequiredService<Npgsql.NpgsqlDataSource>(), tenantId, streams, input.BatchFlag);
+                if (input.ModeFlag == "bulk") await Bulk(store, await store.DataSourceOf(tenantId), tenantId, streams, input.BatchFlag);
                 else await InSession(store, tenantId, streams);
                 done += size;
                 events += streams.Sum(s => s.Count);
@@ -202,7 +203,9 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
 
     private static async Task EnsureTenant(DocumentStore store, string tenantId, string secret, Instant now)
     {
-        await using var session = store.LightweightSession();
+        // As `tenants add`: placed in the pool (the placement rule chooses its shard), then its account in the home shard.
+        await store.PlaceTenant(tenantId, shard: null);
+        await using var session = await store.OpenHome();
         var account = await session.LoadAsync<TenantAccount>(tenantId) ?? new TenantAccount { Id = tenantId, CreatedAt = now };
         if (Secrets.Match(account, secret) is not null) return;
         account.Secrets.Add(new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(secret), Scopes = [Scopes.All], CreatedAt = now });

@@ -17,7 +17,7 @@ public static class GetAssignmentSummaryEndpoint
     [ProducesResponseType<AssignmentSummaryView>(StatusCodes.Status200OK)]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status404NotFound, "application/problem+json")]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status422UnprocessableEntity, "application/problem+json")]
-    public static async Task<IResult> Get(string assignmentId, IQuerySession session, Npgsql.NpgsqlDataSource dataSource, IClock clock, CancellationToken ct)
+    public static async Task<IResult> Get(string assignmentId, IQuerySession session, IClock clock, CancellationToken ct)
     {
         if (!RouteIds.TryGuid(assignmentId, "assignmentId", out var id, out var problem)) return problem!;
         var batch = session.CreateBatchQuery();
@@ -28,6 +28,6 @@ public static class GetAssignmentSummaryEndpoint
         var s = await summary;
         var counts = Summaries.ByStatus(s);
         return Results.Ok(new AssignmentSummaryView(id, Summaries.Total(counts), counts, s?.CompletedOnTime ?? 0, s?.CompletedLate ?? 0, s?.Waived ?? 0,
-            await Summaries.AsOf(session, dataSource, clock, ct)));
+            await Summaries.AsOf(session, clock, ct)));
     }
 }

@@ -17,7 +17,7 @@ public static class GetUserSummaryEndpoint
     [ProducesResponseType<UserSummaryView>(StatusCodes.Status200OK)]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status404NotFound, "application/problem+json")]
     [ProducesResponseType<ProblemDetails>(StatusCodes.Status422UnprocessableEntity, "application/problem+json")]
-    public static async Task<IResult> Get(string userId, IQuerySession session, Npgsql.NpgsqlDataSource dataSource, IClock clock, CancellationToken ct)
+    public static async Task<IResult> Get(string userId, IQuerySession session, IClock clock, CancellationToken ct)
     {
         if (!Ids.IsValidExternalId(userId)) return Problems.Validation("userId", "Required: 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -");
         var s = await session.LoadAsync<EnrolmentSummary>(EnrolmentSummary.ForUser(userId), ct);
@@ -26,6 +26,6 @@ public static class GetUserSummaryEndpoint
             return Problems.NotFound($"User {userId} has no enrolments.");
         var counts = Summaries.ByStatus(s);
         return Results.Ok(new UserSummaryView(userId, Summaries.Total(counts), counts, s?.CompletedOnTime ?? 0, s?.CompletedLate ?? 0, s?.Waived ?? 0,
-            await Summaries.AsOf(session, dataSource, clock, ct)));
+            await Summaries.AsOf(session, clock, ct)));
     }
 }

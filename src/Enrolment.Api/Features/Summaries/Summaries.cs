@@ -23,8 +23,10 @@ public static class Summaries
     /// The instant the summaries are accurate to: now when the daemon has processed every committed event, else the
     /// timestamp of the last event it processed (the start of time when it has processed none).
     /// </summary>
-    public static async Task<Instant> AsOf(IQuerySession session, NpgsqlDataSource dataSource, IClock clock, CancellationToken ct)
+    /// Read in the session's shard: the daemon of that database projects its tenants, and its sequence numbers are its own.
+    public static async Task<Instant> AsOf(IQuerySession session, IClock clock, CancellationToken ct)
     {
+        var dataSource = Infrastructure.TenantPool.DataSourceOf(session.Database);
         var schema = session.DocumentStore.Options.Events.DatabaseSchemaName;
         var now = clock.GetCurrentInstant();
         await using var command = dataSource.CreateCommand($"""

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Enrolment.Api.Infrastructure;
 using Marten;
 using Npgsql;
 
@@ -9,7 +10,7 @@ namespace Enrolment.Api.Features.Summaries;
 /// the summaries are current). A value that keeps growing means the daemon is stopped or failing: see its log lines
 /// (category Marten.Events.Daemon).
 /// </summary>
-public sealed class SummaryLag(NpgsqlDataSource dataSource, IDocumentStore store, ILogger<SummaryLag> logger) : IHostedService, IDisposable
+public sealed class SummaryLag(IDocumentStore store, ILogger<SummaryLag> logger) : IHostedService, IDisposable
 {
     public const string MeterName = "Enrolment.Summaries";
 
@@ -36,20 +37,24 @@ public sealed class SummaryLag(NpgsqlDataSource dataSource, IDocumentStore store
     private IEnumerable<Measurement<long>> Measure()
     {
         var schema = store.Options.Events.DatabaseSchemaName;
-        long lag;
+        var measurements = new List<Measurement<long>>();
         try
         {
-            using var command = dataSource.CreateCommand(
-                $"select greatest(0, coalesce((select max(seq_id) from {schema}.mt_events), 0) - coalesce((select last_seq_id from {schema}.mt_event_progression where name = $1), 0))");
-            command.Parameters.Add(new NpgsqlParameter { Value = SummaryProjection.Name + ":All" });
-            lag = (long)command.ExecuteScalar()!;
+            // One value per shard (tag "shard"): each database has its own daemon and its own sequence numbers.
+            foreach (var shard in store.Shards().AsTask().GetAwaiter().GetResult())
+            {
+                using var command = Infrastructure.TenantPool.DataSourceOf(shard).CreateCommand(
+                    $"select greatest(0, coalesce((select max(seq_id) from {schema}.mt_events), 0) - coalesce((select last_seq_id from {schema}.mt_event_progression where name = $1), 0))");
+                command.Parameters.Add(new NpgsqlParameter { Value = SummaryProjection.Name + ":All" });
+                measurements.Add(new Measurement<long>((long)command.ExecuteScalar()!, new KeyValuePair<string, object?>("shard", Infrastructure.TenantPool.ShardName(shard))));
+            }
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or ObjectDisposedException)
         {
             logger.LogWarning(e, "Could not measure the summary projection's lag for /metrics");
             return [];
         }
-        return [new Measurement<long>(lag)];
+        return measurements;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

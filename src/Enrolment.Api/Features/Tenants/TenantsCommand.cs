@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Enrolment.Api.Features.Mimecast;
+using Enrolment.Api.Infrastructure;
 using Enrolment.Api.Infrastructure.Auth;
 using Enrolment.Domain;
 using JasperFx.CommandLine;
@@ -22,6 +23,10 @@ public sealed class TenantsInput : NetCoreInput
     [Description("Comma-separated scopes of the new secret: api/all, api/read, api/write, api/webhooks, api/scim (default api/all)")]
     [FlagAlias("scopes")]
     public string ScopesFlag { get; set; } = Scopes.All;
+
+    [Description("add: the shard to place the new tenant in (`shards list` names them); without it the pool's rule chooses the shard with the fewest tenants")]
+    [FlagAlias("shard")]
+    public string? ShardFlag { get; set; }
 }
 
 /// <summary>
@@ -46,7 +51,8 @@ public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
         var store = host.Services.GetRequiredService<IDocumentStore>();
         var clock = host.Services.GetRequiredService<IClock>();
         await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
-        await using var session = store.LightweightSession();
+        // Accounts, secrets and Mimecast keys are registry documents: they live in the home shard (TenantPool).
+        await using var session = await store.OpenHome();
 
         switch (input.Action)
         {
@@ -63,13 +69,26 @@ public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
                     return Fail($"Tenant {input.TenantId} already exists. Use `tenants add-secret {input.TenantId}` to issue another secret.");
                 if (input.Action == "add-secret" && account is null)
                     return Fail($"Tenant {input.TenantId} does not exist. Create it with `tenants add {input.TenantId}`.");
+                if (input.ShardFlag is not null && input.Action != "add")
+                    return Fail("--shard only applies to `tenants add`: a tenant's shard is chosen once, when it is created.");
+                // Placed first, then the account: a run that dies in between leaves a placed tenant without an account,
+                // which nobody can authenticate as, and running `tenants add` again finishes it in the same shard.
+                string shard;
+                try
+                {
+                    shard = account is null ? await store.PlaceTenant(input.TenantId, input.ShardFlag) : (await store.ShardOf(input.TenantId) ?? "none");
+                }
+                catch (InvalidOperationException e)
+                {
+                    return Fail(e.Message);
+                }
                 account ??= new TenantAccount { Id = input.TenantId, CreatedAt = clock.GetCurrentInstant() };
                 var secret = Secrets.Generate();
                 var record = new ApiSecret { SecretId = Secrets.NewSecretId(), Hash = Secrets.Hash(secret), Scopes = scopes, CreatedAt = clock.GetCurrentInstant() };
                 account.Secrets.Add(record);
                 session.Store(account);
                 await session.SaveChangesAsync();
-                await Console.Error.WriteLineAsync($"Tenant {account.Id}: issued secret {record.SecretId} with scopes {string.Join(",", scopes)}. Store it now; it cannot be shown again.");
+                await Console.Error.WriteLineAsync($"Tenant {account.Id} (shard {shard}): issued secret {record.SecretId} with scopes {string.Join(",", scopes)}. Store it now; it cannot be shown again.");
                 Console.Out.WriteLine(secret);
                 return true;
             }
@@ -78,7 +97,7 @@ public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
                 var accounts = await session.Query<TenantAccount>().OrderBy(a => a.Id).ToListAsync();
                 foreach (var a in accounts)
                 {
-                    Console.Out.WriteLine($"{a.Id}\tcreated {a.CreatedAt}");
+                    Console.Out.WriteLine($"{a.Id}\tshard {await store.ShardOf(a.Id) ?? "none (run `tenants add` again to place it)"}\tcreated {a.CreatedAt}");
                     foreach (var s in a.Secrets)
                         Console.Out.WriteLine($"  secret {s.SecretId}\t{string.Join(",", s.Scopes)}\tcreated {s.CreatedAt}\t{(s.RevokedAt is { } r ? $"revoked {r}" : "active")}");
                     foreach (var k in await MimecastKeys.ForTenant(session, a.Id))

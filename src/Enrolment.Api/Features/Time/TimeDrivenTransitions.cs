@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Enrolment.Api.Features.Enrolments;
@@ -14,8 +15,9 @@ namespace Enrolment.Api.Features.Time;
 /// <summary>
 /// Applies the transitions time drives (scheduled → open, open → overdue, recurring roll-overs) with no request.
 ///
-/// Every enrolment's snapshot carries next_transition_at (indexed). Each poll, one node (a PostgreSQL advisory
-/// lock elects it; a crashed node's lock goes with its connection) takes what is due in batches, one transaction per
+/// Every enrolment's snapshot carries next_transition_at (indexed). Each poll walks the shards of the pool; in each, one
+/// node (a PostgreSQL advisory lock in that shard elects it; a crashed node's lock goes with its connection) takes what is
+/// due there in batches, one transaction per
 /// batch, and lets the rules decide from the current state: a completion that came first makes the overdue
 /// transition a no-op, a trigger that comes twice finds nothing to do, and after downtime the overdue ones are
 /// simply due. Optimistic concurrency on each stream means a transition is appended once even if two nodes or a
@@ -23,7 +25,7 @@ namespace Enrolment.Api.Features.Time;
 /// </summary>
 public sealed class TimeDrivenTransitions(
     EnrolmentTable table,
-    NpgsqlDataSource dataSource,
+    Marten.IDocumentStore store,
     IServiceScopeFactory scopes,
     IHostApplicationLifetime lifetime,
     IClock clock,
@@ -37,13 +39,13 @@ public sealed class TimeDrivenTransitions(
     internal static readonly Counter<long> Applied = Meter.CreateCounter<long>("enrolment.transition.applied", "{transition}",
         "Time-driven transitions appended to enrolment streams.");
 
-    // Set by the node that holds the election at its polls; other nodes report no backlog (they do not apply any).
-    private static long _backlog = -1;
+    // Per shard, set by the node that holds that shard's election at its polls; other nodes report no backlog for it.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _backlogs = new();
     internal static readonly ObservableGauge<long> Backlog = Meter.CreateObservableGauge("enrolment.transition.backlog",
-        () => Interlocked.Read(ref _backlog) is var b and >= 0 ? [new Measurement<long>(b)] : Array.Empty<Measurement<long>>(),
-        "{enrolment}", "Enrolments whose time-driven transition is due and not yet applied, as of the elected node's latest round.");
+        () => _backlogs.Select(b => new Measurement<long>(b.Value, new KeyValuePair<string, object?>("shard", b.Key))).ToArray(),
+        "{enrolment}", "Enrolments whose time-driven transition is due and not yet applied, per shard, as of the elected node's latest round.");
 
-    // Arbitrary but fixed: the advisory lock key that elects the node applying transitions.
+    // Arbitrary but fixed: the advisory lock key that elects, in each shard database, the node applying its transitions.
     private const long LockKey = 0x456E726F6C54696D;
 
     private readonly TransitionSettings _settings = options.Value;
@@ -76,14 +78,33 @@ public sealed class TimeDrivenTransitions(
         } while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    /// <summary>One poll: while this node holds the lock, apply everything due now. Returns how many transitioned.</summary>
+    /// <summary>One poll: in every shard whose lock this node holds, apply everything due now. Returns how many transitioned.</summary>
     public async Task<int> RunOnce(CancellationToken ct)
+    {
+        var total = 0;
+        foreach (var shard in await store.Shards())
+        {
+            var name = Infrastructure.TenantPool.ShardName(shard);
+            try
+            {
+                total += await RunIn(name, Infrastructure.TenantPool.DataSourceOf(shard), ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                // One shard's server down must not stop the others' transitions.
+                logger.LogWarning(e, "Applying time-driven transitions in shard {Shard} failed; retrying at the next poll (the other shards go on)", name);
+            }
+        }
+        return total;
+    }
+
+    private async Task<int> RunIn(string shard, NpgsqlDataSource dataSource, CancellationToken ct)
     {
         await using var lockConnection = await dataSource.OpenConnectionAsync(ct);
         await using (var tryLock = new NpgsqlCommand("select pg_try_advisory_lock(@key)", lockConnection))
         {
             tryLock.Parameters.AddWithValue("key", LockKey);
-            if (await tryLock.ExecuteScalarAsync(ct) is not true) { Interlocked.Exchange(ref _backlog, -1); return 0; }
+            if (await tryLock.ExecuteScalarAsync(ct) is not true) { _backlogs.TryRemove(shard, out _); return 0; }
         }
         try
         {
@@ -102,8 +123,8 @@ public sealed class TimeDrivenTransitions(
                 var limit = _settings.BatchSize * batchesAtOnce;
                 var now = clock.GetCurrentInstant();
                 // Counted at the start of a poll, then less what each round took (a count per round costs a burst time).
-                if (round == 0) Interlocked.Exchange(ref _backlog, await table.DueCount(lockConnection, now, ct));
-                else Interlocked.Exchange(ref _backlog, Math.Max(0, Interlocked.Read(ref _backlog) - limit));
+                var backlog = round == 0 ? await table.DueCount(lockConnection, now, ct) : Math.Max(0, _backlogs.GetValueOrDefault(shard) - limit);
+                _backlogs[shard] = backlog;
                 var due = await table.Due(lockConnection, now, limit, ct);
                 if (due.Count == 0)
                 {
@@ -120,7 +141,7 @@ public sealed class TimeDrivenTransitions(
                     Interlocked.Add(ref total, await ApplyBatch(batch.TenantId, batch.Ids, token)));
                 if (due.Count < limit) break;
             }
-            Interlocked.Exchange(ref _backlog, await table.DueCount(lockConnection, clock.GetCurrentInstant(), ct));
+            _backlogs[shard] = await table.DueCount(lockConnection, clock.GetCurrentInstant(), ct);
             return total;
         }
         finally

@@ -28,11 +28,10 @@ public static class WebhooksConfiguration
 
         services.AddSingleton<WebhookSecrets>();
         services.AddSingleton<WebhookSubscriptionCache>();
-        services.AddSingleton<WebhookDeliveries>();
         services.AddSingleton<Infrastructure.Sql.WolverineInbox>();
         services.ConfigureMarten(opts =>
         {
-            opts.Schema.For<WebhookSubscription>().SingleTenanted().Duplicate(x => x.TenantId);
+            opts.Schema.For<WebhookSubscription>().SingleTenanted().DoNotPartition().Duplicate(x => x.TenantId);
             opts.Storage.ExtendedSchemaObjects.Add(WebhookDeliveries.Table());
         });
 

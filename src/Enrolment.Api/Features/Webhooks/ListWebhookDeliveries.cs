@@ -17,8 +17,9 @@ public static class ListWebhookDeliveriesEndpoint
     [WolverineGet("/webhooks/{webhookId}/deliveries", OperationId = "listWebhookDeliveries"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("The webhook's deliveries, newest first, each with every attempt (instant, HTTP status or error, duration); limit (1–500, default 100) and an opaque cursor.")]
-    public static async Task<IResult> Get(string webhookId, int? limit, string? cursor, IQuerySession session, WebhookDeliveries deliveries, CancellationToken ct)
+    public static async Task<IResult> Get(string webhookId, int? limit, string? cursor, IQuerySession session, CancellationToken ct)
     {
+        var deliveries = new WebhookDeliveries(Infrastructure.TenantPool.DataSourceOf(session.Database)); // the tenant's shard
         var (subscription, problem) = await WebhookLookup.Find(session, webhookId, ct);
         if (problem is not null) return problem;
         var errors = new Dictionary<string, string[]>();

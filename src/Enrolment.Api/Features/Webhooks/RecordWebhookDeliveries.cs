@@ -52,7 +52,7 @@ public static class RecordWebhookDeliveriesHandler
         IClock clock, ILogger logger, string tenantId, Guid enrolmentId, long streamVersion, string eventType, Guid messageId, T message, CancellationToken ct)
     {
         // Checked whether or not this tenant has subscriptions now: the order argument is a chain from version to version.
-        if (streamVersion > 1 && await inbox.IsWaiting(InboxId(IntegrationEvents.MessageId(tenantId, enrolmentId, streamVersion - 1)), ct))
+        if (streamVersion > 1 && await inbox.IsWaiting(tenantId, InboxId(IntegrationEvents.MessageId(tenantId, enrolmentId, streamVersion - 1)), ct))
         {
             await WaitForPredecessor(context, logger, tenantId, enrolmentId, streamVersion);
             return;

@@ -14,8 +14,9 @@ public static class RedeliverWebhookDeliveryEndpoint
     [WolverinePost("/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver", OperationId = "redeliverWebhookDelivery"), Authorize(Policy = AuthPolicies.Webhooks)]
     [Tags("Webhooks")]
     [EndpointSummary("Send one delivery again (delivered or not), with the same x-delivery-id and the next x-delivery-attempt. 202: it is sent within seconds, after any earlier pending delivery of its enrolment.")]
-    public static async Task<IResult> Post(string webhookId, string deliveryId, IQuerySession session, WebhookDeliveries deliveries, IClock clock, CancellationToken ct)
+    public static async Task<IResult> Post(string webhookId, string deliveryId, IQuerySession session, IClock clock, CancellationToken ct)
     {
+        var deliveries = new WebhookDeliveries(Infrastructure.TenantPool.DataSourceOf(session.Database)); // the tenant's shard
         var (subscription, problem) = await WebhookLookup.Find(session, webhookId, ct);
         if (problem is not null) return problem;
         if (!RouteIds.TryGuid(deliveryId, "deliveryId", out var id, out var invalid)) return invalid!;

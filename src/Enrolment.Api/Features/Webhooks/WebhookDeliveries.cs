@@ -28,6 +28,7 @@ public sealed record ClaimedDelivery(Guid Id, Guid WebhookId, string TenantId, s
 /// reads or writes it. A delivery is pending until a 2xx; the sender takes, per subscription and enrolment, only the pending
 /// delivery of the lowest stream version, which is what keeps deliveries in order per enrolment.
 /// </summary>
+/// <remarks>One instance per shard database (the table is in each): the sender walks the shards, an endpoint uses its session's.</remarks>
 public sealed class WebhookDeliveries(NpgsqlDataSource dataSource)
 {
     public const string Pending = "pending";

@@ -1,9 +1,11 @@
+using Enrolment.Api.Infrastructure;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 using Marten;
+using Marten.Storage;
 using Microsoft.Extensions.Options;
 using NodaTime;
 
@@ -18,7 +20,7 @@ namespace Enrolment.Api.Features.Webhooks;
 /// table is what GET …/deliveries, redeliver and enable work on anyway.
 /// </summary>
 public sealed class WebhookSender(
-    IDocumentStore store, WebhookDeliveries deliveries, WebhookSecrets secrets, WebhookSubscriptionCache cache, IHttpClientFactory clients,
+    IDocumentStore store, WebhookSecrets secrets, WebhookSubscriptionCache cache, IHttpClientFactory clients,
     IOptions<WebhookSettings> options, IClock clock, ILogger<WebhookSender> logger) : BackgroundService
 {
     public const string HttpClientName = "webhooks";
@@ -36,22 +38,29 @@ public sealed class WebhookSender(
         {
             try
             {
-                var active = await ActiveSubscriptions(stopping);
-                var free = slots.CurrentCount;
-                var claimed = active.Count == 0 || free == 0
-                    ? []
-                    : await deliveries.Claim(active.Keys.ToArray(), Math.Min(free, settings.BatchSize), clock.GetCurrentInstant(), lease, stopping);
-                foreach (var delivery in claimed)
+                // Shard by shard: a subscription, its deliveries and the leases on them are all in its tenant's shard.
+                var more = false;
+                foreach (var shard in await store.Shards())
                 {
-                    await slots.WaitAsync(stopping);
-                    inFlight[delivery.Id] = Task.Run(async () =>
+                    var deliveries = new WebhookDeliveries(Infrastructure.TenantPool.DataSourceOf(shard));
+                    var active = await ActiveSubscriptions(shard, stopping);
+                    var free = slots.CurrentCount;
+                    var claimed = active.Count == 0 || free == 0
+                        ? []
+                        : await deliveries.Claim(active.Keys.ToArray(), Math.Min(free, settings.BatchSize), clock.GetCurrentInstant(), lease, stopping);
+                    foreach (var delivery in claimed)
                     {
-                        try { await Attempt(delivery, active[delivery.WebhookId], stopping); }
-                        finally { slots.Release(); inFlight.TryRemove(delivery.Id, out _); wake.Release(); }
-                    }, CancellationToken.None);
+                        await slots.WaitAsync(stopping);
+                        inFlight[delivery.Id] = Task.Run(async () =>
+                        {
+                            try { await Attempt(shard, deliveries, delivery, active[delivery.WebhookId], stopping); }
+                            finally { slots.Release(); inFlight.TryRemove(delivery.Id, out _); wake.Release(); }
+                        }, CancellationToken.None);
+                    }
+                    more |= claimed.Count > 0 && claimed.Count >= free;
                 }
                 // A full batch means more are due: look again at once. Otherwise wait for the poll interval or a finished attempt.
-                if (claimed.Count == 0 || claimed.Count < free) await wake.WaitAsync(settings.PollInterval, stopping);
+                if (!more) await wake.WaitAsync(settings.PollInterval, stopping);
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
@@ -66,9 +75,9 @@ public sealed class WebhookSender(
         await Task.WhenAll(inFlight.Values);
     }
 
-    private async Task<Dictionary<Guid, (WebhookSubscription Subscription, byte[] Key)>> ActiveSubscriptions(CancellationToken ct)
+    private async Task<Dictionary<Guid, (WebhookSubscription Subscription, byte[] Key)>> ActiveSubscriptions(IMartenDatabase shard, CancellationToken ct)
     {
-        await using var session = store.QuerySession();
+        await using var session = store.QuerySession(Marten.Services.SessionOptions.ForDatabase(shard));
         var active = await session.Query<WebhookSubscription>().Where(s => s.Status == WebhookStatus.Active).ToListAsync(ct);
         var result = new Dictionary<Guid, (WebhookSubscription, byte[])>();
         foreach (var subscription in active)
@@ -81,7 +90,7 @@ public sealed class WebhookSender(
         return result;
     }
 
-    private async Task Attempt(ClaimedDelivery delivery, (WebhookSubscription Subscription, byte[] Key) target, CancellationToken stopping)
+    private async Task Attempt(IMartenDatabase shard, WebhookDeliveries deliveries, ClaimedDelivery delivery, (WebhookSubscription Subscription, byte[] Key) target, CancellationToken stopping)
     {
         var attempt = delivery.Attempts + 1;
         var body = Encoding.UTF8.GetBytes(delivery.Body);
@@ -137,7 +146,7 @@ public sealed class WebhookSender(
         var outcome = error ?? $"HTTP {status}";
         if (now - failingSince >= Duration.FromTimeSpan(settings.DisableAfter))
         {
-            await Disable(target.Subscription, $"No 2xx for delivery {delivery.Id} since {Infrastructure.Json.Format(failingSince)} " +
+            await Disable(shard, target.Subscription, $"No 2xx for delivery {delivery.Id} since {Infrastructure.Json.Format(failingSince)} " +
                                                $"({attempt} attempts; the last: {outcome}). POST /webhooks/{target.Subscription.Id}/enable when the receiver works again.", now);
             await deliveries.Failed(delivery.Id, record, failingSince, now, CancellationToken.None);
             return;
@@ -156,9 +165,9 @@ public sealed class WebhookSender(
         return TimeSpan.FromMilliseconds(pause * (0.9 + Random.Shared.NextDouble() * 0.2));
     }
 
-    private async Task Disable(WebhookSubscription stale, string reason, Instant now)
+    private async Task Disable(IMartenDatabase shard, WebhookSubscription stale, string reason, Instant now)
     {
-        await using var session = store.LightweightSession();
+        await using var session = store.LightweightSession(Marten.Services.SessionOptions.ForDatabase(shard));
         var subscription = await session.LoadAsync<WebhookSubscription>(stale.Id);
         if (subscription is null || subscription.Status != WebhookStatus.Active) return;
         subscription.Status = WebhookStatus.Disabled;

@@ -24,7 +24,7 @@ public sealed class SecretVerifier(IDocumentStore store, IMemoryCache cache, IOp
     {
         var cacheKey = "auth:" + tenantId + ":" + Convert.ToHexString(Secrets.Hash(secret));
         if (cache.TryGetValue(cacheKey, out VerifiedSecret? verified)) return verified;
-        await using var session = store.QuerySession();
+        await using var session = await store.QueryHome();
         var account = await session.LoadAsync<TenantAccount>(tenantId, ct);
         var match = account is null ? null : Secrets.Match(account, secret);
         if (match is null) return null;
@@ -42,7 +42,7 @@ public sealed class SecretVerifier(IDocumentStore store, IMemoryCache cache, IOp
         var hash = Secrets.Hash(secret);
         var cacheKey = "auth-bearer:" + Convert.ToHexString(hash);
         if (cache.TryGetValue(cacheKey, out VerifiedSecret? verified)) return verified;
-        await using var session = store.QuerySession();
+        await using var session = await store.QueryHome();
         // jsonb containment on the stored hash (Base64, as the document serializer writes byte[]).
         var probe = JsonSerializer.Serialize(new[] { new Dictionary<string, string> { ["hash"] = Convert.ToBase64String(hash) } });
         var accounts = await session.QueryAsync<TenantAccount>("where data -> 'secrets' @> ?::jsonb", ct, probe);
@@ -61,7 +61,7 @@ public sealed class SecretVerifier(IDocumentStore store, IMemoryCache cache, IOp
     {
         var cacheKey = "auth-secret:" + tenantId + ":" + secretId;
         if (cache.TryGetValue(cacheKey, out string[]? scopes)) return scopes;
-        await using var session = store.QuerySession();
+        await using var session = await store.QueryHome();
         var account = await session.LoadAsync<TenantAccount>(tenantId, ct);
         scopes = account?.Secrets.FirstOrDefault(s => s.SecretId == secretId && s.RevokedAt is null)?.Scopes;
         // A revoked or unknown secret is remembered as such too, so a burst of dead tokens costs one read.

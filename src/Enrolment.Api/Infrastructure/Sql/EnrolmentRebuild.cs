@@ -16,6 +16,8 @@ namespace Enrolment.Api.Infrastructure.Sql;
 ///
 /// Why not `projections rebuild` (Marten's daemon): it first deletes every document (readers meet 404s until it
 /// ends, and after a failure), and it runs under a shard timeout that a large store reaches.
+///
+/// One instance per shard database (<paramref name="dataSource"/>): streams, documents and the position are that database's.
 /// </summary>
 public sealed class EnrolmentRebuild(IDocumentStore store, NpgsqlDataSource dataSource)
 {

@@ -3,7 +3,6 @@
 using Enrolment.Api.Features.Changes;
 using Marten;
 using Microsoft.AspNetCore.Routing;
-using Npgsql;
 using System;
 using System.Linq;
 using Wolverine.Http;
@@ -17,14 +16,12 @@ namespace Internal.Generated.WolverineHandlers
         private readonly Wolverine.Http.WolverineHttpOptions _wolverineHttpOptions;
         private readonly Enrolment.Api.Features.Changes.ChangeFeedEventTypes _changeFeedEventTypes;
         private readonly Marten.IDocumentStore _documentStore;
-        private readonly Npgsql.NpgsqlDataSource _npgsqlDataSource;
 
-        public GET_changes(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Enrolment.Api.Features.Changes.ChangeFeedEventTypes changeFeedEventTypes, Marten.IDocumentStore documentStore, Npgsql.NpgsqlDataSource npgsqlDataSource) : base(wolverineHttpOptions)
+        public GET_changes(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Enrolment.Api.Features.Changes.ChangeFeedEventTypes changeFeedEventTypes, Marten.IDocumentStore documentStore) : base(wolverineHttpOptions)
         {
             _wolverineHttpOptions = wolverineHttpOptions;
             _changeFeedEventTypes = changeFeedEventTypes;
             _documentStore = documentStore;
-            _npgsqlDataSource = npgsqlDataSource;
         }
 
         public override async System.Threading.Tasks.Task Handle(Microsoft.AspNetCore.Http.HttpContext httpContext)
@@ -51,7 +48,7 @@ namespace Internal.Generated.WolverineHandlers
             var userId = httpContext.Request.Query["userId"];
             
             // The actual HTTP request handler execution
-            var result = await Enrolment.Api.Features.Changes.ListChangesEndpoint.Get(after, limit, assignmentId, userId, httpContext, _documentStore, _npgsqlDataSource, _changeFeedEventTypes, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await Enrolment.Api.Features.Changes.ListChangesEndpoint.Get(after, limit, assignmentId, userId, httpContext, _documentStore, _changeFeedEventTypes, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }

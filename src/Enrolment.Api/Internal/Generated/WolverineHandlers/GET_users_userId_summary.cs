@@ -2,7 +2,6 @@
 #pragma warning disable
 using Microsoft.AspNetCore.Routing;
 using NodaTime;
-using Npgsql;
 using System;
 using System.Linq;
 using Wolverine.Http;
@@ -17,15 +16,13 @@ namespace Internal.Generated.WolverineHandlers
     {
         private readonly Wolverine.Http.WolverineHttpOptions _wolverineHttpOptions;
         private readonly NodaTime.IClock _clock;
-        private readonly Npgsql.NpgsqlDataSource _npgsqlDataSource;
         private readonly Wolverine.Marten.Publishing.OutboxedSessionFactory _outboxedSessionFactory;
         private readonly Wolverine.Runtime.IWolverineRuntime _wolverineRuntime;
 
-        public GET_users_userId_summary(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, NodaTime.IClock clock, Npgsql.NpgsqlDataSource npgsqlDataSource, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
+        public GET_users_userId_summary(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, NodaTime.IClock clock, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
         {
             _wolverineHttpOptions = wolverineHttpOptions;
             _clock = clock;
-            _npgsqlDataSource = npgsqlDataSource;
             _outboxedSessionFactory = outboxedSessionFactory;
             _wolverineRuntime = wolverineRuntime;
         }
@@ -49,7 +46,7 @@ namespace Internal.Generated.WolverineHandlers
 
             
             // The actual HTTP request handler execution
-            var result = await Enrolment.Api.Features.Summaries.GetUserSummaryEndpoint.Get(userId, ((Marten.IQuerySession)documentSession), _npgsqlDataSource, _clock, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await Enrolment.Api.Features.Summaries.GetUserSummaryEndpoint.Get(userId, ((Marten.IQuerySession)documentSession), _clock, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }
