@@ -2,8 +2,8 @@
 """Verifies an export of GET /audit/export (docs/audit.md) without the service: python3 verify_export.py export.ndjson
 Exit 0 when every event's hash and link holds, the checkpoints chain, and (on a whole-tenant export) each checkpoint's
 digest matches the exported events; prints the anchor hash to compare with one you kept. Exit 1 naming the first broken
-line. Standard library only. Reads exports of both checkpoint forms: older exports (form 1, no checkpoint lines) verify
-as they always did."""
+line. Standard library only. Reads exports of every checkpoint form: older exports (form 1, no checkpoint lines) verify
+as they always did; form 3 is form 2 after the tenant moved shards."""
 import hashlib, json, sys
 
 ZEROS = "0" * 64
@@ -22,6 +22,9 @@ def checkpoint_hash(tenant, c):
     if c.get("form", 1) == 1:
         return sha(fields("enrolment-audit-checkpoint-v1", tenant, str(c["number"]), str(c["highWaterSequence"]), c["takenAt"],
                           str(c["streamCount"]), c["headsDigest"], c["previousHash"]))
+    if c["form"] == 3:
+        return sha(fields("enrolment-audit-checkpoint-v3", tenant, str(c["number"]), str(c["epoch"]), str(c["fromSequence"]),
+                          str(c["highWaterSequence"]), c["takenAt"], str(c["eventCount"]), c["rangeDigest"], c["previousHash"]))
     return sha(fields("enrolment-audit-checkpoint-v2", tenant, str(c["number"]), str(c["fromSequence"]), str(c["highWaterSequence"]),
                       c["takenAt"], str(c["eventCount"]), c["rangeDigest"], c["previousHash"]))
 
@@ -73,29 +76,37 @@ def main(path):
     elif checkpoints[-1] != c:
         return fail("the anchor's checkpoint is not the last checkpoint line")
     else:
-        previous, high = ZEROS, 0
+        previous, high, epoch = ZEROS, 0, 0
         for i, k in enumerate(checkpoints, 1):
             if k["number"] != i:
                 return fail("checkpoint %d is missing (the next one is %d)" % (i, k["number"]))
             if k["previousHash"] != previous:
                 return fail("checkpoint %d does not link to checkpoint %d" % (i, i - 1))
-            if k.get("form", 1) == 2 and k["fromSequence"] != high:
+            # Form 3: taken after the tenant moved shards; the first of a new epoch starts again at 0 (a new shard's numbers).
+            k_epoch = k.get("epoch", 0)
+            if k_epoch < epoch:
+                return fail("checkpoint %d is of move epoch %d, after one of epoch %d" % (i, k_epoch, epoch))
+            start = 0 if k_epoch > epoch else high
+            if k.get("form", 1) in (2, 3) and k["fromSequence"] != start:
                 return fail("checkpoint %d starts after sequence %d, but checkpoint %d ended at %d" % (i, k["fromSequence"], i - 1, high))
-            previous, high = k["hash"], k["highWaterSequence"]
+            previous, high, epoch = k["hash"], k["highWaterSequence"], k_epoch
     for k in checkpoints:
         h = checkpoint_hash(tenant, k)
         if h != k["hash"]:
             return fail("checkpoint %d does not hash to its hash (recomputed %s)" % (k["number"], h))
+    # The export's sequence numbers are the tenant's current shard's: only the ranges of the latest move epoch are
+    # recomputable (the move verified the earlier ones before it copied them).
+    latest_epoch = max(k.get("epoch", 0) for k in checkpoints)
     if anchor["wholeTenant"]:
         for k in checkpoints:
-            if k.get("form", 1) == 2:
+            if k.get("form", 1) in (2, 3) and k.get("epoch", 0) == latest_epoch:
                 digest, count = hashlib.sha256(), 0
                 for s, stream, v, hh in sorted(l for l in links if k["fromSequence"] < l[0] <= k["highWaterSequence"]):
                     digest.update(("%d:%s:%d:%s\n" % (s, stream, v, hh)).encode())
                     count += 1
                 if digest.hexdigest() != k["rangeDigest"] or count != k["eventCount"]:
                     return fail("the events of checkpoint %d do not match it (%d then, %d in the export): an event, a stream's last events or a stream is missing" % (k["number"], k["eventCount"], count))
-        heads_anchor = [k for k in checkpoints if k.get("form", 1) == 1]
+        heads_anchor = [k for k in checkpoints if k.get("form", 1) == 1] if latest_epoch == 0 else []
         if heads_anchor:
             k = heads_anchor[-1]
             digest, count, heads = hashlib.sha256(), 0, {}

@@ -85,6 +85,119 @@ public sealed class ShardTests(AppFixture fixture) : ScenarioTest(fixture)
         }
     }
 
+    /// <summary>
+    /// `tenants move` there and back under load (PRODUCT.md, "Scale-out"): completions sent all along are answered 200 or
+    /// 503 with Retry-After (retried), never anything else; every one answered 200 is in the store afterwards, in the
+    /// tenant's new shard only; its audit chain verifies; and a change-feed cursor taken before the first move carries
+    /// on after both: it sees every change it had not seen, none lost.
+    /// </summary>
+    [Fact]
+    public async Task A_tenant_moved_to_another_shard_and_back_under_load_loses_no_acknowledged_write_and_its_cursor_carries_on()
+    {
+        var store = Host.Services.GetRequiredService<IDocumentStore>();
+        await EnsureDatabase(SecondConnectionString);
+        if ((await store.ListShards()).All(s => s.DatabaseId != Shard))
+        {
+            var add = await CliTests.Cli("shards", "add", Shard, SecondConnectionString);
+            Assert.True(add.ExitCode == 0, $"shards add: {add}");
+        }
+        await store.Advanced.MarkDatabaseFullAsync(Shard, CancellationToken.None);
+
+        var tenant = "eu-west-2_Move" + Scenarios.RandomLetters(8);
+        var added = await CliTests.Cli("tenants", "add", tenant, "--shard", TenantPool.HomeShard);
+        Assert.True(added.ExitCode == 0, $"tenants add: {added}");
+        var auth = Basic(tenant, added.LastLine);
+        var users = Enumerable.Range(1, 40).Select(i => $"u{i}").ToArray();
+        try
+        {
+            await Identity.Eventually(async () =>
+            {
+                var r = await Host.Send(HttpMethod.Put, "/content/c1", auth, Scenarios.ToJson(new { title = "Phishing basics" }));
+                return (r.Status is 200 or 201, $"PUT /content/c1 answered {r.Status}: {r.Body}");
+            }, "the service accepts the new tenant", TimeSpan.FromSeconds(30));
+            await SetMembers("a1", users, auth);
+            var assignment = await CreateAssignment("a1", "c1", auth: auth);
+            Assert.Equal(users.Length, (await ListAll($"/assignments/{assignment}/enrolments", auth: auth)).Count);
+            // A reader's position before any move: every change so far read, the cursor kept.
+            var seen = new HashSet<string>();
+            var cursor = await ReadFeed(auth, null, seen, expectAtLeast: users.Length);
+
+            // Load through both moves: one completion at a time, each retried while it answers 503.
+            var acknowledged = new System.Collections.Concurrent.ConcurrentBag<string>();
+            var refused = 0;
+            using var stop = new CancellationTokenSource();
+            var load = Task.Run(async () =>
+            {
+                for (var i = 0; !stop.IsCancellationRequested || i < 10; i++)
+                {
+                    var user = users[i % users.Length];
+                    while (true)
+                    {
+                        var r = await Complete($"move-{i}", user, "c1", auth: auth);
+                        if (r.Status == 200) { acknowledged.Add(user); break; }
+                        Assert.True(r.Status == 503 && r.Headers.RetryAfter.ToString() == "1" && r.Body.Contains("tenant-moving", StringComparison.Ordinal),
+                            $"a completion during a move must answer 200, or 503 tenant-moving with Retry-After: 1; got {r}");
+                        Interlocked.Increment(ref refused);
+                        await Task.Delay(200);
+                    }
+                    if (i >= users.Length) await Task.Delay(50);
+                }
+            });
+
+            foreach (var (to, from) in new[] { (Shard, TenantPool.HomeShard), (TenantPool.HomeShard, Shard) })
+            {
+                var moved = await CliTests.Cli("tenants", "move", tenant, "--to", to);
+                Assert.True(moved.ExitCode == 0, $"tenants move --to {to}: {moved}");
+                Assert.Contains("audit chain verified on both sides", moved.StdOut, StringComparison.Ordinal);
+                Assert.Equal(to, await store.ShardOf(tenant));
+                var (there, elsewhere) = to == Shard ? (SecondConnectionString, AppFixture.ConnectionString) : (AppFixture.ConnectionString, SecondConnectionString);
+                foreach (var table in new[] { "mt_events", "mt_streams", "mt_doc_enrolment", "mt_doc_assignment", "audit_chain", "change_feed_positions" })
+                {
+                    Assert.True(await Count(there, table, tenant) > 0, $"{table} of tenant {tenant} has rows in its new shard {to}");
+                    Assert.True(await Count(elsewhere, table, tenant) == 0, $"{table} of tenant {tenant} still has rows in shard {from}, which it left");
+                }
+            }
+            await stop.CancelAsync();
+            await load;
+
+            // Every acknowledged completion is stored (in the shard the tenant is in now), and the chain verifies there.
+            var enrolments = await ListAll($"/assignments/{assignment}/enrolments", auth: auth);
+            foreach (var user in acknowledged.Distinct())
+                Assert.Equal("complete", enrolments.Single(e => e.Str("userId") == user).Str("status"));
+            await AuditChecks.AssertIntact(Host.Services, tenant);
+            var verify = await CliTests.Cli("audit", "verify", "--tenant", tenant);
+            Assert.True(verify.ExitCode == 0, $"audit verify after two moves: {verify}");
+
+            // The cursor of before the moves: every completion's change arrives (some may come again), none is missing.
+            var completions = enrolments.Where(e => e.Str("status") == "complete").Select(e => e.Str("id")).ToHashSet();
+            await ReadFeed(auth, cursor, seen, expectAtLeast: 0, until: () => completions.All(id => seen.Contains(id + ":complete")));
+        }
+        finally
+        {
+            await store.Advanced.DeleteAllTenantDataAsync(tenant, CancellationToken.None);
+            await store.Advanced.RemoveTenantFromShardAsync(tenant, CancellationToken.None);
+        }
+    }
+
+    /// <summary>Reads the feed from a cursor until <paramref name="until"/> holds; records "{enrolmentId}:{status}" of each change.</summary>
+    private async Task<string?> ReadFeed(string auth, string? cursor, HashSet<string> seen, int expectAtLeast, Func<bool>? until = null)
+    {
+        var read = 0;
+        await Identity.Eventually(async () =>
+        {
+            while (true)
+            {
+                var page = (await Get("/changes?limit=1000" + (cursor is null ? "" : "&after=" + cursor), auth)).AssertStatus(200).Json;
+                var items = page["items"]!.AsArray();
+                foreach (var item in items) { seen.Add($"{item!.Str("enrolmentId")}:{item.Str("newStatus")}"); read++; }
+                cursor = page.Str("nextCursor");
+                if (items.Count == 0) break;
+            }
+            return (read >= expectAtLeast && (until?.Invoke() ?? true), $"read {read} changes from the feed, seen {seen.Count}");
+        }, "the change feed delivers what the test waits for", TimeSpan.FromSeconds(60));
+        return cursor;
+    }
+
     private static async Task<long> Count(string connectionString, string table, string tenant)
     {
         await using var connection = new NpgsqlConnection(connectionString);

@@ -56,7 +56,9 @@ public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptio
 
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
     {
-        var (status, code, title, detail) = DatabaseUnavailable(exception) ? (503, "database-unavailable", "Service unavailable.", "The database is not reachable right now. Retry shortly.") : exception switch
+        var moving = Features.Tenants.TenantFence.IsFenced(exception);
+        var (status, code, title, detail) = moving ? (503, "tenant-moving", "Service unavailable.", "This tenant is being moved to another database server (`tenants move`); its writes are paused for a few seconds. Retry after Retry-After seconds: nothing of this request was stored.")
+            : DatabaseUnavailable(exception) ? (503, "database-unavailable", "Service unavailable.", "The database is not reachable right now. Retry shortly.") : exception switch
         {
             BadHttpRequestException { StatusCode: 413 } => (413, "body-too-large", "Request body too large.", "The request body exceeds the configured limit (Limits:MaxRequestBodyBytes)."),
             BadHttpRequestException b => (b.StatusCode, "bad-request", "Bad request.", "The request could not be read: " + b.Message),
@@ -67,13 +69,15 @@ public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptio
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "client-closed-request", "Client closed request.", "The client went away."),
             _ => (500, "internal-error", "Internal server error.", "An unexpected fault occurred. Quote the traceId to the operator."),
         };
-        if (status >= 500)
+        if (moving)
+            logger.LogInformation("Request {Method} {Path} answered 503: its tenant is being moved to another shard (tenants move)", context.Request.Method, context.Request.Path);
+        else if (status >= 500)
             logger.LogError(exception, "Request {Method} {Path} failed with {Status}", context.Request.Method, context.Request.Path, status);
         else
             logger.LogInformation("Request {Method} {Path} answered {Status}: {Reason}", context.Request.Method, context.Request.Path, status, exception.GetType().Name);
         if (context.Response.HasStarted) return false;
         context.Response.Clear();
-        if (status == 503) context.Response.Headers.RetryAfter = "5";
+        if (status == 503) context.Response.Headers.RetryAfter = moving ? "1" : "5";
         var problem = Problems.Make(status, code, title, detail);
         problem.ProblemDetails.Extensions["traceId"] = System.Diagnostics.Activity.Current?.Id ?? context.TraceIdentifier;
         await problem.ExecuteAsync(context);

@@ -22,6 +22,10 @@ public sealed class AuditCheckpoint
     public string TakenAt { get; set; } = "";
     // Form 2: the rows with a sequence in (FromSequence, HighWaterSequence], FromSequence being the previous checkpoint's mark.
     public long FromSequence { get; set; }
+    // Form 3: how many times the tenant had moved shards (`tenants move`) when it was taken. Sequence numbers are a shard's
+    // own, so a move starts a new epoch: its first checkpoint covers (0, HighWaterSequence] of the new shard, which holds
+    // every copied row. The ranges of earlier epochs were verified by the move before it copied them (docs/scale-out.md).
+    public int Epoch { get; set; }
     public long EventCount { get; set; }
     public string RangeDigest { get; set; } = "";
     // Form 1: the heads of every stream.
@@ -131,7 +135,9 @@ public sealed class AuditCheckpoints(IDocumentStore store, AuditTables tables, I
     private async Task<long?> TakeFor(NpgsqlConnection connection, string tenantId, long highWater, CancellationToken ct)
     {
         var previous = await Latest(tenantId, ct);
-        var from = previous?.HighWaterSequence ?? 0;
+        var epoch = await tables.Epoch(connection, tenantId, ct);
+        // The first checkpoint after a move covers everything in the new shard: the previous mark is another shard's number.
+        var from = previous is null || previous.Epoch < epoch ? 0 : previous.HighWaterSequence;
         if (from >= highWater) return null;
 
         var range = new RangeDigest();
@@ -142,7 +148,7 @@ public sealed class AuditCheckpoints(IDocumentStore store, AuditTables tables, I
         if (eventCount == 0) return null;
         var checkpoint = new AuditCheckpoint
         {
-            Id = (previous?.Id ?? 0) + 1, Form = 2, FromSequence = from, HighWaterSequence = highWater, TakenAt = AuditHash.Timestamp(DateTimeOffset.UtcNow),
+            Id = (previous?.Id ?? 0) + 1, Form = epoch > 0 ? 3 : 2, Epoch = epoch, FromSequence = from, HighWaterSequence = highWater, TakenAt = AuditHash.Timestamp(DateTimeOffset.UtcNow),
             EventCount = eventCount, RangeDigest = rangeDigest, PreviousHash = previous?.Hash ?? AuditHash.Zeros,
         };
         checkpoint.Hash = AuditHash.Checkpoint(tenantId, checkpoint);

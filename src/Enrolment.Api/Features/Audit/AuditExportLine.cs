@@ -43,13 +43,14 @@ public sealed record AuditExportCheckpointLine(string TenantId, AuditExportCheck
 [Description("A checkpoint (docs/audit.md), with the fields of its form only. Form 2: a digest of the chain rows with a sequence in (fromSequence, highWaterSequence]. Form 1 (older checkpoints): a digest of every stream's head.")]
 public sealed record AuditExportCheckpoint(
     long Number,
-    [property: Description("1 or 2; an export of checkpoints written before form 2 has no form: it is 1.")] int Form,
+    [property: Description("1, 2 or 3; an export of checkpoints written before form 2 has no form: it is 1. Form 3 is form 2 taken after the tenant moved shards, with its epoch.")] int Form,
     long HighWaterSequence,
     string TakenAt,
     string PreviousHash,
     string Hash,
-    [property: Description("Form 2: the previous checkpoint's highWaterSequence (0 for the first)."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? FromSequence = null,
+    [property: Description("Form 2 and 3: the previous checkpoint's highWaterSequence (0 for the first, and for the first after a move)."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? FromSequence = null,
     [property: Description("Form 2: how many chain rows the range holds."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? EventCount = null,
     [property: Description("Form 2: SHA-256 over one line \"{sequence}:{streamId}:{version}:{hash}\\n\" per chain row of the range, in sequence order."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RangeDigest = null,
     [property: Description("Form 1 only."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? StreamCount = null,
-    [property: Description("Form 1 only."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? HeadsDigest = null);
+    [property: Description("Form 1 only."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? HeadsDigest = null,
+    [property: Description("Form 3 only: how many times the tenant had moved shards (`tenants move`) when it was taken. Only the ranges of the latest epoch can be recomputed from the export's sequence numbers."), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Epoch = null);

@@ -17,6 +17,8 @@ public static class AuditHash
     public const string CheckpointFormV1 = "enrolment-audit-checkpoint-v1";
     /// <summary>Today's form: a digest of the chain rows added since the previous checkpoint, in sequence order.</summary>
     public const string CheckpointFormV2 = "enrolment-audit-checkpoint-v2";
+    /// <summary>Form 2 taken after the tenant moved shards (`tenants move`): the same range digest, and the move epoch it belongs to.</summary>
+    public const string CheckpointFormV3 = "enrolment-audit-checkpoint-v3";
 
     public sealed record EventFields(string TenantId, Guid StreamId, long Version, string Type, string Timestamp,
         string? UserName, string? CorrelationId, string? CausationId, string? Headers, string Data);
@@ -24,12 +26,14 @@ public static class AuditHash
     public static string Event(EventFields e, string previousHash) => Hex(Fields(EventForm, e.TenantId, e.StreamId.ToString("D"),
         e.Version.ToString(CultureInfo.InvariantCulture), e.Type, e.Timestamp, e.UserName, e.CorrelationId, e.CausationId, e.Headers, e.Data, previousHash));
 
-    /// <summary>The hash a checkpoint's fields give, in its own form (1 or 2).</summary>
+    /// <summary>The hash a checkpoint's fields give, in its own form (1, 2 or 3).</summary>
     public static string Checkpoint(string tenantId, AuditCheckpoint c) => c.Form switch
     {
         1 => Hex(Fields(CheckpointFormV1, tenantId, Number(c.Id), Number(c.HighWaterSequence), c.TakenAt, Number(c.StreamCount), c.HeadsDigest, c.PreviousHash)),
         2 => Hex(Fields(CheckpointFormV2, tenantId, Number(c.Id), Number(c.FromSequence), Number(c.HighWaterSequence), c.TakenAt, Number(c.EventCount),
             c.RangeDigest, c.PreviousHash)),
+        3 => Hex(Fields(CheckpointFormV3, tenantId, Number(c.Id), Number(c.Epoch), Number(c.FromSequence), Number(c.HighWaterSequence), c.TakenAt,
+            Number(c.EventCount), c.RangeDigest, c.PreviousHash)),
         _ => throw new InvalidOperationException($"Audit checkpoint {c.Id} of tenant {tenantId} has form {c.Form}, which this version does not know: upgrade the service that reads it."),
     };
 

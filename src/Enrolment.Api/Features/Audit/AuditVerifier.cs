@@ -21,22 +21,31 @@ public static class AuditVerifier
 
         var previous = AuditHash.Zeros;
         var previousHighWater = 0L;
+        var previousEpoch = 0;
+        // The tenant's moves into its current shard: only the ranges of this epoch can be recomputed here (sequence numbers
+        // are the shard's own); the move verified the earlier ones in the shard they were taken in, before copying them.
+        var epoch = await tables.Epoch(null, tenantId, ct);
         for (var i = 0; i < chain.Count; i++)
         {
             var c = chain[i];
             if (c.Id != i + 1) Break($"tenant {tenantId}: checkpoint {i + 1} is missing (the next stored is {c.Id}): checkpoints were deleted");
             if (c.PreviousHash != previous) Break($"tenant {tenantId}: checkpoint {c.Id} does not link to checkpoint {c.Id - 1} (previousHash {c.PreviousHash}, expected {previous})");
-            if (c.Form is not (1 or 2)) { Break($"tenant {tenantId}: checkpoint {c.Id} has form {c.Form}, which this version does not know"); break; }
+            if (c.Form is not (1 or 2 or 3)) { Break($"tenant {tenantId}: checkpoint {c.Id} has form {c.Form}, which this version does not know"); break; }
             var hash = AuditHash.Checkpoint(tenantId, c);
             if (hash != c.Hash) Break($"tenant {tenantId}: checkpoint {c.Id} was changed (its hash is {c.Hash}, its fields hash to {hash})");
-            if (c.Form == 2 && c.FromSequence != previousHighWater)
-                Break($"tenant {tenantId}: checkpoint {c.Id} covers sequences after {c.FromSequence}, but the checkpoint before it ended at {previousHighWater}");
+            if (c.Epoch < previousEpoch || c.Epoch > epoch || (c.Epoch > 0 && c.Form != 3))
+                Break($"tenant {tenantId}: checkpoint {c.Id} says the tenant had moved {c.Epoch} time(s), after a checkpoint of move {previousEpoch} (moves recorded here: {epoch})");
+            var expectedFrom = c.Epoch > previousEpoch ? 0 : previousHighWater;
+            if (c.Form is 2 or 3 && c.FromSequence != expectedFrom)
+                Break($"tenant {tenantId}: checkpoint {c.Id} covers sequences after {c.FromSequence}, but the checkpoint before it ended at {expectedFrom}{(c.Epoch > previousEpoch ? " (the first after a move starts at 0)" : "")}");
             previous = c.Hash;
             previousHighWater = c.HighWaterSequence;
+            previousEpoch = c.Epoch;
         }
         var anchor = chain.LastOrDefault();
         // Form 1 anchored the stream heads; the latest form-1 checkpoint's heads are recomputed (later ones are form 2).
-        var headsAnchor = chain.LastOrDefault(c => c.Form == 1);
+        // (Only before any move: the heads' sequence numbers were the first shard's.)
+        var headsAnchor = epoch == 0 ? chain.LastOrDefault(c => c.Form == 1) : null;
         var heads = Heads.Start(headsAnchor?.HighWaterSequence ?? 0);
 
         long events = 0, streams = 0;
@@ -70,7 +79,7 @@ public static class AuditVerifier
             if (digest != headsAnchor.HeadsDigest)
                 Break($"tenant {tenantId}: the stream heads anchored by checkpoint {headsAnchor.Id} no longer match ({headsAnchor.StreamCount} streams then, {count} now at the same high-water sequence {headsAnchor.HighWaterSequence}): a stream or the last events of one were deleted");
         }
-        if (broken is null) await CheckRanges(tables, tenantId, chain.Where(c => c.Form == 2).ToList(), Break, ct);
+        if (broken is null) await CheckRanges(tables, tenantId, chain.Where(c => c.Form is 2 or 3 && c.Epoch == epoch).ToList(), Break, ct);
         return new Result(events, streams, broken, brokenCount, anchor);
     }
 

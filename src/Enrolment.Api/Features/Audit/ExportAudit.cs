@@ -117,6 +117,7 @@ public static class ExportAuditEndpoint
         }
         else
         {
+            if (c.Form == 3) json.WriteNumber("epoch", c.Epoch);
             json.WriteNumber("fromSequence", c.FromSequence);
             json.WriteNumber("eventCount", c.EventCount);
             json.WriteString("rangeDigest", c.RangeDigest);

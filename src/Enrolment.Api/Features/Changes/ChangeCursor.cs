@@ -17,17 +17,22 @@ using Wolverine.Http;
 namespace Enrolment.Api.Features.Changes;
 
 /// <summary>
-/// The cursor: opaque to clients, base64url of (version, tenant, transaction id, sequence). The tenant is in it so
-/// that another tenant's cursor is refused rather than silently read as a position in this tenant's feed.
+/// The cursor: opaque to clients, base64url of (version, tenant, [move epoch,] transaction id, sequence). The tenant is in
+/// it so that another tenant's cursor is refused rather than silently read as a position in this tenant's feed. A
+/// position is a shard's own (its transaction ids and sequence numbers), so a tenant that moved shards (`tenants move`)
+/// issues version 2, with the number of moves so far; an older epoch's cursor is translated (ChangeFeedQuery.Translate).
+/// Version 1 (no epoch) is epoch 0, and is still what a tenant that never moved gets.
 /// </summary>
 public static class ChangeCursor
 {
-    public static string Encode(string tenantId, FeedPosition position) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes(FormattableString.Invariant($"1|{tenantId}|{position.TransactionId}|{position.Sequence}")))
+    public static string Encode(string tenantId, int epoch, FeedPosition position) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(epoch == 0
+                ? FormattableString.Invariant($"1|{tenantId}|{position.TransactionId}|{position.Sequence}")
+                : FormattableString.Invariant($"2|{tenantId}|{epoch}|{position.TransactionId}|{position.Sequence}")))
             .TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    /// <summary>The position, or null with the reason the cursor is refused.</summary>
-    public static FeedPosition? Decode(string cursor, string tenantId, out string? error)
+    /// <summary>The epoch and position, or null with the reason the cursor is refused.</summary>
+    public static (int Epoch, FeedPosition Position)? Decode(string cursor, string tenantId, out string? error)
     {
         error = "after is not a cursor this service issued: pass a nextCursor (or an item's cursor) as it is.";
         if (cursor.Length is 0 or > 256) return null;
@@ -39,8 +44,11 @@ public static class ChangeCursor
         }
         catch (FormatException) { return null; }
         var parts = text.Split('|');
-        if (parts.Length != 4 || parts[0] != "1"
-            || !ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var tx)
+        var epoch = 0;
+        if (parts.Length == 5 && parts[0] == "2" && int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out epoch) && epoch > 0)
+            parts = [parts[0], parts[1], parts[3], parts[4]];
+        else if (parts.Length != 4 || parts[0] != "1") return null;
+        if (!ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var tx)
             || !long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var seq)) return null;
         if (parts[1] != tenantId)
         {
@@ -48,6 +56,6 @@ public static class ChangeCursor
             return null;
         }
         error = null;
-        return new FeedPosition(tx, seq);
+        return (epoch, new FeedPosition(tx, seq));
     }
 }

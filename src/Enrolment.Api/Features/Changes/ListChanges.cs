@@ -59,19 +59,25 @@ public static class ListChangesEndpoint
         }
         if (userId is not null && !Ids.IsValidExternalId(userId)) errors["userId"] = ["userId must be 1–64 characters of A–Z, a–z, 0–9 and . _ : @ -"];
         var from = FeedPosition.Start;
+        var cursorEpoch = 0;
         if (after is not null && after != NowCursor)
         {
-            if (ChangeCursor.Decode(after, tenantId, out var cursorError) is { } position) from = position;
+            if (ChangeCursor.Decode(after, tenantId, out var cursorError) is { } position) (cursorEpoch, from) = position;
             else errors["after"] = [cursorError!];
         }
         if (errors.Count > 0) return Problems.Validation("The change feed query is not valid.", errors);
-        // Nothing of the past: a reader that only wants what happens from now on (a live page) skips the history.
         // The tenant's shard: its positions and transaction ids (the cursor's) are that database's.
         var dataSource = await store.DataSourceOf(tenantId);
-        if (after == NowCursor) return Results.Ok(new ChangePage([], ChangeCursor.Encode(tenantId, await ChangeFeedQuery.Now(dataSource, ct))));
+        var epoch = await ChangeFeedQuery.Epoch(dataSource, tenantId, ct);
+        // Nothing of the past: a reader that only wants what happens from now on (a live page) skips the history.
+        if (after == NowCursor) return Results.Ok(new ChangePage([], ChangeCursor.Encode(tenantId, epoch, await ChangeFeedQuery.Now(dataSource, ct))));
+        if (cursorEpoch > epoch)
+            return Problems.Validation("The change feed query is not valid.", new Dictionary<string, string[]> { ["after"] = ["after is a cursor this service did not issue for this tenant's data (it names a later move than the tenant has made)."] });
+        // A cursor issued before the tenant's last move: the same place in the copied history (some changes may come again).
+        if (cursorEpoch < epoch) from = await ChangeFeedQuery.Translate(dataSource, tenantId, cursorEpoch, from, epoch, ct);
 
         var read = await ChangeFeedQuery.Read(store, dataSource, tenantId, from, take, eventTypes.Names, assignment, userId, ct);
-        var items = await Describe(store, tenantId, read.Rows, ct);
+        var items = await Describe(store, tenantId, epoch, read.Rows, ct);
 
         // A full page continues after its last item. A short one has read everything below the horizon, and nothing below
         // it can still appear: the next poll may start at the horizon (and, with filters, skips what did not match).
@@ -79,14 +85,14 @@ public static class ListChangesEndpoint
             ? read.Rows[^1].Position
             : FeedPosition.Max(read.Rows.Count > 0 ? read.Rows[^1].Position : from, FeedPosition.BelowHorizon(read.Horizon));
         ChangeFeedMetrics.Served.Add(items.Count);
-        return Results.Ok(new ChangePage(items, ChangeCursor.Encode(tenantId, next)));
+        return Results.Ok(new ChangePage(items, ChangeCursor.Encode(tenantId, epoch, next)));
     }
 
     /// <summary>
     /// Each row as a change. Statuses come from the stream's events up to that version, folded with the domain's
     /// <see cref="EnrolmentEvents.StatusAfter"/>; assignment and user from its first event. One round trip for all streams.
     /// </summary>
-    private static async Task<List<ChangeItem>> Describe(IDocumentStore store, string tenantId, IReadOnlyList<FeedRow> rows, CancellationToken ct)
+    private static async Task<List<ChangeItem>> Describe(IDocumentStore store, string tenantId, int epoch, IReadOnlyList<FeedRow> rows, CancellationToken ct)
     {
         if (rows.Count == 0) return [];
         await using var session = store.QuerySession(tenantId);
@@ -111,7 +117,7 @@ public static class ListChangesEndpoint
             }
         }
         return rows.Where(r => described.ContainsKey((r.StreamId, r.Version)))
-            .Select(r => described[(r.StreamId, r.Version)] with { Cursor = ChangeCursor.Encode(tenantId, r.Position) })
+            .Select(r => described[(r.StreamId, r.Version)] with { Cursor = ChangeCursor.Encode(tenantId, epoch, r.Position) })
             .ToList();
     }
 }

@@ -8,6 +8,15 @@ public static class TenantsConfiguration
 {
     // Registry documents, one table for every tenant (in the home shard). DoNotPartition: sharded tenancy LIST-partitions
     // every tenanted table by tenant_id, and a single-tenanted table has no such column.
-    public static void AddTenants(this WebApplicationBuilder builder) =>
-        builder.Services.ConfigureMarten(opts => opts.Schema.For<TenantAccount>().SingleTenanted().DoNotPartition());
+    public static void AddTenants(this WebApplicationBuilder builder)
+    {
+        builder.Services.ConfigureMarten(opts =>
+        {
+            opts.Schema.For<TenantAccount>().SingleTenanted().DoNotPartition();
+            // `tenants move`: the write gate every tenant's unit of work passes, and the move's own tables.
+            TenantFence.Configure(opts);
+            opts.Listeners.Add(new TenantWriteGate());
+        });
+        builder.Services.AddSingleton<TenantMove>();
+    }
 }

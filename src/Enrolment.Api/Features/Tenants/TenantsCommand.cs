@@ -11,7 +11,7 @@ namespace Enrolment.Api.Features.Tenants;
 
 public sealed class TenantsInput : NetCoreInput
 {
-    [Description("add | add-secret | list | revoke-secret | mimecast-key | revoke-mimecast-key")]
+    [Description("add | add-secret | list | move | revoke-secret | mimecast-key | revoke-mimecast-key")]
     public string Action { get; set; } = "";
 
     [Description("The Tenant ID, for example eu-west-2_AbcdEfghI")]
@@ -27,6 +27,10 @@ public sealed class TenantsInput : NetCoreInput
     [Description("add: the shard to place the new tenant in (`shards list` names them); without it the pool's rule chooses the shard with the fewest tenants")]
     [FlagAlias("shard")]
     public string? ShardFlag { get; set; }
+
+    [Description("move: the shard to move the tenant to (`shards list` names them)")]
+    [FlagAlias("to")]
+    public string? ToFlag { get; set; }
 }
 
 /// <summary>
@@ -42,6 +46,7 @@ public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
     {
         Usage("Create a tenant with a first secret, issue another secret, or issue a Mimecast key set").Arguments(x => x.Action, x => x.TenantId);
         Usage("List tenants and their secrets (ids and scopes only)").Arguments(x => x.Action);
+        Usage("Move a tenant to another shard: copy, verify its audit chain on both sides, switch, remove the old rows (--to <shard>)").Arguments(x => x.Action, x => x.TenantId);
         Usage("Revoke a secret, or a Mimecast key by its access key").Arguments(x => x.Action, x => x.TenantId, x => x.SecretId);
     }
 
@@ -91,6 +96,31 @@ public sealed class TenantsCommand : JasperFxAsyncCommand<TenantsInput>
                 await Console.Error.WriteLineAsync($"Tenant {account.Id} (shard {shard}): issued secret {record.SecretId} with scopes {string.Join(",", scopes)}. Store it now; it cannot be shown again.");
                 Console.Out.WriteLine(secret);
                 return true;
+            }
+            case "move":
+            {
+                if (string.IsNullOrEmpty(input.ToFlag))
+                {
+                    await Console.Error.WriteLineAsync("tenants move needs the target shard: `tenants move <tenantId> --to <shard>` (`shards list` names them).");
+                    return false;
+                }
+                if (await session.LoadAsync<TenantAccount>(input.TenantId) is null)
+                {
+                    await Console.Error.WriteLineAsync($"Tenant {input.TenantId} does not exist. `tenants list` shows the tenants.");
+                    return false;
+                }
+                try
+                {
+                    var report = await host.Services.GetRequiredService<TenantMove>().Run(input.TenantId, input.ToFlag,
+                        line => Console.Error.WriteLine(line), CancellationToken.None);
+                    Console.Out.WriteLine($"Tenant {input.TenantId} moved from shard {report.From} to shard {report.To} (move {report.Epoch}): {report.Events} events, {report.Streams} streams, {report.Documents} documents, {report.Deliveries} webhook deliveries; its audit chain verified on both sides. Its writes were refused (503) for {report.Fenced.TotalSeconds:F1} s; the move took {report.Total.TotalSeconds:F1} s.");
+                    return true;
+                }
+                catch (MoveRefused e)
+                {
+                    await Console.Error.WriteLineAsync(e.Message);
+                    return false;
+                }
             }
             case "list":
             {

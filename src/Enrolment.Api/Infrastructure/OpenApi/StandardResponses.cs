@@ -29,7 +29,7 @@ internal sealed class StandardResponses : IOpenApiOperationTransformer
         [429] = ("TooManyRequests", "Too many failed authentications from this client, or the tenant's rate limit; retry after `Retry-After` seconds."),
         [431] = ("RequestHeaderFieldsTooLarge", "The request headers exceed Limits:MaxRequestHeadersBytes (code `headers-too-large`)."),
         [500] = ("InternalServerError", "An unexpected fault; quote the `traceId` to the operator. No internals are disclosed."),
-        [503] = ("ServiceUnavailable", "The database is not reachable right now (code `database-unavailable`); retry after `Retry-After` seconds."),
+        [503] = ("ServiceUnavailable", "The database is not reachable right now (code `database-unavailable`), or the tenant is being moved to another database server (code `tenant-moving`, writes only); retry after `Retry-After` seconds."),
     };
 
     public async Task TransformAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)

@@ -106,6 +106,41 @@ public static class ChangeFeedQuery
         return FeedPosition.BelowHorizon(xmin);
     }
 
+    /// <summary>How many times the tenant has moved into the shard it is in now (`tenants move`): its cursors' epoch.</summary>
+    public static async Task<int> Epoch(NpgsqlDataSource dataSource, string tenantId, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT coalesce(max(epoch), 0) FROM enrolment.{Features.Tenants.TenantFence.MovesTable} WHERE tenant_id = $1");
+        command.Parameters.AddWithValue(tenantId);
+        return Convert.ToInt32(await command.ExecuteScalarAsync(ct));
+    }
+
+    /// <summary>
+    /// A position of an earlier epoch in this shard's order. The move copied the tenant's events in one transaction
+    /// (copy_tx), in their old sequence order, and recorded each old position with its new sequence number. The reader
+    /// has seen every change at or before its old position; the first one it has not seen (lowest old sequence among
+    /// those after it) is where it continues, so it misses none and may see again a few that a slow transaction had
+    /// committed out of sequence order. Every change written after the move sorts after copy_tx.
+    /// </summary>
+    public static async Task<FeedPosition> Translate(NpgsqlDataSource dataSource, string tenantId, int epoch, FeedPosition position, int currentEpoch, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            SELECT m.copy_tx::text,
+                   (SELECT p.new_seq FROM enrolment.{Features.Tenants.TenantFence.PositionsTable} p
+                    WHERE p.tenant_id = $1 AND p.epoch = $2 AND (p.old_tx, p.old_seq) > ($3::text::xid8, $4)
+                    ORDER BY p.old_seq LIMIT 1)
+            FROM enrolment.{Features.Tenants.TenantFence.MovesTable} m WHERE m.tenant_id = $1 AND m.epoch = $5
+            """);
+        command.Parameters.AddWithValue(tenantId);
+        command.Parameters.AddWithValue(epoch);
+        command.Parameters.AddWithValue(position.TransactionId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        command.Parameters.AddWithValue(position.Sequence);
+        command.Parameters.AddWithValue(currentEpoch);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct)) return FeedPosition.Start; // no record of the move here: the whole feed again
+        var copyTx = ulong.Parse(reader.GetString(0), System.Globalization.CultureInfo.InvariantCulture);
+        return reader.IsDBNull(1) ? new FeedPosition(copyTx, long.MaxValue) : new FeedPosition(copyTx, reader.GetInt64(1) - 1);
+    }
+
     /// <summary>
     /// How long the feed's horizon has been held back: the age of the oldest write transaction still open in the
     /// cluster (its changes, and every later one's, wait for it). Zero when none; null when the database cannot say.
