@@ -86,6 +86,41 @@ public sealed class ShardTests(AppFixture fixture) : ScenarioTest(fixture)
     }
 
     /// <summary>
+    /// The write gate on its own, deterministically: while a move holds the tenant's lock, and once its fence row is
+    /// written, a write answers 503 tenant-moving with Retry-After and stores nothing; reads go on; released, it succeeds.
+    /// </summary>
+    [Fact]
+    public async Task A_write_of_a_tenant_being_moved_answers_503_with_Retry_After_and_stores_nothing_while_reads_go_on()
+    {
+        await PutContent("c1", "Phishing basics");
+        await SetMembers("a1", ["u1"]);
+        var assignment = await CreateAssignment("a1", "c1");
+        await using var connection = await Host.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
+        async Task Sql(string sql)
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            command.Parameters.AddWithValue(TenantId);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        foreach (var (fence, lift) in new[]
+        {
+            ($"select pg_advisory_lock({Enrolment.Api.Features.Tenants.TenantFence.LockClass}, hashtext($1))", $"select pg_advisory_unlock({Enrolment.Api.Features.Tenants.TenantFence.LockClass}, hashtext($1))"),
+            ("insert into enrolment.tenant_fences (tenant_id, moved_to, fenced_at) values ($1, 'elsewhere', now())", "delete from enrolment.tenant_fences where tenant_id = $1"),
+        })
+        {
+            await Sql(fence);
+            var refused = await Complete("fenced-1", "u1", "c1");
+            Assert.True(refused.Status == 503 && refused.Headers.RetryAfter.ToString() == "1", $"a write while fenced ({fence}): {refused}");
+            Assert.Equal("tenant-moving", refused.Json.Str("code"));
+            Assert.Equal("open", (await FindEnrolment(assignment, "u1")).Str("status")); // reads go on, nothing was stored
+            await Sql(lift);
+        }
+        (await Complete("fenced-1", "u1", "c1")).AssertStatus(200);
+        Assert.Equal("complete", (await FindEnrolment(assignment, "u1")).Str("status"));
+    }
+
+    /// <summary>
     /// `tenants move` there and back under load (PRODUCT.md, "Scale-out"): completions sent all along are answered 200 or
     /// 503 with Retry-After (retried), never anything else; every one answered 200 is in the store afterwards, in the
     /// tenant's new shard only; its audit chain verifies; and a change-feed cursor taken before the first move carries
