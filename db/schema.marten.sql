@@ -459,6 +459,42 @@ END;
 $function$;
 
 
+CREATE TABLE IF NOT EXISTS enrolment.tenant_fences (
+    tenant_id    text                        NOT NULL,
+    moved_to     text                        NOT NULL,
+    fenced_at    timestamp with time zone    NOT NULL,
+CONSTRAINT pkey_tenant_fences_tenant_id PRIMARY KEY (tenant_id)
+);
+CREATE TABLE IF NOT EXISTS enrolment.tenant_moves (
+    tenant_id     text                        NOT NULL,
+    epoch         integer                     NOT NULL,
+    from_shard    text                        NOT NULL,
+    copy_tx       xid8                        NOT NULL,
+    moved_at      timestamp with time zone    NOT NULL,
+    events        bigint                      NOT NULL,
+CONSTRAINT pkey_tenant_moves_tenant_id_epoch PRIMARY KEY (tenant_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS enrolment.tenant_move_positions (
+    tenant_id    text       NOT NULL,
+    epoch        integer    NOT NULL,
+    old_tx       xid8       NOT NULL,
+    old_seq      bigint     NOT NULL,
+    new_seq      bigint     NOT NULL,
+CONSTRAINT pkey_tenant_move_positions_tenant_id_epoch_old_tx_old_seq PRIMARY KEY (tenant_id, epoch, old_tx, old_seq)
+);
+CREATE OR REPLACE FUNCTION enrolment.tenant_write_gate(tenant text)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF NOT pg_try_advisory_xact_lock_shared(1297045061, hashtext(tenant)) THEN
+    RAISE EXCEPTION 'tenant % is being moved to another shard; retry in a second', tenant USING ERRCODE = 'EN503';
+  END IF;
+  IF EXISTS (SELECT 1 FROM enrolment.tenant_fences f WHERE f.tenant_id = tenant) THEN
+    RAISE EXCEPTION 'tenant % has moved to another shard; retry in a second', tenant USING ERRCODE = 'EN503';
+  END IF;
+END;
+$function$
 CREATE TABLE IF NOT EXISTS enrolment.enrolment_locks (
     tenant_id    text    NOT NULL,
     kind         text    NOT NULL,
@@ -1061,6 +1097,37 @@ $$
 LANGUAGE plpgsql;
 
 
+CREATE TABLE IF NOT EXISTS enrolment.change_feed_positions (
+    seq_id       bigint     NOT NULL,
+    tenant_id    varchar    NOT NULL,
+    tx_id        xid8       NOT NULL,
+CONSTRAINT pkey_change_feed_positions_seq_id PRIMARY KEY (seq_id)
+);
+
+CREATE INDEX ix_change_feed_positions_order ON enrolment.change_feed_positions USING btree (tenant_id, tx_id, seq_id);
+CREATE OR REPLACE FUNCTION enrolment.change_feed_track()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id)
+      SELECT n.seq_id, n.tenant_id, pg_current_xact_id() FROM new_events n;
+  ELSIF TG_OP = 'DELETE' THEN
+    DELETE FROM enrolment.change_feed_positions p USING old_events o WHERE p.seq_id = o.seq_id;
+  ELSE
+    TRUNCATE enrolment.change_feed_positions;
+  END IF;
+  RETURN NULL;
+END;
+$function$;
+DROP TRIGGER IF EXISTS change_feed_on_insert_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS change_feed_on_delete_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS change_feed_on_truncate_v1 ON enrolment.mt_events;
+CREATE TRIGGER change_feed_on_insert_v1 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+CREATE TRIGGER change_feed_on_delete_v1 AFTER DELETE ON enrolment.mt_events REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+CREATE TRIGGER change_feed_on_truncate_v1 AFTER TRUNCATE ON enrolment.mt_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM enrolment.mt_events ON CONFLICT (seq_id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS enrolment.audit_chain (
     tenant_id          varchar    NOT NULL,
     stream_id          uuid       NOT NULL,
@@ -1189,37 +1256,6 @@ DROP TRIGGER IF EXISTS mt_audit_chain_v2 ON enrolment.mt_events;
 DROP FUNCTION IF EXISTS enrolment.mt_audit_chain_event();
 DROP FUNCTION IF EXISTS enrolment.mt_audit_event_hash(character varying, uuid, bigint, character varying, timestamp with time zone, jsonb, jsonb, text);
 CREATE TRIGGER mt_audit_chain_v3 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.mt_audit_chain_events();
-CREATE TABLE IF NOT EXISTS enrolment.change_feed_positions (
-    seq_id       bigint     NOT NULL,
-    tenant_id    varchar    NOT NULL,
-    tx_id        xid8       NOT NULL,
-CONSTRAINT pkey_change_feed_positions_seq_id PRIMARY KEY (seq_id)
-);
-
-CREATE INDEX ix_change_feed_positions_order ON enrolment.change_feed_positions USING btree (tenant_id, tx_id, seq_id);
-CREATE OR REPLACE FUNCTION enrolment.change_feed_track()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id)
-      SELECT n.seq_id, n.tenant_id, pg_current_xact_id() FROM new_events n;
-  ELSIF TG_OP = 'DELETE' THEN
-    DELETE FROM enrolment.change_feed_positions p USING old_events o WHERE p.seq_id = o.seq_id;
-  ELSE
-    TRUNCATE enrolment.change_feed_positions;
-  END IF;
-  RETURN NULL;
-END;
-$function$;
-DROP TRIGGER IF EXISTS change_feed_on_insert_v1 ON enrolment.mt_events;
-DROP TRIGGER IF EXISTS change_feed_on_delete_v1 ON enrolment.mt_events;
-DROP TRIGGER IF EXISTS change_feed_on_truncate_v1 ON enrolment.mt_events;
-CREATE TRIGGER change_feed_on_insert_v1 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
-CREATE TRIGGER change_feed_on_delete_v1 AFTER DELETE ON enrolment.mt_events REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
-CREATE TRIGGER change_feed_on_truncate_v1 AFTER TRUNCATE ON enrolment.mt_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
-INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM enrolment.mt_events ON CONFLICT (seq_id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS enrolment.mt_tenant_partitions (
     partition_value     varchar    NOT NULL,
     partition_suffix    varchar    NULL,
