@@ -66,7 +66,7 @@ public sealed class BulkTransitionsTests(AppFixture fixture) : ApiTest(fixture)
         public int GetHashCode(EnrolmentState? obj) => 0;
     }
 
-    private TimeDrivenTransitions Poller => Host.Services.GetServices<IHostedService>().OfType<TimeDrivenTransitions>().Single();
+    private TimeDrivenTransitions Poller => Host.Services.GetRequiredService<TimeDrivenTransitions>();
 
     /// <summary>Reads a batch and writes it set-based in one open session, as the handler does, without committing.</summary>
     private static async Task<IDocumentSession> ReadAndWrite(IDocumentStore store, string tenantId, Guid[] ids, Instant now)

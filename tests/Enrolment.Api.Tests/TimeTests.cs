@@ -223,7 +223,7 @@ public sealed class TimeTests : IAsyncLifetime
             s.StatusCodeShouldBeOk();
         });
         await Task.Delay(TimeSpan.FromSeconds(3));
-        var poller = host.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<TimeDrivenTransitions>().Single();
+        var poller = host.Services.GetRequiredService<TimeDrivenTransitions>();
         await poller.RunOnce(CancellationToken.None);
         var view = (await Enrolments(host, assignment)).Single();
         Assert.Equal(EnrolmentStatus.Complete, view.Status);

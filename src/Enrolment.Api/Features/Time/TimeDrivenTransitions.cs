@@ -15,9 +15,11 @@ namespace Enrolment.Api.Features.Time;
 /// <summary>
 /// Applies the transitions time drives (scheduled → open, open → overdue, recurring roll-overs) with no request.
 ///
-/// Every enrolment's snapshot carries next_transition_at (indexed). Each poll walks the shards of the pool; in each, one
-/// node (a PostgreSQL advisory lock in that shard elects it; a crashed node's lock goes with its connection) takes what is
-/// due there in batches, one transaction per
+/// Every enrolment's snapshot carries next_transition_at (indexed). Each shard of the pool has an agent of its own
+/// (<see cref="TransitionAgentFamily"/>), which Wolverine's leader places on one node and moves when that node dies. The
+/// agent polls its shard; a PostgreSQL advisory lock in that shard still guards each poll (a crashed node's lock goes with
+/// its connection), so two nodes that briefly both run the agent, while the leader moves it, never both apply. It takes
+/// what is due there in batches, one transaction per
 /// batch, and lets the rules decide from the current state: a completion that came first makes the overdue
 /// transition a no-op, a trigger that comes twice finds nothing to do, and after downtime the overdue ones are
 /// simply due. Optimistic concurrency on each stream means a transition is appended once even if two nodes or a
@@ -27,11 +29,10 @@ public sealed class TimeDrivenTransitions(
     EnrolmentTable table,
     Marten.IDocumentStore store,
     IServiceScopeFactory scopes,
-    IHostApplicationLifetime lifetime,
     IClock clock,
     Enrolment.Api.Infrastructure.ReadLatency readLatency,
     Microsoft.Extensions.Options.IOptions<TransitionSettings> options,
-    ILogger<TimeDrivenTransitions> logger) : BackgroundService
+    ILogger<TimeDrivenTransitions> logger)
 {
     public static readonly Meter Meter = new("Enrolment.Transitions");
     internal static readonly Histogram<double> Lag = Meter.CreateHistogram<double>("enrolment.transition.lag", "ms",
@@ -51,34 +52,16 @@ public sealed class TimeDrivenTransitions(
     private readonly TransitionSettings _settings = options.Value;
     private readonly ReadersFirst _readersFirst = new(options.Value.ReadLatencyFactor, Math.Max(1, options.Value.MaxParallelBatches));
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (!_settings.Enabled) { logger.LogInformation("Time-driven transitions are disabled on this node (Transitions:Enabled=false)"); return; }
-        // Wolverine (which applies the transitions) must be running first.
-        var started = new TaskCompletionSource();
-        await using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
-        await using (stoppingToken.Register(() => started.TrySetCanceled()))
-        {
-            try { await started.Task; } catch (TaskCanceledException) { return; }
-        }
-        logger.LogInformation("Time-driven transitions start: polling every {Interval} in batches of {BatchSize}", _settings.PollInterval, _settings.BatchSize);
-        using var timer = new PeriodicTimer(_settings.PollInterval);
-        do
-        {
-            try
-            {
-                await RunOnce(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { break; }
-            catch (Exception e)
-            {
-                // The database may be down; the next poll tries again and catches up on whatever became due.
-                logger.LogWarning(e, "Applying time-driven transitions failed; retrying at the next poll");
-            }
-        } while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    public TransitionSettings Settings => _settings;
 
-    /// <summary>One poll: in every shard whose lock this node holds, apply everything due now. Returns how many transitioned.</summary>
+    /// <summary>
+    /// One poll of one shard (what its agent, <see cref="TransitionAgentFamily"/>, runs every PollInterval): if this node
+    /// holds the shard's lock, apply everything due there now. Returns how many transitioned.
+    /// </summary>
+    public Task<int> RunShard(Marten.Storage.IMartenDatabase shard, CancellationToken ct) =>
+        RunIn(Infrastructure.TenantPool.ShardName(shard), Infrastructure.TenantPool.DataSourceOf(shard), ct);
+
+    /// <summary>One poll of every shard whose lock this node holds (tests, and an operator's one-off). Returns how many transitioned.</summary>
     public async Task<int> RunOnce(CancellationToken ct)
     {
         var total = 0;
