@@ -131,6 +131,14 @@ public static class Hosting
             // like): a scan of every envelope kept after handling (KeepAfterMessageHandling, 5 minutes), which after a
             // 100,000-enrolment deadline ran every 5 s at ~140 ms. Every 30 s is as fresh as a Prometheus scrape needs.
             opts.Durability.UpdateMetricsPeriod = configuration.GetValue("Durability:MetricsPeriod", TimeSpan.FromSeconds(30));
+            // Several nodes (docs/scale-out.md): each node writes a health check to the master every HealthCheckPollingTime;
+            // a node silent for StaleNodeTimeout, seen so on StaleNodeEjectionThreshold checks in a row, is removed and its
+            // agents (each shard's time-driven transitions) go to the others. Wolverine's defaults (10 s, 1 min, 2) left a
+            // killed node's shards without transitions for about 80 s; these make it about 30 s. Lower costs more writes to
+            // the master and risks taking the agents of a node that is only slow (a long GC pause, a starved CPU).
+            opts.Durability.HealthCheckPollingTime = configuration.GetValue("Durability:HealthCheckPollingTime", TimeSpan.FromSeconds(5));
+            opts.Durability.StaleNodeTimeout = configuration.GetValue("Durability:StaleNodeTimeout", TimeSpan.FromSeconds(20));
+            opts.Durability.CheckAssignmentPeriod = configuration.GetValue("Durability:CheckAssignmentPeriod", TimeSpan.FromSeconds(10));
 
             // A lost optimistic-concurrency race or a concurrent stream start is retried: the state decides again. Under
             // contention a message can lose many races in a row, and a dead-lettered fan-out batch would leave its

@@ -81,14 +81,18 @@ public static class Persistence
         })
         .UseLightweightSessions()
         // Wolverine keeps its node registry and leader lock in the master, and one inbox/outbox per shard database,
-        // so a change's envelopes commit in the tenant's own shard with its events.
-        .IntegrateWithWolverine(w => w.MainDatabaseConnectionString = connectionString);
-        // Marten's async daemon (the summaries) on this node: Projections:DaemonMode. Solo (the default): this node
-        // projects. With several nodes, leave it Solo on one and set Disabled on the others (Marten's progress check
-        // rolls back a page two daemons both applied, but they waste work). HotCold, which elects one node by a
-        // PostgreSQL advisory lock, fails with the DistributedLock shim this build uses (STACK.md: "Multiplexing is
-        // current incompatible with DbDataSource"); it is the choice where the real Patched.DistributedLock packages restore.
-        marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", JasperFx.Events.Daemon.DaemonMode.Solo));
+        // so a change's envelopes commit in the tenant's own shard with its events. The async projections (the
+        // summaries) run as Wolverine agents, one per projection and shard database, spread over the nodes by Wolverine's
+        // leader and moved off a node that dies (PRODUCT.md, "Scale-out"; docs/scale-out.md). Projections:DaemonMode=Solo
+        // runs Marten's own daemon on this node instead (every node that has it projects every shard; Marten's progress
+        // check rolls back a page two daemons both applied, but they waste work), Disabled none.
+        .IntegrateWithWolverine(w =>
+        {
+            w.MainDatabaseConnectionString = connectionString;
+            w.UseWolverineManagedEventSubscriptionDistribution = configuration["Projections:DaemonMode"] is null or "Wolverine";
+        });
+        if (configuration["Projections:DaemonMode"] is { } mode and not "Wolverine")
+            marten.AddAsyncDaemon(Enum.Parse<JasperFx.Events.Daemon.DaemonMode>(mode, ignoreCase: true));
 
         services.AddHostedService<ShardPoolRefresh>();
 
