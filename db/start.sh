@@ -59,6 +59,15 @@ if [ "$(as_postgres psql -p "$CLUSTER_PORT" -qtA -c "SELECT 1 FROM pg_roles WHER
   log "creating role ${DB_USER}"
   as_postgres psql -p "$CLUSTER_PORT" -v ON_ERROR_STOP=1 -q -c "CREATE ROLE \"${DB_USER}\" LOGIN PASSWORD '${DB_PASSWORD}' CREATEDB" >&2
 fi
+# A database made before the sharded layout (issue #31: LIST-partitioned document tables, the pool registry in schema
+# enrolment_pool) cannot be migrated in place: Marten cannot turn a table into a partitioned one. This script serves
+# development and tests, so such a database is renamed aside, data kept, and a new one is made (docs/scale-out.md).
+if [ "$(as_postgres psql -p "$CLUSTER_PORT" -d "${DB_NAME}" -qtA -c "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'enrolment' AND c.relname = 'mt_doc_enrolment' AND c.relkind = 'r'" 2>/dev/null)" = "1" ]; then
+  aside="${DB_NAME}_pre_shards_$(date -u +%Y%m%d%H%M%S)"
+  log "database ${DB_NAME} has the layout from before shards (unpartitioned tables), which the service cannot migrate in place; renaming it to ${aside} (its data is kept there) and creating a new ${DB_NAME}"
+  as_postgres psql -p "$CLUSTER_PORT" -v ON_ERROR_STOP=1 -q -c "ALTER DATABASE \"${DB_NAME}\" RENAME TO \"${aside}\"" >&2 ||
+    { log "could not rename ${DB_NAME} (is a service still connected to it? stop it and run this again)"; exit 1; }
+fi
 if [ "$(as_postgres psql -p "$CLUSTER_PORT" -qtA -c "SELECT 1 FROM pg_database WHERE datname='${DB_NAME}'")" != "1" ]; then
   log "creating database ${DB_NAME}"
   as_postgres psql -p "$CLUSTER_PORT" -v ON_ERROR_STOP=1 -q -c "CREATE DATABASE \"${DB_NAME}\" OWNER \"${DB_USER}\"" >&2
