@@ -494,7 +494,7 @@ BEGIN
     RAISE EXCEPTION 'tenant % has moved to another shard; retry in a second', tenant USING ERRCODE = 'EN503';
   END IF;
 END;
-$function$
+$function$;
 CREATE TABLE IF NOT EXISTS enrolment.enrolment_locks (
     tenant_id    text    NOT NULL,
     kind         text    NOT NULL,

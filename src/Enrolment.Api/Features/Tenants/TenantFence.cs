@@ -74,7 +74,7 @@ public static class TenantFence
                 RAISE EXCEPTION 'tenant % has moved to another shard; retry in a second', tenant USING ERRCODE = '{SqlState}';
               END IF;
             END;
-            $function$
+            $function$;
             """));
     }
 
