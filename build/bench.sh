@@ -346,6 +346,7 @@ shards_phase() { # 1 or 2
   [ "$now" -lt "$((due_at - 5))" ] && sleep "$((due_at - 5 - now))"
   # Started before the due instant: transition-lag counts the overdue events above the sequence it reads first.
   local lag_pids=() expected
+  svc0="$(cpu_ticks "$service_pid")"
   for s in "${shards[@]}"; do set -- $s
     expected=0
     for t in $(seq 0 $((tenants - 1))); do [ "${placed[t]}" = "$1" ] && expected=$((expected + due / tenants + (t < due % tenants ? 1 : 0))); done
@@ -354,9 +355,11 @@ shards_phase() { # 1 or 2
     lag_pids+=("$!")
   done
   for p in "${lag_pids[@]}"; do wait "$p" || log "shards, $n: not every due enrolment of a shard became overdue within the timeout"; done
+  svc1="$(cpu_ticks "$service_pid")"
   for s in "${shards[@]}"; do set -- $s
-    printf '{"shard":"%s","cluster":"%s","dbCpuMs":%s}\n' "$1" "$2" \
-      "$(awk -v t="$(( $(cluster_ticks "$2") - $(cat "$dir/burst-$1.before") ))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" > "$dir/burst-$1.json"
+    printf '{"shard":"%s","cluster":"%s","dbCpuMs":%s,"serviceCpuMs":%s}\n' "$1" "$2" \
+      "$(awk -v t="$(( $(cluster_ticks "$2") - $(cat "$dir/burst-$1.before") ))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" \
+      "$(awk -v t="$((svc1 - svc0))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" > "$dir/burst-$1.json"
     log "shards, $n: burst in shard $1: $(cat "$dir/transitions-$1.json") $(cat "$dir/burst-$1.json")"
   done
   kill "$service_pid" 2>/dev/null || true; wait "$service_pid" 2>/dev/null || true

@@ -324,6 +324,7 @@ public static class Report
                 string.Join("; ", new[] { 0, 1 }.Select(i => $"{i + 1} shard(s): {Bursts(i)}"))),
             Row("Due burst, per shard", "transitions/s per shard", BurstRatePerShard),
             Row("Due burst: PostgreSQL CPU per transition (every cluster)", "ms", BurstDbMs),
+            Row("Due burst: the node's CPU per transition", "ms", i => phases[i].Burst.Count == 0 ? null : div(num(phases[i].Burst[0].Node, "serviceCpuMs"), Sum(phases[i].Transitions, "overdue"))),
             Row("Master: registry and node-table statements during the completions", "calls/s", MasterPerSecond, master),
         ];
     }
