@@ -305,7 +305,7 @@ public static class Report
         var wrkNote = string.Join("; ", new[] { 0, 1 }.Where(i => phases[i].Wrk is not null).Select(i =>
             $"{i + 1} shard(s): {num(phases[i].Wrk, "requests"):N0} requests in {Seconds(i):F1} s, {num(phases[i].Wrk, "non2xx"):N0} non-2xx, load {phases[i].Wrk!["load"]}"));
         var master = string.Join("; ", new[] { 0, 1 }.Where(i => phases[i].Master is not null).Select(i =>
-            $"{i + 1} shard(s): {num(phases[i].Master, "registryCalls"):N0} on the pool registry (enrolment_pool), {num(phases[i].Master, "wolverineNodeCalls"):N0} on Wolverine's node tables and locks, " +
+            $"{i + 1} shard(s): {num(phases[i].Master, "registryCalls"):N0} on the pool registry (enrolment_pool), {num(phases[i].Master, "wolverineNodeCalls"):N0} on Wolverine's node tables, " +
             $"over {Sum(phases[i].Completions, "completed"):N0} stored completions"));
         double? IdleDbPerShard(int i) => phases[i].Idle.Count == 0 ? null : div(Sum(phases[i].Idle, "dbCpuMs"), Sum(phases[i].Idle, "seconds")); // the mean over the shards
         double? IdleService(int i) => phases[i].Idle.Count == 0 ? null : div(num(phases[i].Idle[0].Node, "serviceCpuMs"), num(phases[i].Idle[0].Node, "seconds"));
