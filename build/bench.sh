@@ -5,11 +5,14 @@
 #   ./build/bench.sh --size 10000    a smoke run of a few minutes
 # Options: --size N, --tenants N (4), --duration 20s, --warmup 5s, --connections 32, --threads 1, --mode bulk|session,
 #          --fanout N (100000 at full size: comparison 5), --due N (100000: comparison 7), --read-load-connections 4 (7),
-#          --summary-timeout 1800 (seconds to wait for the summaries' daemon to catch up with the seeded events).
+#          --summary-timeout 1800 (seconds to wait for the summaries' daemon to catch up with the seeded events),
+#          --shards (comparison 10 after the others), --only shards (comparison 10 alone), --shards-due N (100000: 10).
 # Comparison 7 also times the burst's integration events on the bus: on the embedded PostgreSQL transport, then (the
 # service restarted with Bus__Transport=rabbitmq, a second due set) on RabbitMQ, installed and started by
 # build/rabbitmq.sh if missing; without a broker that row is "not measured" and the rest of the run stands.
 # Both servers get the same connection pool cap (ENROLMENT_BENCH_POOL, 24): PostgreSQL here allows 100 connections in all.
+# Comparison 10 (issue #31, opt-in): the same completion load and due burst against a pool of one shard, then of two
+# shards on two PostgreSQL clusters (the bench cluster, and a second one, 15/bench2 on port 5436, created if missing).
 # Not part of ./build/test.sh. Uses its own database (ENROLMENT_BENCH_DB_NAME, default enrolment_bench), dropped
 # and re-created at each run. The service runs as a separate process from its Release build, as in production;
 # the baseline is tests/Enrolment.Benchmarks (bare ASP.NET + Npgsql); wrk (apt) generates the load.
@@ -18,7 +21,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 summary_timeout=1800 size=1000000 tenants=4 duration=20s warmup=5s connections=32 write_connections=16 threads=1 mode=bulk
-small=10000 fanout="" due="" read_load_connections=4
+small=10000 fanout="" due="" read_load_connections=4 only="" with_shards="" shards_due=100000
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --size) size="$2"; shift 2 ;;
@@ -32,6 +35,9 @@ while [ "$#" -gt 0 ]; do
     --due) due="$2"; shift 2 ;;
     --read-load-connections) read_load_connections="$2"; shift 2 ;;
     --summary-timeout) summary_timeout="$2"; shift 2 ;;
+    --shards) with_shards=1; shift ;;
+    --shards-due) shards_due="$2"; shift 2 ;;
+    --only) only="$2"; shift 2; [ "$only" = shards ] || { echo "--only takes: shards" >&2; exit 2; } ;;
     *) echo "unknown option $1 (see the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -130,6 +136,7 @@ EOF
 cat > "$raw/meta.json" <<EOF
 {"size": $size, "small": $small, "tenants": $tenants, "threads": $threads, "connections": $connections, "writeConnections": $write_connections,
  "duration": "$duration", "warmup": "$warmup", "mode": "$mode", "fanout": $fanout, "due": $due, "readLoadConnections": $read_load_connections,
+ "only": "$only", "shards": $([ -n "$only$with_shards" ] && echo true || echo false), "shardsSize": $(( size < 40000 ? 40000 : size )), "shardsDue": $shards_due,
  "startedAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
 EOF
 
@@ -139,6 +146,8 @@ cleanup() {
   # The benchmark's own cluster is stopped again if this run started it (its data stays for inspection:
   # pg_ctlcluster <version> bench start).
   [ -n "${started_cluster:-}" ] && pg_ctlcluster "$pg_version" bench stop >/dev/null 2>&1 || true
+  # Likewise comparison 10's second cluster.
+  [ -n "${started_cluster2:-}" ] && pg_ctlcluster "$pg_version" bench2 stop >/dev/null 2>&1 || true
   # Likewise the broker, if this run started it for the RabbitMQ burst.
   [ -n "${started_rabbitmq:-}" ] && "$root/build/rabbitmq.sh" stop || true
 }
@@ -164,9 +173,11 @@ run_wrk() { # name targets-file url connections [warm-up file]
   local name="$1" file="$2" url="$3" conns="$4" warm="${5:-$2}"
   local pid="$service_pid"; [ "$url" = "$baseline_url" ] && pid="$baseline_pid"
   BENCH_TARGETS="$warm" BENCH_THREADS="$threads" wrk -t"$threads" -c"$conns" -d"$warmup" -s "$root/build/bench/rotate.lua" "$url" > "$logs/wrk-$name-warmup.txt"
+  "${wrk_hook:-:}" before # comparison 10 counts per shard around the measured run only
   local before; before="$(cpu_ticks "$pid")"
   BENCH_TARGETS="$file" BENCH_THREADS="$threads" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$root/build/bench/rotate.lua" "$url" > "$logs/wrk-$name.txt"
   local after; after="$(cpu_ticks "$pid")"
+  "${wrk_hook:-:}" after
   # The server process's own CPU time per answered request: what it costs, whatever else shares the machine.
   grep '^{' "$logs/wrk-$name.txt" | tail -1 |
     awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" '{ match($0, /"requests":[0-9]+/); n = substr($0, RSTART + 11, RLENGTH - 11);
@@ -180,6 +191,192 @@ targets() { # out-dir seed files...
   for s in "$@"; do args+=(--seed "$s"); done
   dotnet "$bench_dll" targets --connection "$cs" --out "$dir" --small-label S "${args[@]}"
 }
+
+# The summaries' async projection (Marten's daemon, in the service) replays everything the seeding wrote, bypassing
+# the service: the full-size figures are taken once it has caught up, as a running system is, and the time it took is
+# reported (raw/summary-catchup.json). Not caught up within --summary-timeout: the figures say so and it goes on.
+wait_summaries() { # [name of the raw JSON, default summary-catchup]
+  local out="$raw/${1:-summary-catchup}.json"
+  local start; start=$(date +%s)
+  local first=""
+  while :; do
+    # awk reads the whole answer (an early exit would break curl's pipe, and pipefail would end the run). One value
+    # per shard (label shard=…): the largest is the lag left.
+    local lag; lag="$(curl -sf "$service_url/metrics" | awk '/^enrolment_summary_lag/ {v = $NF + 0; if (!seen || v > m) m = v; seen = 1} END {if (seen) print m}' || true)"
+    [ -z "$first" ] && [ -n "$lag" ] && first="$lag"
+    local now; now=$(date +%s)
+    if [ "$lag" = "0" ] || [ $((now - start)) -ge "$summary_timeout" ]; then
+      local seconds=$((now - start))
+      printf '{"events":%s,"seconds":%s,"caughtUp":%s,"lagLeft":%s}\n' "${first:-0}" "$seconds" "$([ "$lag" = "0" ] && echo true || echo false)" "${lag:-null}" > "$out"
+      log "summaries: lag ${lag:-unknown} after ${seconds} s (started at ${first:-unknown} events)"
+      return 0
+    fi
+    sleep 5
+  done
+}
+# 10. Shards (issue #31): the completion load of comparison 4 and a due burst as in comparison 7, against a pool of one
+# shard, then of two shards on two PostgreSQL clusters: the bench cluster holds the master and shard `default`, a second
+# cluster (15/bench2, port ENROLMENT_BENCH_PG2_PORT, 5436) the shard `s2`, registered with `shards add`; half the
+# tenants are placed there with `tenants add --shard`. Each phase starts from new databases (master ${db}_shards,
+# shard ${db}_shard2), seeds the same enrolments (--size, at least 40,000: half are open, and the completion run must
+# not run out of open ones, as comparison 4 does at 10,000), then runs one service node: idle for 10 s, the completion
+# run, then --shards-due enrolments due at one instant. Both clusters share this machine's cores, so the two-shard
+# figures show what a shard costs, not capacity added.
+shard_port="${ENROLMENT_BENCH_PG2_PORT:-5436}"
+shards_db="${db}_shards" shard2_db="${db}_shard2"
+shard_cs() { # port database
+  echo "Host=127.0.0.1;Port=$1;Database=$2;Username=enrolment;Password=enrolment;Timeout=15;Command Timeout=3600;Maximum Pool Size=${ENROLMENT_BENCH_POOL:-24}"
+}
+second_cluster() { # the shard `s2` server: created if missing, with the bench cluster's settings, started if down
+  if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^${pg_version} bench2$"; then
+    log "creating PostgreSQL cluster ${pg_version}/bench2 on port $shard_port"
+    pg_createcluster -p "$shard_port" "$pg_version" bench2 >&2
+  fi
+  mkdir -p "/etc/postgresql/${pg_version}/bench2/conf.d"
+  if ! cmp -s "$conf/bench.conf" "/etc/postgresql/${pg_version}/bench2/conf.d/bench.conf"; then
+    cp "$conf/bench.conf" "/etc/postgresql/${pg_version}/bench2/conf.d/bench.conf"
+    [ "$(pg_lsclusters -h | awk -v v="$pg_version" '$1==v && $2=="bench2" {print $4}')" = "online" ] && { log "bench2 cluster settings changed: restarting it"; pg_ctlcluster "$pg_version" bench2 restart >&2; }
+  fi
+  if [ "$(pg_lsclusters -h | awk -v v="$pg_version" '$1==v && $2=="bench2" {print $4}')" != "online" ]; then
+    pg_ctlcluster "$pg_version" bench2 start >&2
+    started_cluster2=1
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p "$shard_port" && break; sleep 1; done
+  [ "$(as_postgres psql -p "$shard_port" -qtA -c "SELECT 1 FROM pg_roles WHERE rolname='enrolment'")" = "1" ] ||
+    as_postgres psql -p "$shard_port" -q -c "CREATE ROLE enrolment LOGIN PASSWORD 'enrolment' CREATEDB" >&2
+}
+fresh_db() { # port database
+  as_postgres psql -p "$1" -qtA -c "DROP DATABASE IF EXISTS \"$2\" WITH (FORCE)" >/dev/null
+  as_postgres psql -p "$1" -q -c "CREATE DATABASE \"$2\" OWNER enrolment" >&2
+}
+# A cluster's CPU time in clock ticks: the postmaster's own and its reaped children's, plus every live child's
+# (backends, WAL writer, checkpointer): what the shard's server spent, whatever else shares the machine.
+cluster_ticks() { # cluster name
+  local data pm; data="$(pg_lsclusters -h | awk -v v="$pg_version" -v c="$1" '$1==v && $2==c {print $6}')"
+  pm="$(head -1 "$data/postmaster.pid")"
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
+    for c in $(ps -o pid= --ppid "$pm"); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true; done; } | awk '{s += $1} END {print s}'
+}
+shards_phase() { # 1 or 2
+  local n="$1" dir="$raw/shards-$1" hz size=$(( size < 40000 ? 40000 : size )) due="$shards_due"; hz="$(getconf CLK_TCK)"
+  local master_cs; master_cs="$(shard_cs "$port" "$shards_db")"
+  mkdir -p "$dir"
+  # shard name, cluster, port, database of each shard in this phase
+  local shards=("default bench $port $shards_db")
+  [ "$n" = 2 ] && shards+=("s2 bench2 $shard_port $shard2_db")
+  fresh_db "$port" "$shards_db"
+  as_postgres psql -p "$port" -d "$shards_db" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >&2 2>/dev/null || true
+  api() { (cd "$api_dir" && ConnectionStrings__Enrolment="$master_cs" Logging__LogLevel__Default=Warning dotnet "$api_dll" "$@"); }
+  local t placed=()
+  for t in $(seq 0 $((tenants - 1))); do placed+=(default); done
+  if [ "$n" = 2 ]; then
+    fresh_db "$shard_port" "$shard2_db"
+    api shards add s2 "$(shard_cs "$shard_port" "$shard2_db")" > "$logs/shards-2-add.log" 2>&1 || { tail -5 "$logs/shards-2-add.log" >&2; log "shards add failed"; return 1; }
+    # The second half of the tenants in s2 (the seed command keeps a placed tenant where it is and adds its secret).
+    for t in $(seq 0 $((tenants - 1))); do
+      [ "$t" -ge $(((tenants + 1) / 2)) ] && placed[t]=s2
+      api tenants add "eu-west-1_S$t" --shard "${placed[t]}" >> "$logs/shards-2-tenants.log" 2>&1 || { tail -5 "$logs/shards-2-tenants.log" >&2; log "tenants add failed"; return 1; }
+    done
+  fi
+  log "shards, $n shard(s): seeding $size enrolments over $tenants tenants"
+  api seed --tenants "$tenants" --enrolments "$size" --label S --secret "$secret" --mode "$mode" 2> "$logs/shards-$n-seed.log" | grep '^{' | tail -1 > "$dir/seed.json"
+  local s; for s in "${shards[@]}"; do set -- $s; as_postgres psql -p "$3" -d "$4" -q -c "VACUUM ANALYZE" >&2; done
+  (cd "$api_dir" && ConnectionStrings__Enrolment="$master_cs" ASPNETCORE_URLS="$service_url" Limits__RequestsPerSecondPerTenant=100000000 Audit__CheckpointInterval=1.00:00:00 exec dotnet "$api_dll") > "$logs/service-shards-$n.log" 2>&1 &
+  service_pid=$!; pids+=("$service_pid")
+  wait_for "$service_url" "service ($n shard(s))"
+  wait_summaries "shards-$n/summary-catchup"
+
+  # Idle: what the node and each shard's server spend with nothing to do (agents' polls, Wolverine's durability and
+  # node health, the pool refresh), per second; a cost per shard and node that no request pays for.
+  local idle_s=10 svc0 svc1; svc0="$(cpu_ticks "$service_pid")"
+  for s in "${shards[@]}"; do set -- $s; cluster_ticks "$2" > "$dir/idle-$1.before"; done
+  sleep "$idle_s"
+  svc1="$(cpu_ticks "$service_pid")"
+  for s in "${shards[@]}"; do set -- $s
+    printf '{"shard":"%s","cluster":"%s","seconds":%s,"dbCpuMs":%s,"serviceCpuMs":%s}\n' "$1" "$2" "$idle_s" \
+      "$(awk -v t="$(( $(cluster_ticks "$2") - $(cat "$dir/idle-$1.before") ))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" \
+      "$(awk -v t="$((svc1 - svc0))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" > "$dir/idle-$1.json"
+    log "shards, $n: idle, shard $1: $(cat "$dir/idle-$1.json")"
+  done
+
+  # Completions: comparison 4's load (its connections, warm-up and duration) over every shard's open enrolments.
+  local connections_args=()
+  for s in "${shards[@]}"; do set -- $s; connections_args+=(--connection "$(shard_cs "$3" "$4")"); done
+  dotnet "$bench_dll" shard-targets "${connections_args[@]}" --seed "$dir/seed.json" --out "$dir/completions.tsv"
+  head -n 1000 "$dir/completions.tsv" > "$dir/completions-warmup.tsv"
+  tail -n +1001 "$dir/completions.tsv" > "$dir/completions-measured.tsv"
+  completed_in() { as_postgres psql -p "$1" -d "$2" -qtA -c "select count(*) from enrolment.mt_events where type = 'enrolment_completed'"; }
+  shards_hook() { # before | after: per shard, completion events stored and its cluster's CPU; the master's statements
+    local s; for s in "${shards[@]}"; do set -- $s
+      echo "$(cluster_ticks "$2") $(completed_in "$3" "$4")" > "$dir/completions-$1.$phase_step"
+    done
+    [ "$phase_step" = before ] && { as_postgres psql -p "$port" -d "$shards_db" -qtA -c "select pg_stat_statements_reset()" >/dev/null 2>&1 || true; }
+    return 0
+  }
+  phase_wrk_hook() { phase_step="$1"; shards_hook; }
+  wrk_hook=phase_wrk_hook run_wrk "shards-$n-completions" "$dir/completions-measured.tsv" "$service_url" "$write_connections" "$dir/completions-warmup.tsv"
+  local seconds; seconds="$(grep -o '"seconds":[0-9.]*' "$raw/wrk-shards-$n-completions.json" | cut -d: -f2)"
+  # Still-running requests at the end of the measured run: counted once they have committed.
+  sleep 2
+  for s in "${shards[@]}"; do set -- $s
+    read -r c0 e0 < "$dir/completions-$1.before"; read -r c1 _ < "$dir/completions-$1.after"; e1="$(completed_in "$3" "$4")"
+    printf '{"shard":"%s","cluster":"%s","port":%s,"seconds":%s,"completed":%s,"dbCpuMs":%s}\n' "$1" "$2" "$3" "$seconds" "$((e1 - e0))" \
+      "$(awk -v t="$((c1 - c0))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" > "$dir/completions-$1.json"
+    log "shards, $n: completions in shard $1: $(cat "$dir/completions-$1.json")"
+  done
+  # What the master answered during the measured run: statements on the pool registry and on Wolverine's node tables.
+  as_postgres psql -p "$port" -d "$shards_db" -qtA -F$'\t' -c "select calls, round(total_exec_time::numeric, 1), left(regexp_replace(query, '\s+', ' ', 'g'), 200)
+      from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database()) order by calls desc" > "$dir/master-statements.tsv" 2>/dev/null || true
+  awk -F'\t' -v s="$seconds" '$3 ~ /enrolment_pool\./ {r += $1} $3 ~ /wolverine_node|wolverine_control|wolverine_agent/ {w += $1}
+    END {printf "{\"seconds\":%s,\"registryCalls\":%d,\"wolverineNodeCalls\":%d}\n", s, r, w}' "$dir/master-statements.tsv" > "$dir/master.json"
+  log "shards, $n: master during the completions: $(cat "$dir/master.json")"
+
+  # The due burst: comparison 7's seeding (the same tenants, a second assignment all due at one instant) and its
+  # measure (transition-lag), per shard: each counts its own shard's overdue events.
+  # Due once seeding (at this phase's own seeding rate) and the summaries' catch-up are surely over.
+  local due_in due_at now
+  due_in=$(awk -v d="$due" -v r="$(grep -o '"enrolmentsPerSecond":[0-9.]*' "$dir/seed.json" | cut -d: -f2)" 'BEGIN {printf "%d", 45 + 2.5 * d / (r > 0 ? r : 500)}')
+  due_at=$(( $(date +%s) + due_in ))
+  log "shards, $n: seeding $due enrolments due in ${due_in}s"
+  api seed --tenants "$tenants" --enrolments "$due" --label S --secret "$secret" --mode "$mode" --due-in "$due_in" 2> "$logs/shards-$n-seed-due.log" | grep '^{' | tail -1 > "$dir/seed-due.json"
+  for s in "${shards[@]}"; do set -- $s; as_postgres psql -p "$3" -d "$4" -q -c "ANALYZE" >&2; done
+  wait_summaries "shards-$n/summary-catchup-due"
+  now=$(date +%s)
+  [ "$now" -lt "$((due_at - 5))" ] || log "warning: seeding and the summaries' catch-up ended less than 5 s before the due instant"
+  [ "$now" -lt "$((due_at - 5))" ] && sleep "$((due_at - 5 - now))"
+  # Started before the due instant: transition-lag counts the overdue events above the sequence it reads first.
+  local lag_pids=() expected
+  svc0="$(cpu_ticks "$service_pid")"
+  for s in "${shards[@]}"; do set -- $s
+    expected=0
+    for t in $(seq 0 $((tenants - 1))); do [ "${placed[t]}" = "$1" ] && expected=$((expected + due / tenants + (t < due % tenants ? 1 : 0))); done
+    echo "$(cluster_ticks "$2")" > "$dir/burst-$1.before"
+    dotnet "$bench_dll" transition-lag --connection "$(shard_cs "$3" "$4")" --label S --expected "$expected" --timeout 1200 > "$dir/transitions-$1.json" &
+    lag_pids+=("$!")
+  done
+  for p in "${lag_pids[@]}"; do wait "$p" || log "shards, $n: not every due enrolment of a shard became overdue within the timeout"; done
+  svc1="$(cpu_ticks "$service_pid")"
+  for s in "${shards[@]}"; do set -- $s
+    printf '{"shard":"%s","cluster":"%s","dbCpuMs":%s,"serviceCpuMs":%s}\n' "$1" "$2" \
+      "$(awk -v t="$(( $(cluster_ticks "$2") - $(cat "$dir/burst-$1.before") ))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" \
+      "$(awk -v t="$((svc1 - svc0))" -v hz="$hz" 'BEGIN {printf "%.0f", t * 1000 / hz}')" > "$dir/burst-$1.json"
+    log "shards, $n: burst in shard $1: $(cat "$dir/transitions-$1.json") $(cat "$dir/burst-$1.json")"
+  done
+  kill "$service_pid" 2>/dev/null || true; wait "$service_pid" 2>/dev/null || true
+}
+shards_comparison() {
+  if [ "$port" = "5432" ]; then log "comparison 10 needs the bench's own cluster (not ENROLMENT_BENCH_PG_PORT=5432): not measured"; return 0; fi
+  second_cluster
+  shards_phase 1
+  shards_phase 2
+}
+
+if [ "$only" = shards ]; then
+  shards_comparison
+  dotnet "$bench_dll" report --dir "$out"
+  log "wrote $out/report.md and $out/report.json"
+  exit 0
+fi
 
 # 1. The first 10,000, then the service and the baseline, then reads at 10,000.
 seed S "$small" small
@@ -210,27 +407,6 @@ if [ "$size" -gt "$small" ]; then
 else
   cp -r "$raw/targets-small" "$raw/targets"
 fi
-# The summaries' async projection (Marten's daemon, in the service) replays everything the seeding wrote, bypassing
-# the service: the full-size figures are taken once it has caught up, as a running system is, and the time it took is
-# reported (raw/summary-catchup.json). Not caught up within --summary-timeout: the figures say so and it goes on.
-wait_summaries() { # [name of the raw JSON, default summary-catchup]
-  local out="$raw/${1:-summary-catchup}.json"
-  local start; start=$(date +%s)
-  local first=""
-  while :; do
-    # awk reads the whole answer (an early exit would break curl's pipe, and pipefail would end the run).
-    local lag; lag="$(curl -sf "$service_url/metrics" | awk '/^enrolment_summary_lag/ && !seen {print $NF; seen = 1}' || true)"
-    [ -z "$first" ] && [ -n "$lag" ] && first="$lag"
-    local now; now=$(date +%s)
-    if [ "$lag" = "0" ] || [ $((now - start)) -ge "$summary_timeout" ]; then
-      local seconds=$((now - start))
-      printf '{"events":%s,"seconds":%s,"caughtUp":%s,"lagLeft":%s}\n' "${first:-0}" "$seconds" "$([ "$lag" = "0" ] && echo true || echo false)" "${lag:-null}" > "$out"
-      log "summaries: lag ${lag:-unknown} after ${seconds} s (started at ${first:-unknown} events)"
-      return 0
-    fi
-    sleep 5
-  done
-}
 wait_summaries
 
 # An audit checkpoint round (the service's CLI, `audit checkpoint`), timed by the round itself: raw/NAME.json holds the
@@ -402,6 +578,9 @@ if ! rabbitmq_burst; then
 fi
 kill "$service_pid" 2>/dev/null || true
 for q in "${rabbit_queues[@]}"; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
+
+# 10. Shards, when asked (--shards): last, on databases of its own.
+[ -n "$with_shards" ] && shards_comparison
 
 dotnet "$bench_dll" report --dir "$out"
 log "wrote $out/report.md and $out/report.json"

@@ -17,6 +17,8 @@ using Enrolment.Benchmarks;
 //            [--since <unix s>] [--uri amqp://… --exchange enrolment.events --queue <own queue>]
 //                                                   started before the due instant: until the burst's N integration
 //                                                   events are consumable on the bus (BusLag.cs)
+//   shard-targets --connection <shard cs>... --seed <seed.json>... --out <file> [--completions 60000]
+//                                                   comparison 10: completions over every shard's open enrolments, shuffled
 //   report   --dir bench-results                    bench-results/raw/*.json → report.md + report.json
 var command = args.FirstOrDefault() ?? "";
 var options = Options.Parse(args.Skip(1).ToArray());
@@ -31,13 +33,14 @@ return command switch
     "rebuild-baseline" => await Rebuild.Baseline(options),
     "transition-lag" => await Transitions.Lag(options),
     "bus-lag" => await BusLag.Run(options),
+    "shard-targets" => await Shards.Targets(options),
     "report" => Report.Run(options),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|conflicts|rebuild-baseline|transition-lag|bus-lag|report [--option value ...] (see Program.cs)");
+    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|conflicts|rebuild-baseline|transition-lag|bus-lag|shard-targets|report [--option value ...] (see Program.cs)");
     return 2;
 }
 

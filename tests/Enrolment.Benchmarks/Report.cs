@@ -14,6 +14,9 @@ public static class Report
 {
     public sealed record Figure(string Id, string Name, string Metric, double? Service, double? Baseline, double? Ratio, string Goal, bool? Met, string Note = "");
 
+    /// <summary>Comparison 10: one figure against a pool of one shard and of two; the ratio is two ÷ one.</summary>
+    public sealed record ShardFigure(string Name, string Metric, double? OneShard, double? TwoShards, double? Ratio, string Note = "");
+
     public static int Run(Options options)
     {
         var dir = options.Get("dir", "bench-results");
@@ -196,6 +199,9 @@ public static class Report
         var seedEvents = seeds.Sum(s => Num(s, "events") ?? 0);
         var seedSeconds = seeds.Sum(s => Num(s, "seconds") ?? 0);
 
+        var shardFigures = Shards(raw, Load, Num, Div);
+        var onlyShards = meta["only"]?.GetValue<string>() == "shards";
+
         var machineLine = $"{machine["cpu"]?.GetValue<string>() ?? "?"}, {machine["nproc"]} cores, {machine["memGiB"]} GiB RAM, " +
                           $"PostgreSQL {machine["postgres"]?.GetValue<string>() ?? "?"}, .NET {machine["dotnet"]?.GetValue<string>() ?? "?"}";
         var size = Num(meta, "size") ?? 0;
@@ -203,23 +209,43 @@ public static class Report
         md.AppendLine($"# Benchmark report ({meta["startedAt"]?.GetValue<string>()})");
         md.AppendLine();
         md.AppendLine($"- Machine: {machineLine}");
-        md.AppendLine($"- Dataset: {size:N0} enrolments ({seedEvents:N0} events) over {meta["tenants"]} tenants; the 10,000 figures read only the first 10,000 seeded, measured before the rest was added");
-        md.AppendLine($"- Load: wrk, {meta["threads"]} threads, {meta["connections"]} connections (completions: {meta["writeConnections"]}), {meta["duration"]} per run after a {meta["warmup"]} warm-up, each side alone; both servers, wrk and PostgreSQL share this machine");
-        md.AppendLine($"- Seeding ({seedFull?["mode"] ?? seedSmall?["mode"]} mode): {seedEnrolments:N0} enrolments, {seedEvents:N0} events in {seedSeconds:F0} s = {Div(seedEnrolments, seedSeconds):N0} enrolments/s, {Div(seedEvents, seedSeconds):N0} events/s");
-        var loads = new[] { sFull, bFull, sSmall, bSmall, sList, bList, sWrite, bWrite, idle }.Where(x => x?["load"] is not null).Select(x => x!["load"]!.GetValue<string>()).ToList();
-        if (loads.Count > 0) md.AppendLine($"- 1-minute load average at the end of each run: {string.Join(", ", loads)} (it counts the run's own runnable threads too, wrk's connections and their PostgreSQL backends among them; a figure far above the other runs' means something else was using the CPUs)");
-        md.AppendLine();
-        md.AppendLine("| # | figure | metric | service | baseline | ratio | goal | met |");
-        md.AppendLine("| --- | --- | --- | ---: | ---: | ---: | --- | --- |");
-        foreach (var f in figures)
-            md.AppendLine($"| {f.Id} | {f.Name} | {f.Metric} | {Fmt(f.Service)} | {Fmt(f.Baseline)} | {(f.Ratio is { } r ? r.ToString("F2", CultureInfo.InvariantCulture) + "×" : "")} | {f.Goal} | {(f.Met is null ? (f.Goal == "reported" ? "" : "not measured") : f.Met.Value ? "yes" : "**no**")} |");
-        foreach (var (id, text) in notMeasured) md.AppendLine($"| {id} | {text} | | | | | | not measured |");
-        md.AppendLine();
-        foreach (var f in figures.Where(f => f.Note != "")) md.AppendLine($"- ({f.Id}) {f.Note}");
-        var errors = new[] { ("service read 10k", sSmall), ("baseline read 10k", bSmall), ("service read full", sFull), ("baseline read full", bFull), ("service list", sList), ("baseline list", bList), ("service completions", sWrite), ("baseline completions", bWrite) }
-            .Where(x => x.Item2 is not null && (Num(x.Item2, "non2xx") > 0 || Num(x.Item2, "socketErrors") > 0))
-            .Select(x => $"{x.Item1}: {Num(x.Item2, "non2xx"):F0} non-2xx, {Num(x.Item2, "socketErrors"):F0} socket errors").ToList();
-        md.AppendLine(errors.Count == 0 ? "- Every measured request answered 2xx." : "- Errors: " + string.Join("; ", errors));
+        // --only shards: comparison 10 alone, none of the others measured.
+        if (!onlyShards)
+        {
+            md.AppendLine($"- Dataset: {size:N0} enrolments ({seedEvents:N0} events) over {meta["tenants"]} tenants; the 10,000 figures read only the first 10,000 seeded, measured before the rest was added");
+            md.AppendLine($"- Load: wrk, {meta["threads"]} threads, {meta["connections"]} connections (completions: {meta["writeConnections"]}), {meta["duration"]} per run after a {meta["warmup"]} warm-up, each side alone; both servers, wrk and PostgreSQL share this machine");
+            md.AppendLine($"- Seeding ({seedFull?["mode"] ?? seedSmall?["mode"]} mode): {seedEnrolments:N0} enrolments, {seedEvents:N0} events in {seedSeconds:F0} s = {Div(seedEnrolments, seedSeconds):N0} enrolments/s, {Div(seedEvents, seedSeconds):N0} events/s");
+            var loads = new[] { sFull, bFull, sSmall, bSmall, sList, bList, sWrite, bWrite, idle }.Where(x => x?["load"] is not null).Select(x => x!["load"]!.GetValue<string>()).ToList();
+            if (loads.Count > 0) md.AppendLine($"- 1-minute load average at the end of each run: {string.Join(", ", loads)} (it counts the run's own runnable threads too, wrk's connections and their PostgreSQL backends among them; a figure far above the other runs' means something else was using the CPUs)");
+            md.AppendLine();
+            md.AppendLine("| # | figure | metric | service | baseline | ratio | goal | met |");
+            md.AppendLine("| --- | --- | --- | ---: | ---: | ---: | --- | --- |");
+            foreach (var f in figures)
+                md.AppendLine($"| {f.Id} | {f.Name} | {f.Metric} | {Fmt(f.Service)} | {Fmt(f.Baseline)} | {(f.Ratio is { } r ? r.ToString("F2", CultureInfo.InvariantCulture) + "×" : "")} | {f.Goal} | {(f.Met is null ? (f.Goal == "reported" ? "" : "not measured") : f.Met.Value ? "yes" : "**no**")} |");
+            foreach (var (id, text) in notMeasured) md.AppendLine($"| {id} | {text} | | | | | | not measured |");
+            md.AppendLine();
+            foreach (var f in figures.Where(f => f.Note != "")) md.AppendLine($"- ({f.Id}) {f.Note}");
+            var errors = new[] { ("service read 10k", sSmall), ("baseline read 10k", bSmall), ("service read full", sFull), ("baseline read full", bFull), ("service list", sList), ("baseline list", bList), ("service completions", sWrite), ("baseline completions", bWrite) }
+                .Where(x => x.Item2 is not null && (Num(x.Item2, "non2xx") > 0 || Num(x.Item2, "socketErrors") > 0))
+                .Select(x => $"{x.Item1}: {Num(x.Item2, "non2xx"):F0} non-2xx, {Num(x.Item2, "socketErrors"):F0} socket errors").ToList();
+            md.AppendLine(errors.Count == 0 ? "- Every measured request answered 2xx." : "- Errors: " + string.Join("; ", errors));
+        }
+
+        if (shardFigures.Count > 0)
+        {
+            md.AppendLine();
+            md.AppendLine($"## Comparison 10: shards ({Num(meta, "shardsSize"):N0} enrolments over {meta["tenants"]} tenants, one service node)");
+            md.AppendLine();
+            md.AppendLine("Both PostgreSQL clusters, the service and wrk share this machine's cores: the two-shard column shows what each shard " +
+                          "costs when two share one machine, not capacity added. Per-shard rows divide each shard's own count by the run's seconds.");
+            md.AppendLine();
+            md.AppendLine("| figure | metric | 1 shard | 2 shards | 2 ÷ 1 |");
+            md.AppendLine("| --- | --- | ---: | ---: | ---: |");
+            foreach (var f in shardFigures)
+                md.AppendLine($"| {f.Name} | {f.Metric} | {Fmt(f.OneShard)} | {Fmt(f.TwoShards)} | {(f.Ratio is { } r ? r.ToString("F2", CultureInfo.InvariantCulture) + "×" : "")} |");
+            md.AppendLine();
+            foreach (var f in shardFigures.Where(f => f.Note != "")) md.AppendLine($"- ({f.Name}) {f.Note}");
+        }
 
         File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
         var json = new JsonObject
@@ -229,10 +255,78 @@ public static class Report
             ["seeding"] = new JsonObject { ["enrolments"] = seedEnrolments, ["events"] = seedEvents, ["seconds"] = seedSeconds, ["small"] = seedSmall?.DeepClone(), ["full"] = seedFull?.DeepClone() },
             ["figures"] = JsonSerializer.SerializeToNode(figures, JsonSerializerOptions.Web),
             ["notMeasured"] = JsonSerializer.SerializeToNode(notMeasured),
+            ["shards"] = JsonSerializer.SerializeToNode(shardFigures, JsonSerializerOptions.Web),
         };
         File.WriteAllText(Path.Combine(dir, "report.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.Out.Write(md.ToString());
         return 0;
+    }
+
+    /// <summary>
+    /// Comparison 10 from raw/shards-1 and raw/shards-2 (build/bench.sh shards_phase): per phase the wrk summary of the
+    /// completion run, per shard the completion events it stored and its cluster's CPU, the burst's lag per shard
+    /// (transition-lag) and its cluster's CPU, and the master's registry and node-table statements.
+    /// </summary>
+    private static List<ShardFigure> Shards(string raw, Func<string, JsonNode?> load, Func<JsonNode?, string, double?> num, Func<double?, double?, double?> div)
+    {
+        JsonNode? Read(string path) { try { return File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) : null; } catch (JsonException) { return null; } }
+        List<(string Shard, JsonNode Node)> PerShard(int n, string prefix) =>
+            Directory.Exists(Path.Combine(raw, $"shards-{n}"))
+                ? Directory.GetFiles(Path.Combine(raw, $"shards-{n}"), prefix + "-*.json").OrderBy(f => f, StringComparer.Ordinal)
+                    .Select(f => (Path.GetFileNameWithoutExtension(f)[(prefix.Length + 1)..], Read(f))).Where(x => x.Item2 is not null).Select(x => (x.Item1, x.Item2!)).ToList()
+                : [];
+        var phases = new[] { 1, 2 }.Select(n => new
+        {
+            Wrk = load($"wrk-shards-{n}-completions"),
+            Completions = PerShard(n, "completions"),
+            Transitions = PerShard(n, "transitions"),
+            Burst = PerShard(n, "burst"),
+            Idle = PerShard(n, "idle"),
+            Master = Read(Path.Combine(raw, $"shards-{n}", "master.json")),
+        }).ToArray();
+        if (phases.All(p => p.Wrk is null && p.Transitions.Count == 0)) return [];
+
+        double? Sum(IEnumerable<(string, JsonNode)> xs, string key) { var v = xs.Select(x => num(x.Item2, key)).ToList(); return v.Count == 0 || v.Any(x => x is null) ? null : v.Sum(); }
+        double? Seconds(int i) => num(phases[i].Wrk, "seconds");
+        double? Stored(int i) => div(Sum(phases[i].Completions, "completed"), Seconds(i));
+        double? StoredPerShard(int i) => phases[i].Completions.Count == 0 ? null : Stored(i) / phases[i].Completions.Count;
+        double? CompletionDbMs(int i) => div(Sum(phases[i].Completions, "dbCpuMs"), Sum(phases[i].Completions, "completed"));
+        double? BurstAll(int i) => phases[i].Transitions.Count == 0 ? null : phases[i].Transitions.Max(t => num(t.Node, "maxSeconds"));
+        double? BurstRatePerShard(int i) => phases[i].Transitions.Count == 0 ? null
+            : phases[i].Transitions.Average(t => div(num(t.Node, "overdue"), num(t.Node, "maxSeconds")) ?? double.NaN) is var a && double.IsNaN(a) ? null : a;
+        double? BurstDbMs(int i) => div(Sum(phases[i].Burst, "dbCpuMs"), Sum(phases[i].Transitions, "overdue"));
+        double? MasterPerSecond(int i) => div(num(phases[i].Master, "registryCalls") + num(phases[i].Master, "wolverineNodeCalls"), num(phases[i].Master, "seconds"));
+        ShardFigure Row(string name, string metric, Func<int, double?> value, string note = "") => new(name, metric, value(0), value(1), div(value(1), value(0)), note);
+
+        string Completions(int i) => string.Join(", ", phases[i].Completions.Select(c =>
+            $"{c.Shard} {div(num(c.Node, "completed"), num(c.Node, "seconds")):N0}/s ({num(c.Node, "completed"):N0} stored, PostgreSQL CPU {div(num(c.Node, "dbCpuMs"), num(c.Node, "completed")):F2} ms each)"));
+        string Bursts(int i) => string.Join(", ", phases[i].Transitions.Select(t =>
+            $"{t.Shard} {num(t.Node, "overdue"):N0} of {num(t.Node, "expected"):N0} overdue after {num(t.Node, "maxSeconds"):F1} s (median {num(t.Node, "medianSeconds"):F1} s, {num(t.Node, "duplicateStreams"):F0} twice)"));
+        var wrkNote = string.Join("; ", new[] { 0, 1 }.Where(i => phases[i].Wrk is not null).Select(i =>
+            $"{i + 1} shard(s): {num(phases[i].Wrk, "requests"):N0} requests in {Seconds(i):F1} s, {num(phases[i].Wrk, "non2xx"):N0} non-2xx, load {phases[i].Wrk!["load"]}"));
+        var master = string.Join("; ", new[] { 0, 1 }.Where(i => phases[i].Master is not null).Select(i =>
+            $"{i + 1} shard(s): {num(phases[i].Master, "registryCalls"):N0} on the pool registry (enrolment_pool), {num(phases[i].Master, "wolverineNodeCalls"):N0} on Wolverine's node tables, " +
+            $"over {Sum(phases[i].Completions, "completed"):N0} stored completions"));
+        double? IdleDbPerShard(int i) => phases[i].Idle.Count == 0 ? null : div(Sum(phases[i].Idle, "dbCpuMs"), Sum(phases[i].Idle, "seconds")); // the mean over the shards
+        double? IdleService(int i) => phases[i].Idle.Count == 0 ? null : div(num(phases[i].Idle[0].Node, "serviceCpuMs"), num(phases[i].Idle[0].Node, "seconds"));
+        string Idle(int i) => string.Join(", ", phases[i].Idle.Select(x => $"{x.Shard} {div(num(x.Node, "dbCpuMs"), num(x.Node, "seconds")):N0} ms/s"));
+        return
+        [
+            Row("Idle: the node's CPU", "ms per second", IdleService),
+            Row("Idle: PostgreSQL CPU per shard's server", "ms per second per shard", IdleDbPerShard, string.Join("; ", new[] { 0, 1 }.Select(i => $"{i + 1} shard(s): {Idle(i)}"))),
+            Row("Completions (comparison 4's load, spread over the tenants)", "requests/s", i => num(phases[i].Wrk, "rps"), wrkNote),
+            Row("Completions stored, all shards", "completions/s", Stored, string.Join("; ", new[] { 0, 1 }.Select(i => $"{i + 1} shard(s): {Completions(i)}"))),
+            Row("Completions stored, per shard", "completions/s per shard", StoredPerShard),
+            Row("Completions", "p99 ms", i => num(phases[i].Wrk, "p99")),
+            Row("Completions: service CPU per request (one node)", "ms", i => num(phases[i].Wrk, "cpuMsPerRequest")),
+            Row("Completions: PostgreSQL CPU per stored completion (every cluster)", "ms", CompletionDbMs),
+            Row($"Due burst of {Sum(phases[0].Transitions, "expected") ?? Sum(phases[1].Transitions, "expected"):N0} at one instant: all overdue after", "seconds", BurstAll,
+                string.Join("; ", new[] { 0, 1 }.Select(i => $"{i + 1} shard(s): {Bursts(i)}"))),
+            Row("Due burst, per shard", "transitions/s per shard", BurstRatePerShard),
+            Row("Due burst: PostgreSQL CPU per transition (every cluster)", "ms", BurstDbMs),
+            Row("Due burst: the node's CPU per transition", "ms", i => phases[i].Burst.Count == 0 ? null : div(num(phases[i].Burst[0].Node, "serviceCpuMs"), Sum(phases[i].Transitions, "overdue"))),
+            Row("Master: registry and node-table statements during the completions", "calls/s", MasterPerSecond, master),
+        ];
     }
 
     private static string Fmt(double? v) => v switch
