@@ -71,15 +71,17 @@ public sealed class ShardTransitionsAgent(Uri uri, string shard, IDocumentStore 
     private async Task Loop(CancellationToken ct)
     {
         using var timer = new PeriodicTimer(transitions.Settings.PollInterval);
+        Marten.Storage.IMartenDatabase? database = null;
         try
         {
             do
             {
                 try
                 {
-                    var database = (await store.Shards()).FirstOrDefault(s => TenantPool.ShardName(s) == shard);
-                    if (database is null) logger.LogWarning("Shard {Shard} is no longer in the pool; its transitions agent idles until Wolverine stops it", shard);
-                    else await transitions.RunShard(database, ct);
+                    // The store's cached database of the shard: no read of the master per poll (a pool database id is
+                    // resolved from the pool this node has loaded).
+                    database ??= await store.Storage.FindOrCreateDatabase(shard);
+                    await transitions.RunShard(database, ct);
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
