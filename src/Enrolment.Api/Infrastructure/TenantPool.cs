@@ -96,6 +96,17 @@ public static class TenantPool
     public static async Task<IReadOnlyList<Weasel.Core.MultiTenancy.PooledDatabase>> ListShards(this IDocumentStore store, CancellationToken ct = default) =>
         await Pool(store).ListDatabasesAsync(ct);
 
+    /// <summary>
+    /// A statement lost a race to create the same schema object (a table or index that now exists, a type name taken):
+    /// two processes set up a new shard at once. Running the setup again finds the object there.
+    /// </summary>
+    public static bool IsDuplicateObject(Exception e) => e switch
+    {
+        PostgresException { SqlState: PostgresErrorCodes.DuplicateTable or PostgresErrorCodes.DuplicateObject or PostgresErrorCodes.UniqueViolation } => true,
+        AggregateException a => a.InnerExceptions.Any(IsDuplicateObject),
+        _ => e.InnerException is { } inner && IsDuplicateObject(inner),
+    };
+
     private static ShardedTenancy Pool(IDocumentStore store) =>
         store.Options.Tenancy as ShardedTenancy ?? throw new InvalidOperationException("The store is not configured with sharded tenancy (Persistence.AddPersistence).");
 }
@@ -124,12 +135,21 @@ public sealed class ShardPoolRefresh(IDocumentStore store, Wolverine.Runtime.IWo
                 if (!shards.IsSubsetOf(prepared))
                 {
                     var added = string.Join(", ", shards.Except(prepared));
-                    if (runtime.Storage is Wolverine.Persistence.Durability.MultiTenantedMessageStore messageStore) await messageStore.Source.RefreshAsync();
-                    if (runtime.Options.Transports.OfType<Wolverine.Postgresql.Transport.PostgresqlTransport>().FirstOrDefault() is { } transport)
-                        foreach (var queue in transport.Queues)
-                            await queue.SetupAsync(logger);
-                    logger.LogInformation("Shard(s) {Shards} of the pool are served by this node (Wolverine's inbox, outbox and queue tables are set up there).", added);
-                    prepared.UnionWith(shards);
+                    try
+                    {
+                        if (runtime.Storage is Wolverine.Persistence.Durability.MultiTenantedMessageStore messageStore) await messageStore.Source.RefreshAsync();
+                        if (runtime.Options.Transports.OfType<Wolverine.Postgresql.Transport.PostgresqlTransport>().FirstOrDefault() is { } transport)
+                            foreach (var queue in transport.Queues)
+                                await queue.SetupAsync(logger);
+                        logger.LogInformation("Shard(s) {Shards} of the pool are served by this node (Wolverine's inbox, outbox and queue tables are set up there).", added);
+                        prepared.UnionWith(shards);
+                    }
+                    catch (Exception e) when (TenantPool.IsDuplicateObject(e))
+                    {
+                        // `shards add` or another node set up the same tables at the same moment: not a master that is
+                        // down. The next round sets up again and finds them.
+                        logger.LogInformation("Shard(s) {Shards}: another process created Wolverine's tables there at the same moment ({Error}); set up again at the next refresh.", added, e.Message);
+                    }
                 }
                 if (failing) logger.LogInformation("The shard pool is read from the master again");
                 failing = false;

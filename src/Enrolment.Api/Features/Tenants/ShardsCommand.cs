@@ -59,13 +59,32 @@ public sealed partial class ShardsCommand : JasperFxAsyncCommand<ShardsInput>
                 {
                     return Fail($"Cannot connect to the shard's database ({e.Message}). Create the database first (owned by the role in the connection string) and check the connection string; nothing was registered.");
                 }
+                // Marten's tables (documents and event store with this service's own tables and triggers) before the
+                // database joins the pool: running nodes walk every shard of the pool and, where they may create schema
+                // objects, create a missing table on first use; registered first, this command and a node created the
+                // same index at once and the command failed (42P07, in the scale-out reliability scenario).
+                await using (var dataSource = NpgsqlDataSource.Create(input.ConnectionString))
+                    await new Marten.Storage.MartenDatabase(Infrastructure.Sql.MartenInternals.Options(store), dataSource, input.Name).ApplyAllConfiguredChangesToDatabaseAsync();
                 await store.Advanced.AddDatabaseToPoolAsync(input.Name, input.ConnectionString, CancellationToken.None);
-                // The service's tables in the new database, as `resources setup` makes them at a start: Marten's documents
-                // and event store with this service's own tables and triggers, Wolverine's inbox and outbox, and the
-                // embedded bus's queue tables (a change writes its integration events into its own shard's queue).
+                // Then the rest as `resources setup` makes it at a start: Wolverine's inbox and outbox, and the embedded
+                // bus's queue tables (a change writes its integration events into its own shard's queue).
                 var database = await store.Storage.FindOrCreateDatabase(input.Name);
                 await database.ApplyAllConfiguredChangesToDatabaseAsync();
-                await JasperFx.Resources.ResourceHostExtensions.SetupResources(host);
+                // Running nodes set up Wolverine's side of a shard new to them as well (ShardPoolRefresh): where one
+                // creates the same table or index at the same moment, the loser fails with a duplicate; run again, the
+                // setup finds it there and goes on.
+                for (var attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        await JasperFx.Resources.ResourceHostExtensions.SetupResources(host);
+                        break;
+                    }
+                    catch (Exception e) when (attempt < 5 && TenantPool.IsDuplicateObject(e))
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(1));
+                    }
+                }
                 Console.Out.WriteLine($"Shard {input.Name} added ({Server(input.ConnectionString)}); its tables are created. Place tenants there with `tenants add <tenantId> --shard {input.Name}`.");
                 return true;
             }
