@@ -98,20 +98,6 @@ public sealed class ScaleOutScenario : IScenario
         var nodes = new List<Node>();
         try
         {
-            // The second server joins the pool as an operator adds it.
-            var added = await Cli(context, ["shards", "add", SecondShard, context.SecondShardConnectionString], TimeSpan.FromMinutes(2), ct);
-            if (added.ExitCode != 0) throw new InvalidOperationException($"`shards add {SecondShard}` failed ({added.ExitCode}): {added.StdErr.Trim()}");
-            var tenants = (await Task.WhenAll(shards.SelectMany(s => Enumerable.Range(0, TenantsPerShard).Select(i => (Shard: s, Index: Array.IndexOf(shards, s) * TenantsPerShard + i)))
-                .Select(async x =>
-                {
-                    var id = $"eu-west-2_Scale{x.Index}{Guid.NewGuid():N}"[..26];
-                    var secret = await Cli(context, ["tenants", "add", id, "--shard", x.Shard.Name, "--scopes", "api/all"], TimeSpan.FromMinutes(2), ct);
-                    if (secret.ExitCode != 0) throw new InvalidOperationException($"`tenants add {id} --shard {x.Shard.Name}` failed ({secret.ExitCode}): {secret.StdErr.Trim()}");
-                    var value = secret.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
-                    return new ScaleTenant(x.Shard, new TenantCredentials(id, value, value, value), x.Index, runId);
-                }))).ToList();
-            context.Log($"shard {SecondShard} added; tenants {string.Join(", ", tenants.Select(t => $"{t.Id} ({t.Shard.Name})"))}");
-
             // Three nodes, the same settings, each on its own port: the harness's own node restarted with them, and two more.
             var second = context.NewNode("node2");
             var third = context.NewNode("node3");
@@ -123,13 +109,28 @@ public sealed class ScaleOutScenario : IScenario
             nodes.Add(new Node(third.Name, third, NodeClient(third.BaseAddress)));
             context.Log($"three nodes ready after {string.Join(", ", readiness.Select(r => $"{r.TotalSeconds:0.0} s"))}");
 
+            // The second server joins the pool as an operator adds it, while the nodes run: they pick it up by themselves.
+            var added = await Cli(context, ["shards", "add", SecondShard, context.SecondShardConnectionString], TimeSpan.FromMinutes(2), ct);
+            if (added.ExitCode != 0) throw new InvalidOperationException($"`shards add {SecondShard}` failed ({added.ExitCode}): {Tail(added.StdErr)}");
+            var tenants = (await Task.WhenAll(shards.SelectMany(s => Enumerable.Range(0, TenantsPerShard).Select(i => (Shard: s, Index: Array.IndexOf(shards, s) * TenantsPerShard + i)))
+                .Select(async x =>
+                {
+                    var id = $"eu-west-2_Scale{x.Index}{Guid.NewGuid():N}"[..26];
+                    var secret = await Cli(context, ["tenants", "add", id, "--shard", x.Shard.Name, "--scopes", "api/all"], TimeSpan.FromMinutes(2), ct);
+                    if (secret.ExitCode != 0) throw new InvalidOperationException($"`tenants add {id} --shard {x.Shard.Name}` failed ({secret.ExitCode}): {Tail(secret.StdErr)}");
+                    var value = secret.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
+                    return new ScaleTenant(x.Shard, new TenantCredentials(id, value, value, value), x.Index, runId);
+                }))).ToList();
+            context.Log($"shard {SecondShard} added; tenants {string.Join(", ", tenants.Select(t => $"{t.Id} ({t.Shard.Name})"))}");
+            var pickedUp = await ServedEverywhere(nodes, tenants, TimeSpan.FromSeconds(60), ct);
+            context.Log($"every running node serves every tenant {pickedUp.TotalSeconds:0.0} s after the last `tenants add`");
+
             // Set-up, spread over the nodes: content, a webhook subscription per shard, the audiences; then the assignments,
             // all due at one instant a few seconds ahead.
             receiver.Start();
             await Task.WhenAll(tenants.Select(async (t, i) =>
             {
                 var http = nodes[i % nodes.Count].Http;
-                await http.PutContent(t.Credentials.All, t.Course, $"Scale-out course {t.Label}", ct);
                 if (t.Subscribed)
                 {
                     var hook = (await http.Post("/webhooks", t.Credentials.All, new { url = receiver.Url, eventTypes = WebhookEventTypes }, ct)).Expect(201, $"subscribe the receiver for {t.Label}").Json;
@@ -280,6 +281,10 @@ public sealed class ScaleOutScenario : IScenario
             var lastDelivery = accepted.Where(a => expectedDeliveries.Contains((a.EnrolmentId, a.StreamVersion)))
                 .GroupBy(a => (a.EnrolmentId, a.StreamVersion)).Select(g => g.Min(a => a.ReceivedAt)).DefaultIfEmpty().Max();
             var ejected = killedAtUtc is { } k ? Ejection(nodes.Where(n => !n.Killed), context, extraNodes, k) : null;
+            // Projections:DaemonMode is Solo by default: with the same settings every node runs the summaries' daemon,
+            // and Marten's progress check refuses the pages another node applied first (wasted work, logged as errors).
+            var daemonConflicts = LogLines(nodes.Select(n => n.Name), context, extraNodes, "ProgressionProgressOutOfOrderException").Count()
+                                  + LogLines(nodes.Select(n => n.Name), context, extraNodes, "pk_mt_event_progression").Count();
             if (undelivered.Count > 0) findings.Add($"webhooks: {undelivered.Count} committed changes never delivered: {Tally.Sample(undelivered)}");
             if (unexpected.Count > 0) findings.Add($"webhooks: deliveries of changes not in the store: {Tally.Sample(unexpected)}");
             if (badSignatures > 0) findings.Add($"webhooks: {badSignatures} deliveries whose signature does not verify");
@@ -304,6 +309,7 @@ public sealed class ScaleOutScenario : IScenario
             var killedMidBurst = victim is not null && shards.All(s => atKill[s.Name] is { OverdueEvents: > 0, StillDue: > 0 });
             figures.AddRange(
             [
+                new("running nodes serve the tenants of a shard added meanwhile, after", Tally.Seconds(pickedUp), "< 60 s", pickedUp < TimeSpan.FromSeconds(60)),
                 new("nodes / shards (servers)", $"3 / {shards.Length} ({string.Join(", ", shards.Select(s => $"{s.Name} on port {new NpgsqlConnectionStringBuilder(s.ConnectionString).Port}"))})"),
                 new("enrolments due at one instant (both shards)", $"{Tally.N(tenants.Count * UsersPerTenant)} ({string.Join(", ", shards.Select(s => $"{s.Name} {Tally.N(totals[s.Name])}"))})"),
                 new("kill -9 in the middle of the burst on both shards", victim is null ? "no kill"
@@ -331,6 +337,7 @@ public sealed class ScaleOutScenario : IScenario
                 new("kill → first transition of that shard applied by another node", Tally.Seconds(takeover.FirstApplied), "reported", takeover.FirstApplied is not null),
                 new("kill → all of that shard's due transitions applied", takeover.Victim is null ? "no kill" : $"{Tally.Seconds(takeover.AllApplied)} ({Tally.N((int)takeover.LeftAtKill)} were left at the kill)",
                     "reported", takeover.AllApplied is not null),
+                new("summaries' daemon: pages refused because another node's daemon applied them first (errors logged)", Tally.N(daemonConflicts)),
                 new("kill → Wolverine ejects the dead node (its inbox released to the others)", killedAtUtc is null ? "no kill" : Tally.Seconds(ejected)),
                 new("kill → every expected webhook delivery accepted", killedAtUtc is { } at && undelivered.Count == 0 && lastDelivery > at ? Tally.Seconds(lastDelivery - at)
                     : undelivered.Count > 0 ? "never" : "before the kill"),
@@ -350,6 +357,26 @@ public sealed class ScaleOutScenario : IScenario
         public string? Victim, Shard, NewHolder;
         public long LeftAtKill;
         public TimeSpan? LockMoved, FirstApplied, AllApplied;
+    }
+
+    /// <summary>
+    /// Waits until every node accepts a write of every tenant (the tenant's course, PUT: the same each time): nodes that
+    /// were running when the shard and its tenants were added learn of them from the master within Shards:RefreshInterval.
+    /// </summary>
+    private static async Task<TimeSpan> ServedEverywhere(IReadOnlyList<Node> nodes, IReadOnlyList<ScaleTenant> tenants, TimeSpan timeout, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(nodes.SelectMany(n => tenants.Select(async t =>
+        {
+            while (true)
+            {
+                var answer = await n.Http.Put($"/content/{t.Course}", t.Credentials.All, new { title = $"Scale-out course {t.Label}" }, ct);
+                if (answer.Ok) return;
+                if (clock.Elapsed > timeout) throw new TimeoutException($"{n.Name} still refuses tenant {t.Label} {timeout.TotalSeconds:0} s after it was added: {answer}");
+                await Task.Delay(250, ct);
+            }
+        })));
+        return clock.Elapsed;
     }
 
     private static HttpClient NodeClient(Uri address) =>
@@ -473,29 +500,30 @@ public sealed class ScaleOutScenario : IScenario
         static int Port(string address) => int.Parse(address[(address.LastIndexOf(':') + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>
-    /// How long after the kill a surviving node logged Wolverine's "Ejected stale node" (the dead node's inbox and outbox
-    /// released for recovery), from the nodes' JSON log lines; null if none did.
-    /// </summary>
-    private static TimeSpan? Ejection(IEnumerable<Node> survivors, ScenarioContext context, IReadOnlyList<IServiceNode> extraNodes, DateTimeOffset killedAt)
+    /// <summary>The JSON log lines of this scenario's nodes (their latest start each), those containing <paramref name="text"/>.</summary>
+    private static IEnumerable<System.Text.Json.JsonElement> LogLines(IEnumerable<string> nodeNames, ScenarioContext context, IReadOnlyList<IServiceNode> extraNodes, string text)
     {
-        var names = survivors.Select(n => n.Name).ToHashSet();
+        var names = nodeNames.ToHashSet();
         var files = (names.Contains("node1") ? context.ServiceLogFiles.TakeLast(1) : [])
             .Concat(extraNodes.Where(n => names.Contains(n.Name)).SelectMany(n => n.LogFiles.TakeLast(1)));
-        DateTimeOffset? first = null;
         foreach (var file in files)
         {
             using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             using var reader = new StreamReader(stream);
             while (reader.ReadLine() is { } line)
-            {
-                if (!line.Contains("Ejected stale node", StringComparison.Ordinal) || !line.StartsWith('{')) continue;
-                var at = DateTimeOffset.Parse(System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("Timestamp").GetString()!.Trim(), CultureInfo.InvariantCulture);
-                if (at > killedAt && (first is null || at < first)) first = at;
-            }
+                if (line.StartsWith('{') && line.Contains(text, StringComparison.Ordinal))
+                    yield return System.Text.Json.JsonDocument.Parse(line).RootElement.Clone();
         }
-        return first - killedAt;
     }
+
+    /// <summary>
+    /// How long after the kill a surviving node logged Wolverine's "Ejected stale node" (the dead node's inbox and outbox
+    /// released for recovery); null if none did.
+    /// </summary>
+    private static TimeSpan? Ejection(IEnumerable<Node> survivors, ScenarioContext context, IReadOnlyList<IServiceNode> extraNodes, DateTimeOffset killedAt) =>
+        LogLines(survivors.Select(n => n.Name), context, extraNodes, "Ejected stale node")
+            .Select(l => DateTimeOffset.Parse(l.GetProperty("Timestamp").GetString()!.Trim(), CultureInfo.InvariantCulture))
+            .Where(at => at > killedAt).Select(at => (TimeSpan?)(at - killedAt)).Min();
 
     private static Dictionary<string, int> Counts(IEnumerable<EnrolmentStatus> statuses) =>
         statuses.GroupBy(EnrolmentRules.Lower).ToDictionary(g => g.Key, g => g.Count());
@@ -675,6 +703,13 @@ public sealed class ScaleOutScenario : IScenario
             if ((long)(await command.ExecuteScalarAsync(ct))! is var n and > 0) left.Add($"{table}: {n}");
         }
         return left;
+    }
+
+    /// <summary>What a failed command said: its error output without the JSON log lines of its host, the last 2,000 characters.</summary>
+    private static string Tail(string stderr)
+    {
+        var text = string.Join('\n', stderr.Split('\n').Where(l => !l.StartsWith("{\"Timestamp\"", StringComparison.Ordinal) || l.Contains("\"LogLevel\":\"Error\"", StringComparison.Ordinal))).Trim();
+        return text.Length > 2000 ? "…" + text[^2000..] : text;
     }
 
     /// <summary>Runs one command of the service against the master; its stdout is kept in memory only (a secret may be on it).</summary>
