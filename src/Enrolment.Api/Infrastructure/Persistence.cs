@@ -82,13 +82,21 @@ public static class Persistence
         .UseLightweightSessions()
         // Wolverine keeps its node registry and leader lock in the master, and one inbox/outbox per shard database,
         // so a change's envelopes commit in the tenant's own shard with its events.
-        .IntegrateWithWolverine(w => w.MainDatabaseConnectionString = connectionString);
-        // Marten's async daemon (the summaries) on this node: Projections:DaemonMode. Solo (the default): this node
-        // projects. With several nodes, leave it Solo on one and set Disabled on the others (Marten's progress check
-        // rolls back a page two daemons both applied, but they waste work). HotCold, which elects one node by a
-        // PostgreSQL advisory lock, fails with the DistributedLock shim this build uses (STACK.md: "Multiplexing is
-        // current incompatible with DbDataSource"); it is the choice where the real Patched.DistributedLock packages restore.
-        marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", JasperFx.Events.Daemon.DaemonMode.Solo));
+        // The summaries' daemon (Projections:DaemonMode). Distributed (the default): Wolverine's elected leader runs each
+        // shard database's projection agent on one node and moves it to another when that node dies (once Wolverine
+        // ejects it, about a minute), so every node runs with the same settings. Solo, on each of several nodes, was
+        // not safe: Marten stops a daemon's agent at the first page another node applied first, and in the scale-out
+        // reliability run all three nodes stopped theirs for one shard, whose summaries then never moved again. Solo
+        // remains for a single node (or Disabled for none); HotCold fails with this build's DistributedLock shim
+        // (STACK.md: "Multiplexing is current incompatible with DbDataSource").
+        .IntegrateWithWolverine(w =>
+        {
+            w.MainDatabaseConnectionString = connectionString;
+            w.UseWolverineManagedEventSubscriptionDistribution = DistributedDaemon(configuration);
+        });
+        // Wolverine refuses Marten's own daemon beside its distribution.
+        if (!DistributedDaemon(configuration))
+            marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", JasperFx.Events.Daemon.DaemonMode.Solo));
 
         services.AddHostedService<ShardPoolRefresh>();
 
@@ -100,6 +108,9 @@ public static class Persistence
             JasperFx.Resources.ResourceHostExtensions.AddResourceSetupOnStartup(services, JasperFx.Resources.StartupAction.SetupOnly);
         }
     }
+
+    private static bool DistributedDaemon(IConfiguration configuration) =>
+        string.Equals(configuration.GetValue("Projections:DaemonMode", "Distributed"), "Distributed", StringComparison.OrdinalIgnoreCase);
 
     private static void ConfigureDataSource(NpgsqlDataSourceBuilder b, string connectionString)
     {
