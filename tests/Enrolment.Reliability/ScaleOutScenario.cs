@@ -149,7 +149,7 @@ public sealed class ScaleOutScenario : IScenario
                 findings.Add($"the enrolments were not all in place before their due instant (set-up ended {-margin.TotalSeconds:0.0} s after it): the burst was not one instant");
 
             // Load on all three nodes from a few seconds before the due instant: completions of some users, and reads.
-            var completions = new ConcurrentQueue<Completion>(tenants
+            var completions = new CompletionQueue(tenants
                 .SelectMany(t => t.Users.Take(CompletersPerTenant).Select(u => new Completion(t, u, $"{u}-c1")))
                 .OrderBy(_ => random.Next()));
             var attempts = new ConcurrentBag<(Completion Completion, Node Node, Outcome Outcome)>();
@@ -228,7 +228,7 @@ public sealed class ScaleOutScenario : IScenario
             }
             // The load goes on until every completion was answered (a killed node's are sent again to another) or a minute passed.
             var loadEnd = Stopwatch.StartNew();
-            while (!completions.IsEmpty && loadEnd.Elapsed < TimeSpan.FromMinutes(1)) await Task.Delay(100, ct);
+            while (!completions.Done && loadEnd.Elapsed < TimeSpan.FromMinutes(1)) await Task.Delay(100, ct);
             await stopLoad.CancelAsync();
             await Task.WhenAll(workers);
 
@@ -391,22 +391,54 @@ public sealed class ScaleOutScenario : IScenario
     private static HttpClient NodeClient(Uri address) =>
         new(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30) }) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
 
-    /// <summary>One node's share of the completions: one at a time, paced; one it could not get answered goes back for another node.</summary>
-    private static async Task Complete(Node node, ConcurrentQueue<Completion> queue, ConcurrentBag<(Completion, Node, Outcome)> attempts, CancellationToken stop)
+    /// <summary>
+    /// Completions still to be acknowledged, shared by the nodes' workers. One taken is in flight until its answer says
+    /// whether it is done or goes back (sent again by whichever worker comes next), so the load is over only when none
+    /// is queued and none in flight: a worker that found the queue empty must not stop while a dying node may hand one back.
+    /// </summary>
+    private sealed class CompletionQueue(IEnumerable<Completion> items)
     {
-        while (!stop.IsCancellationRequested && !node.Killed && queue.TryDequeue(out var c))
+        private readonly ConcurrentQueue<Completion> _queue = new(items);
+        private int _inFlight;
+
+        public bool Done => Volatile.Read(ref _inFlight) == 0 && _queue.IsEmpty;
+
+        public bool TryTake(out Completion completion)
         {
+            Interlocked.Increment(ref _inFlight); // before the dequeue: Done never sees it neither queued nor in flight
+            if (_queue.TryDequeue(out completion!)) return true;
+            Interlocked.Decrement(ref _inFlight);
+            return false;
+        }
+
+        public void Answered(Completion completion, bool sendAgain)
+        {
+            if (sendAgain) _queue.Enqueue(completion);
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    /// <summary>One node's share of the completions, one at a time and paced, until the load stops or the node is killed.</summary>
+    private static async Task Complete(Node node, CompletionQueue queue, ConcurrentBag<(Completion, Node, Outcome)> attempts, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested && !node.Killed)
+        {
+            if (!queue.TryTake(out var c))
+            {
+                try { await Task.Delay(50, stop); } catch (OperationCanceledException) { break; }
+                continue;
+            }
             Outcome outcome;
             try
             {
                 outcome = await node.Http.Post("/completions", c.Tenant.Credentials.All,
                     new { completionId = c.CompletionId, userId = c.UserId, contentId = c.Tenant.Course, completedAt = Api.Now() }, stop);
             }
-            catch (OperationCanceledException) { queue.Enqueue(c); break; }
+            catch (OperationCanceledException) { queue.Answered(c, sendAgain: true); break; }
             attempts.Add((c, node, outcome));
             // No answer (the node died under it), "try again", or a race lost to a transition or another node (409
             // concurrency-conflict, nothing stored): the same completion (idempotent on its id) goes back, as a client would send it again.
-            if (!outcome.Answered || outcome.Status is 429 or 503 || IsLostRace(outcome)) queue.Enqueue(c);
+            queue.Answered(c, sendAgain: !outcome.Answered || outcome.Status is 429 or 503 || IsLostRace(outcome));
             if (!outcome.Answered) break;
             try { await Task.Delay(outcome.RetryAfter is { } r && r > TimeSpan.Zero ? r : TimeSpan.FromMilliseconds(60), stop); } catch (OperationCanceledException) { break; }
         }
@@ -646,7 +678,7 @@ public sealed class ScaleOutScenario : IScenario
         var tenant = tenants.First(t => t.Shard == source);
         // Users with no completion yet (overdue now): each completed once, during the move, from every running node.
         var completed = stores[tenant.Id].Values.Where(e => e.Any(x => x is EnrolmentCompleted)).Select(e => ((EnrolmentAssigned)e[0]).UserId).ToHashSet();
-        var queue = new ConcurrentQueue<Completion>(tenant.Users.Where(u => !completed.Contains(u)).Take(300).Select(u => new Completion(tenant, u, $"{u}-move")));
+        var queue = new CompletionQueue(tenant.Users.Where(u => !completed.Contains(u)).Take(300).Select(u => new Completion(tenant, u, $"{u}-move")));
         var attempts = new ConcurrentBag<(Completion Completion, Node Node, Outcome Outcome)>();
         using var stop = new CancellationTokenSource();
         var workers = live.Select(n => Task.Run(() => Complete(n, queue, attempts, stop.Token), ct)).ToList();
@@ -660,7 +692,7 @@ public sealed class ScaleOutScenario : IScenario
         // The writes go on a little after the switch, then everything left is sent.
         await Task.Delay(TimeSpan.FromSeconds(2), ct);
         var drain = Stopwatch.StartNew();
-        while (!queue.IsEmpty && drain.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(100, ct);
+        while (!queue.Done && drain.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(100, ct);
         await stop.CancelAsync();
         await Task.WhenAll(workers);
 
