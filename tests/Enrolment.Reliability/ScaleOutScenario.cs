@@ -777,14 +777,18 @@ public sealed class ScaleOutScenario : IScenario
         return left;
     }
 
-    /// <summary>What a failed command said: its error output without the JSON log lines of its host, the last 2,000 characters.</summary>
-    private static string Tail(string stderr)
+    /// <summary>
+    /// What a failed command said: its output without its host's JSON log lines and the command-line banner, blanks
+    /// collapsed, its first and last 600 characters (the error is first, a usage text or a stack may follow).
+    /// </summary>
+    private static string Tail(string output)
     {
         string[] banner = ["Searching ", "for commands", "PublicKeyToken", "commands"];
-        var text = string.Join('\n', stderr.Split('\n')
+        var lines = output.Split('\n')
             .Where(l => !l.StartsWith("{\"Timestamp\"", StringComparison.Ordinal) || l.Contains("\"LogLevel\":\"Error\"", StringComparison.Ordinal))
-            .Where(l => !banner.Any(b => l.StartsWith(b, StringComparison.Ordinal)) && l.Trim().Length > 0)).Trim();
-        return text.Length > 2000 ? "…" + text[^2000..] : text;
+            .Where(l => !banner.Any(b => l.StartsWith(b, StringComparison.Ordinal)) && l.Trim().Length > 0);
+        var text = Regex.Replace(string.Join(" / ", lines.Select(l => l.Trim())), @"\s+", " ");
+        return text.Length > 1200 ? text[..600] + " … " + text[^600..] : text;
     }
 
     /// <summary>Runs one command of the service against the master; its stdout is kept in memory only (a secret may be on it).</summary>
