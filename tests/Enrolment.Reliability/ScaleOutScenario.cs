@@ -23,8 +23,9 @@ public sealed class ScaleOutScenario : IScenario
     private const string FirstShard = "default";
     private const string SecondShard = "reliability2";
     private const int TenantsPerShard = 2;
-    // Modest for 2 cores shared by three nodes and two clusters: 2,000 transitions per shard last several seconds there.
-    private const int UsersPerTenant = 1000;
+    // 3,000 transitions per shard: three rounds of the elected node (Transitions:BatchSize 500 × MaxParallelBatches 2), so
+    // a kill after the first leaves work in both shards; a few seconds' work on 2 cores shared by three nodes and two clusters.
+    private const int UsersPerTenant = 1500;
     private const int CompletersPerTenant = 60;
     // TimeDrivenTransitions.LockKey: the advisory lock that elects, in each shard database, the node applying its transitions.
     private const long TransitionLockKey = 0x456E726F6C54696D;
