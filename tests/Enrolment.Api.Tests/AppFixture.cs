@@ -45,6 +45,9 @@ public sealed class AppFixture : IAsyncLifetime
             // that a test's reset overtook would write a checkpoint of the data before the reset into the next test's, and
             // form-2 checkpoints are each verified, so it would show as tampering.
             builder.UseSetting("Audit:CheckpointsEnabled", "false");
+            // One node: Marten's own daemon on it (Solo), whose coordinator the tests pause around each store reset and
+            // rebuild through. The service's default, Distributed (Wolverine places each agent), registers none.
+            builder.UseSetting("Projections:DaemonMode", "Solo");
             builder.ConfigureServices(services => services.RunWolverineInSoloMode());
             configure?.Invoke(builder);
         });

@@ -236,6 +236,28 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.Contains("stream heads", (await Verify()).Broken);
     }
 
+    /// <summary>
+    /// Every form-2 checkpoint of a tenant is checked against its own range: a second one counts its own rows, not the
+    /// first one's too (which made `audit verify` report a history with two checkpoints as tampered with).
+    /// </summary>
+    [Fact]
+    public async Task A_history_with_several_form_2_checkpoints_verifies()
+    {
+        var (assignment, enrolment) = await History();
+        await Checkpoint();
+        (await Post("/completions", new { completionId = "x2", userId = "u2", contentId = "c1", completedAt = Now() })).AssertStatus(200);
+        await Checkpoint();
+        await Post($"/assignments/{assignment}/enrolments/{enrolment}/reminders");
+        await Checkpoint();
+        var chain = await Host.Services.GetRequiredService<AuditCheckpoints>().ForTenant(TenantId, CancellationToken.None);
+        Assert.Equal([2, 2, 2], chain.Select(c => c.Form));
+
+        var result = await Verify();
+        Assert.True(result.Broken is null, result.Broken);
+        var (exit, output) = await VerifyExport("/audit/export");
+        Assert.True(exit == 0, output);
+    }
+
     /// <summary>An export written before form 2 (checked in as a fixture: no checkpoint lines, a form-1 anchor) still verifies, and its tampering is still caught.</summary>
     [Fact]
     public async Task An_export_written_before_form_2_still_verifies_with_the_shipped_script()

@@ -178,6 +178,7 @@ public sealed class PagesBrowserTests(AppFixture fixture, ITestOutputHelper outp
             builder.UseSetting("Transitions:PollInterval", "00:00:00.200");
             builder.UseSetting("Webhooks:Enabled", "false");
             builder.UseSetting("Pages:Root", Path.Combine(Root, "src", "Enrolment.Api", "wwwroot", "app"));
+            builder.UseSetting("Projections:DaemonMode", "Solo");
             builder.ConfigureServices(services => services.RunWolverineInSoloMode());
         }
     }

@@ -7,7 +7,7 @@ using Enrolment.Reliability.Harness;
 using Npgsql;
 
 // Enrolment.Reliability run --service-dll <path> --connection <cs> --pg-cluster <version>/<name> --out <dir>
-//                           [--scenario <name>]... [--seed N] [--port P]
+//                           [--scenario <name>]... [--seed N] [--port P] [--second-connection <cs>]
 // Enrolment.Reliability list
 // Starts the service as a separate process, creates two tenants with its CLI, runs the selected scenarios (all by
 // default) in a fixed order, and writes <out>/report.md and report.json. Exit code 1 if any scenario missed a goal.
@@ -21,7 +21,7 @@ if (args[0] == "list")
 }
 if (args[0] != "run") return Usage(2);
 
-string? serviceDll = null, connection = null, pgCluster = null, outDir = null;
+string? serviceDll = null, connection = null, pgCluster = null, outDir = null, secondConnection = null;
 var selected = new List<string>();
 var seed = Random.Shared.Next(1, 1_000_000);
 var port = 0; // 0: a free port, picked below
@@ -37,6 +37,7 @@ for (var i = 1; i < args.Length; i++)
         case "--scenario": selected.Add(Next()); break;
         case "--seed": seed = int.Parse(Next(), CultureInfo.InvariantCulture); break;
         case "--port": port = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+        case "--second-connection": secondConnection = Next(); break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return Usage(2);
     }
 }
@@ -54,12 +55,13 @@ Directory.CreateDirectory(logDir);
 var started = DateTimeOffset.UtcNow;
 void Log(string line) => Console.Error.WriteLine($"[reliability] {DateTime.UtcNow:HH:mm:ss} {line}");
 
-if (port == 0)
+static int FreePort()
 {
     using var free = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
     free.Start();
-    port = ((System.Net.IPEndPoint)free.LocalEndpoint).Port;
+    return ((System.Net.IPEndPoint)free.LocalEndpoint).Port;
 }
+if (port == 0) port = FreePort();
 var baseAddress = new Uri($"http://127.0.0.1:{port}");
 var environment = new Dictionary<string, string>
 {
@@ -100,6 +102,17 @@ var tenants = await Task.WhenAll(
     Tenants.Create(serviceDll, environment, TenantId('B'), cliLog, run.Token));
 Log($"tenants {string.Join(", ", tenants.Select(t => t.TenantId))}, each with an api/all, an api/read and an api/write secret");
 
+// More nodes of the service for the scenarios that ask (scale-out): the same settings on a port of their own.
+var extraNodes = new List<ServiceProcess>();
+IServiceNode NewNode(string name)
+{
+    var address = new Uri($"http://127.0.0.1:{FreePort()}");
+    var nodeEnvironment = new Dictionary<string, string>(environment) { ["ASPNETCORE_URLS"] = address.ToString().TrimEnd('/') };
+    var node = new ServiceProcess(serviceDll, nodeEnvironment, address, logDir, Log, name);
+    lock (extraNodes) extraNodes.Add(node);
+    return node;
+}
+
 var results = new List<ScenarioResult>();
 foreach (var scenario in toRun)
 {
@@ -126,6 +139,8 @@ foreach (var scenario in toRun)
         BaseAddress = baseAddress,
         IssueMimecastKey = (tenantId, ct) => Tenants.IssueMimecastKey(serviceDll, environment, tenantId, cliLog, ct),
         StartCommand = args => Tenants.StartCommand(serviceDll, environment, args),
+        NewNode = NewNode,
+        SecondShardConnectionString = secondConnection,
     };
     Log($"── {scenario.Name}: {scenario.Promise}");
     var clock = Stopwatch.StartNew();
@@ -149,7 +164,10 @@ foreach (var scenario in toRun)
     foreach (var f in result.Figures) Log($"   {f.Name}: {f.Value}{(f.Goal.Length > 0 ? $" (goal {f.Goal})" : "")}");
     foreach (var f in result.Findings) Log($"   finding: {f}");
 
-    // Leave the next scenario what the run promises: the database up, the service up with the default settings.
+    // Leave the next scenario what the run promises: the database up, the service up with the default settings, and
+    // no other node (a scenario that failed half-way may have left one running).
+    foreach (var node in extraNodes) await node.DisposeAsync();
+    extraNodes.Clear();
     await database.EnsureStarted();
     if (service.HasOverrides) { await service.Stop(); }
 }
@@ -176,7 +194,7 @@ static List<IScenario> Discover()
 
 static int Usage(int code)
 {
-    Console.Error.WriteLine("usage: Enrolment.Reliability run --service-dll <path> --connection <cs> --pg-cluster <version>/<name> --out <dir> [--scenario <name>]... [--seed N] [--port P]");
+    Console.Error.WriteLine("usage: Enrolment.Reliability run --service-dll <path> --connection <cs> --pg-cluster <version>/<name> --out <dir> [--scenario <name>]... [--seed N] [--port P] [--second-connection <cs>]");
     Console.Error.WriteLine("       Enrolment.Reliability list");
     return code;
 }

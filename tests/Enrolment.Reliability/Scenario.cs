@@ -65,6 +65,18 @@ public sealed class ScenarioContext
 
     /// <summary>The service's base address (for raw sockets); null in-process.</summary>
     public Uri? BaseAddress { get; init; }
+
+    /// <summary>
+    /// Another node of the service (same configuration, its own free port), not started yet; the scenario starts it, may
+    /// kill it, and disposes of it (which stops it). The argument names its log files. Null in-process.
+    /// </summary>
+    public Func<string, IServiceNode>? NewNode { get; init; }
+
+    /// <summary>
+    /// An empty database owned by the service's role on a second PostgreSQL cluster (build/reliability.sh makes it, port
+    /// 5435), for the scale-out scenario to register as a shard; null where there is none.
+    /// </summary>
+    public string? SecondShardConnectionString { get; init; }
 }
 
 /// <summary>A Mimecast API 1.0 key set, as `tenants mimecast-key` prints it.</summary>
@@ -88,6 +100,15 @@ public interface IServiceControl
     Task Stop();
     /// <summary>Waits until /health/ready answers 200; returns how long that took.</summary>
     Task<TimeSpan> WaitUntilReady(TimeSpan timeout, CancellationToken ct);
+}
+
+/// <summary>One more process of the service, with its own address and log files.</summary>
+public interface IServiceNode : IServiceControl, IAsyncDisposable
+{
+    string Name { get; }
+    Uri BaseAddress { get; }
+    /// <summary>Every log file this node wrote, one per start.</summary>
+    IReadOnlyList<string> LogFiles { get; }
 }
 
 public interface IDatabaseControl

@@ -49,7 +49,7 @@ public sealed class WebhookScenario : IScenario
         await context.Service.StartWith(Settings, ct);
         await context.Service.WaitUntilReady(TimeSpan.FromMinutes(3), ct);
 
-        using var receiver = new FlakyReceiver(new Random(context.Seed + 1));
+        using var receiver = new WebhookReceiver(new Random(context.Seed + 1), failHalf: true);
         receiver.Start();
         using var client = context.NewClient();
         var created = (await client.Post("/webhooks", tenant.All, new { url = receiver.Url }, ct)).Expect(201, "subscribe the receiver");
@@ -129,95 +129,5 @@ public sealed class WebhookScenario : IScenario
             new("duplicates (at least once allows them)", Tally.N(duplicates)),
         };
         return new ScenarioResult(Name, Promise, figures.All(f => f.Met != false), figures, findings, clock.Elapsed);
-    }
-
-    private sealed record Request(Guid EnrolmentId, long StreamVersion, byte[] Body, string Signature, bool Accepted)
-    {
-        public bool SignatureMatches(string secret) =>
-            Signature == "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Body));
-    }
-
-    /// <summary>
-    /// An HTTP/1.1 receiver on a loopback port that answers half its requests with a 500 or by dropping the connection
-    /// (a reset, nothing written). Written on a raw socket because HttpListener cannot drop one: its Abort() still sends
-    /// the default "200 OK" on Linux, which the service rightly takes for a delivery.
-    /// </summary>
-    private sealed class FlakyReceiver(Random random) : IDisposable
-    {
-        private readonly TcpListener listener = new(IPAddress.Loopback, 0);
-        private readonly CancellationTokenSource stop = new();
-        public ConcurrentQueue<Request> Accepted { get; } = new();
-        public ConcurrentQueue<Request> All { get; } = new();
-        public string Url { get; private set; } = "";
-
-        public void Start()
-        {
-            listener.Start();
-            Url = $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture)}/hook/";
-            _ = Task.Run(async () =>
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    TcpClient connection;
-                    try { connection = await listener.AcceptTcpClientAsync(stop.Token); } catch (Exception) { return; }
-                    _ = Task.Run(() => Serve(connection));
-                }
-            });
-        }
-
-        /// <summary>One keep-alive connection: requests one after another until the client closes it or a request is dropped.</summary>
-        private async Task Serve(TcpClient connection)
-        {
-            using var _ = connection;
-            try
-            {
-                var stream = connection.GetStream();
-                while (await ReadHead(stream, stop.Token) is { } head)
-                {
-                    var headers = head.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1)
-                        .Select(line => line.Split(':', 2)).Where(p => p.Length == 2)
-                        .ToDictionary(p => p[0].Trim().ToLowerInvariant(), p => p[1].Trim());
-                    var body = new byte[int.Parse(headers.GetValueOrDefault("content-length", "0"), CultureInfo.InvariantCulture)];
-                    await stream.ReadExactlyAsync(body, stop.Token);
-                    bool fail, drop;
-                    lock (random) { fail = random.Next(2) == 0; drop = fail && random.Next(2) == 0; }
-                    var json = JsonDocument.Parse(body).RootElement;
-                    var request = new Request(json.GetProperty("enrolmentId").GetGuid(), json.GetProperty("streamVersion").GetInt64(), body,
-                        headers.GetValueOrDefault("x-hmac-signature", ""), !fail);
-                    All.Enqueue(request);
-                    if (drop)
-                    {
-                        connection.Client.LingerState = new LingerOption(true, 0); // close with a reset: the client sees the connection die
-                        return;
-                    }
-                    if (!fail) Accepted.Enqueue(request);
-                    var answer = fail ? "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n" : "HTTP/1.1 204 No Content\r\n\r\n";
-                    await stream.WriteAsync(Encoding.ASCII.GetBytes(answer), stop.Token);
-                }
-            }
-            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-            {
-                // The client went away (the service was killed) or the receiver stops.
-            }
-        }
-
-        /// <summary>The request line and headers, up to the blank line; null when the client closed the connection.</summary>
-        private static async Task<string?> ReadHead(NetworkStream stream, CancellationToken ct)
-        {
-            var head = new List<byte>(512);
-            var one = new byte[1];
-            while (head.Count < 4 || head[^4] != '\r' || head[^3] != '\n' || head[^2] != '\r' || head[^1] != '\n')
-            {
-                if (await stream.ReadAsync(one, ct) == 0) return null;
-                head.Add(one[0]);
-            }
-            return Encoding.ASCII.GetString(head.ToArray());
-        }
-
-        public void Dispose()
-        {
-            stop.Cancel();
-            listener.Stop();
-        }
     }
 }

@@ -81,18 +81,22 @@ public static class Persistence
         })
         .UseLightweightSessions()
         // Wolverine keeps its node registry and leader lock in the master, and one inbox/outbox per shard database,
-        // so a change's envelopes commit in the tenant's own shard with its events. The async projections (the
-        // summaries) run as Wolverine agents, one per projection and shard database, spread over the nodes by Wolverine's
-        // leader and moved off a node that dies (PRODUCT.md, "Scale-out"; docs/scale-out.md). Projections:DaemonMode=Solo
-        // runs Marten's own daemon on this node instead (every node that has it projects every shard; Marten's progress
-        // check rolls back a page two daemons both applied, but they waste work), Disabled none.
+        // so a change's envelopes commit in the tenant's own shard with its events.
+        // The summaries' daemon (Projections:DaemonMode). Distributed (the default): Wolverine's elected leader runs each
+        // shard database's projection agent on one node and moves it to another when that node dies (once Wolverine
+        // ejects it: Durability:StaleNodeTimeout plus two health checks), so every node runs with the same settings. Solo, on each of several nodes, was
+        // not safe: Marten stops a daemon's agent at the first page another node applied first, and in the scale-out
+        // reliability run all three nodes stopped theirs for one shard, whose summaries then never moved again. Solo
+        // remains for a single node (or Disabled for none); HotCold fails with this build's DistributedLock shim
+        // (STACK.md: "Multiplexing is current incompatible with DbDataSource").
         .IntegrateWithWolverine(w =>
         {
             w.MainDatabaseConnectionString = connectionString;
-            w.UseWolverineManagedEventSubscriptionDistribution = configuration["Projections:DaemonMode"] is null or "Wolverine";
+            w.UseWolverineManagedEventSubscriptionDistribution = DistributedDaemon(configuration);
         });
-        if (configuration["Projections:DaemonMode"] is { } mode and not "Wolverine")
-            marten.AddAsyncDaemon(Enum.Parse<JasperFx.Events.Daemon.DaemonMode>(mode, ignoreCase: true));
+        // Wolverine refuses Marten's own daemon beside its distribution.
+        if (!DistributedDaemon(configuration))
+            marten.AddAsyncDaemon(configuration.GetValue("Projections:DaemonMode", JasperFx.Events.Daemon.DaemonMode.Solo));
 
         services.AddHostedService<ShardPoolRefresh>();
 
@@ -104,6 +108,9 @@ public static class Persistence
             JasperFx.Resources.ResourceHostExtensions.AddResourceSetupOnStartup(services, JasperFx.Resources.StartupAction.SetupOnly);
         }
     }
+
+    private static bool DistributedDaemon(IConfiguration configuration) =>
+        string.Equals(configuration.GetValue("Projections:DaemonMode", "Distributed"), "Distributed", StringComparison.OrdinalIgnoreCase);
 
     private static void ConfigureDataSource(NpgsqlDataSourceBuilder b, string connectionString)
     {

@@ -10,6 +10,9 @@ namespace Enrolment.Reliability.Harness;
 /// <summary>What one request answered (or that it got no answer), and how long it took.</summary>
 public sealed record Outcome(int Status, string Body, string? ContentType, TimeSpan Latency, string? Error)
 {
+    /// <summary>The Retry-After header of the answer (a 503 or 429 says when to try again), as a delay.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     /// <summary>0 when no HTTP answer came (connection refused or reset, timeout).</summary>
     public bool Answered => Status != 0;
     public bool Ok => Status is >= 200 and < 300;
@@ -40,7 +43,8 @@ public static class Api
         {
             using var response = await client.SendAsync(request, ct);
             var text = await response.Content.ReadAsStringAsync(ct);
-            return new Outcome((int)response.StatusCode, text, response.Content.Headers.ContentType?.MediaType, clock.Elapsed, null);
+            var retryAfter = response.Headers.RetryAfter is { } r ? r.Delta ?? (r.Date is { } d ? d - DateTimeOffset.UtcNow : null) : null;
+            return new Outcome((int)response.StatusCode, text, response.Content.Headers.ContentType?.MediaType, clock.Elapsed, null) { RetryAfter = retryAfter };
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException && !ct.IsCancellationRequested)
         {

@@ -5,10 +5,11 @@ namespace Enrolment.Reliability.Harness;
 
 /// <summary>
 /// The service as production runs it: `dotnet Enrolment.Api.dll` from its own folder (so it finds appsettings.json),
-/// configured by environment variables. Each start writes stdout and stderr to a log file of its own.
+/// configured by environment variables. Each start writes stdout and stderr to a log file of its own. <paramref name="name"/>
+/// names the log files and the pid file: more nodes of the service (the scale-out scenario) run side by side.
 /// </summary>
-public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string, string> environment, Uri baseAddress, string logDirectory, Action<string> log)
-    : IServiceControl, IAsyncDisposable
+public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string, string> environment, Uri baseAddress, string logDirectory, Action<string> log,
+    string name = "service") : IServiceNode
 {
     private readonly object _gate = new();
     private readonly List<string> _logFiles = [];
@@ -27,6 +28,11 @@ public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string
     public int? ProcessId { get { lock (_gate) return _process?.Id; } }
 
     public Uri BaseAddress => baseAddress;
+
+    public string Name => name;
+
+    // build/reliability.sh kills whatever a pid file names if the program itself was killed.
+    private string PidFile => Path.Combine(logDirectory, $"{name}.pid");
 
     public Task Start(CancellationToken ct) => Launch(new Dictionary<string, string>(), ct);
 
@@ -48,7 +54,7 @@ public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string
             if (_process is { HasExited: false }) return;
             CloseLog();
             _starts++;
-            var logFile = Path.Combine(logDirectory, $"service-{_starts:00}.log");
+            var logFile = Path.Combine(logDirectory, $"{name}-{_starts:00}.log");
             _logWriter = new StreamWriter(new FileStream(logFile, FileMode.Create, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
             _logFiles.Add(logFile);
 
@@ -71,8 +77,8 @@ public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
             _process = process;
-            File.WriteAllText(Path.Combine(logDirectory, "service.pid"), process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            log($"service started (pid {process.Id}, log {Path.GetFileName(logFile)}{(HasOverrides ? ", with " + string.Join(", ", overrides.Select(o => $"{o.Key}={o.Value}")) : "")})");
+            File.WriteAllText(PidFile, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            log($"{name} started (pid {process.Id}, log {Path.GetFileName(logFile)}{(HasOverrides ? ", with " + string.Join(", ", overrides.Select(o => $"{o.Key}={o.Value}")) : "")})");
         }
     }
 
@@ -106,7 +112,7 @@ public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string
         // On Linux Process.Kill is SIGKILL: no shutdown hooks, no flush, open transactions die with their connections.
         process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync();
-        log($"service killed with SIGKILL (pid {process.Id})");
+        log($"{name} killed with SIGKILL (pid {process.Id})");
         RemovePidFile();
     }
 
@@ -121,11 +127,11 @@ public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string
         try { await process.WaitForExitAsync(timeout.Token); }
         catch (OperationCanceledException)
         {
-            log($"service did not stop within 30 s of SIGTERM; killing it (pid {process.Id})");
+            log($"{name} did not stop within 30 s of SIGTERM; killing it (pid {process.Id})");
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
         }
-        log($"service stopped (pid {process.Id}, exit code {process.ExitCode})");
+        log($"{name} stopped (pid {process.Id}, exit code {process.ExitCode})");
         RemovePidFile();
     }
 
@@ -170,7 +176,7 @@ public sealed class ServiceProcess(string serviceDll, IReadOnlyDictionary<string
 
     private void RemovePidFile()
     {
-        try { File.Delete(Path.Combine(logDirectory, "service.pid")); } catch (IOException) { }
+        try { File.Delete(PidFile); } catch (IOException) { }
     }
 
     private void CloseLog()

@@ -174,7 +174,13 @@ public sealed class RangeDigest
         _count++;
     }
 
-    public (string Digest, long Count) Finish() => (Convert.ToHexStringLower(_hash.GetHashAndReset()), _count);
+    /// <summary>The range's digest and row count; the next Add starts the next range (the verifier reads them all in one pass).</summary>
+    public (string Digest, long Count) Finish()
+    {
+        var count = _count;
+        _count = 0;
+        return (Convert.ToHexStringLower(_hash.GetHashAndReset()), count);
+    }
 }
 
 /// <summary>The heads digest as of a high-water mark, fed entries in (stream, version) order.</summary>

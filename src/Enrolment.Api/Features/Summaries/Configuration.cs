@@ -6,8 +6,8 @@ using OpenTelemetry.Metrics;
 namespace Enrolment.Api.Features.Summaries;
 
 /// <summary>
-/// Summaries: an asynchronous projection (Marten's async daemon, which Infrastructure/Persistence.cs runs on this node
-/// by Projections:DaemonMode) and the lag it reports in /metrics.
+/// Summaries: an asynchronous projection (Marten's async daemon, placed on the nodes by Projections:DaemonMode in
+/// Infrastructure/Persistence.cs) and the lag it reports in /metrics.
 /// </summary>
 public static class SummariesConfiguration
 {
