@@ -657,7 +657,7 @@ public sealed class ScaleOutScenario : IScenario
             await using (var command = new NpgsqlCommand("""
                 select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = c.oid
                 where n.nspname = 'enrolment' and c.relkind in ('r', 'p') and not c.relispartition and a.attname = 'tenant_id' and not a.attisdropped
-              and c.relname <> 'tenant_fences' -- a moved tenant's fence stays in the shard it left, on purpose (docs/scale-out.md)
+                and c.relname <> 'tenant_fences' -- a moved tenant's fence stays in the shard it left, on purpose (docs/scale-out.md)
                 order by c.relname
                 """, connection))
             await using (var reader = await command.ExecuteReaderAsync(ct))
@@ -766,7 +766,7 @@ public sealed class ScaleOutScenario : IScenario
         await using (var command = new NpgsqlCommand("""
             select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = c.oid
             where n.nspname = 'enrolment' and c.relkind in ('r', 'p') and not c.relispartition and a.attname = 'tenant_id' and not a.attisdropped
-              and c.relname <> 'tenant_fences' -- a moved tenant's fence stays in the shard it left, on purpose (docs/scale-out.md)
+            and c.relname <> 'tenant_fences' -- a moved tenant's fence stays in the shard it left, on purpose (docs/scale-out.md)
             """, connection))
         await using (var reader = await command.ExecuteReaderAsync(ct))
             while (await reader.ReadAsync(ct)) tables.Add(reader.GetString(0));
