@@ -312,7 +312,7 @@ public sealed class ScaleOutScenario : IScenario
             var move = await moveAvailable
                 ? await MoveUnderLoad(context, shards, tenants, live, stores, ct)
                 : new StepResult([new Figure("tenants move under load", "not available (`help tenants` shows no --to flag in this build)")],
-                    ["tenants move: not available in this build (the command is being built on branch shard31); the move-under-load step was skipped"]);
+                    ["tenants move: not available in this build; the move-under-load step was skipped"]);
             findings.AddRange(move.Findings);
 
             findings.Add($"burst: {tenants.Count * UsersPerTenant:N0} enrolments due at one instant on {shards.Length} shards ({TenantsPerShard} tenants each); " +
