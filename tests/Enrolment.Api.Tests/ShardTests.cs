@@ -202,6 +202,12 @@ public sealed class ShardTests(AppFixture fixture) : ScenarioTest(fixture)
             await AuditChecks.AssertIntact(Host.Services, tenant);
             var verify = await CliTests.Cli("audit", "verify", "--tenant", tenant);
             Assert.True(verify.ExitCode == 0, $"audit verify after two moves: {verify}");
+            // The export an auditor keeps, checked by the shipped script: checkpoints of three epochs (form 2 from the
+            // first shard, form 3 after each move), only the latest epoch's ranges recomputable from the sequences.
+            var export = (await Get("/audit/export", auth)).AssertStatus(200);
+            Assert.Contains("\"form\":3", export.Body, StringComparison.Ordinal);
+            var (exit, output) = await AuditChecks.RunShippedVerifier(export.Body);
+            Assert.True(exit == 0, $"docs/verify_export.py over the moved tenant's export: {output}");
 
             // The cursor of before the moves: every completion's change arrives (some may come again), none is missing.
             var completions = enrolments.Where(e => e.Str("status") == "complete").Select(e => e.Str("id")).ToHashSet();
