@@ -212,6 +212,29 @@ public sealed class ShardTests(AppFixture fixture) : ScenarioTest(fixture)
             // The cursor of before the moves: every completion's change arrives (some may come again), none is missing.
             var completions = enrolments.Where(e => e.Str("status") == "complete").Select(e => e.Str("id")).ToHashSet();
             await ReadFeed(auth, cursor, seen, expectAtLeast: 0, until: () => completions.All(id => seen.Contains(id + ":complete")));
+
+            // Evidence still holds after the moves: the last event of a stream deleted with its chain link (and the
+            // stream's version lowered, so the chain itself looks whole) breaks the new epoch's range digest.
+            var streamId = Guid.Parse(enrolments.First(e => e.Str("status") == "complete").Str("id"));
+            await using (var connection = new NpgsqlConnection(AppFixture.ConnectionString))
+            {
+                await connection.OpenAsync();
+                foreach (var sql in new[]
+                {
+                    "delete from enrolment.audit_chain where tenant_id = $1 and stream_id = $2 and version = (select max(version) from enrolment.audit_chain where tenant_id = $1 and stream_id = $2)",
+                    "delete from enrolment.mt_events where tenant_id = $1 and stream_id = $2 and version = (select max(version) from enrolment.mt_events where tenant_id = $1 and stream_id = $2)",
+                    "update enrolment.mt_streams set version = version - 1 where tenant_id = $1 and id = $2",
+                })
+                {
+                    await using var tamper = new NpgsqlCommand(sql, connection);
+                    tamper.Parameters.AddWithValue(tenant);
+                    tamper.Parameters.AddWithValue(streamId);
+                    await tamper.ExecuteNonQueryAsync();
+                }
+            }
+            var tampered = await CliTests.Cli("audit", "verify", "--tenant", tenant);
+            Assert.True(tampered.ExitCode != 0 && tampered.StdOut.Contains("no longer match", StringComparison.Ordinal),
+                $"audit verify after a stream's tail was deleted in the moved tenant's shard: {tampered}");
         }
         finally
         {
