@@ -105,7 +105,7 @@ public sealed class ShardTests(AppFixture fixture) : ScenarioTest(fixture)
 
         foreach (var (fence, lift) in new[]
         {
-            ($"select pg_advisory_lock({Enrolment.Api.Features.Tenants.TenantFence.LockClass}, hashtext($1))", $"select pg_advisory_unlock({Enrolment.Api.Features.Tenants.TenantFence.LockClass}, hashtext($1))"),
+            ($"select pg_advisory_lock({Enrolment.Api.Infrastructure.Sql.TenantFence.LockClass}, hashtext($1))", $"select pg_advisory_unlock({Enrolment.Api.Infrastructure.Sql.TenantFence.LockClass}, hashtext($1))"),
             ("insert into enrolment.tenant_fences (tenant_id, moved_to, fenced_at) values ($1, 'elsewhere', now())", "delete from enrolment.tenant_fences where tenant_id = $1"),
         })
         {

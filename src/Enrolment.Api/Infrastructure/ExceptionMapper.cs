@@ -56,7 +56,7 @@ public sealed class ExceptionMapper(ILogger<ExceptionMapper> logger) : IExceptio
 
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
     {
-        var moving = Features.Tenants.TenantFence.IsFenced(exception);
+        var moving = Sql.TenantFence.IsFenced(exception);
         var (status, code, title, detail) = moving ? (503, "tenant-moving", "Service unavailable.", "This tenant is being moved to another database server (`tenants move`); its writes are paused for a few seconds. Retry after Retry-After seconds: nothing of this request was stored.")
             : DatabaseUnavailable(exception) ? (503, "database-unavailable", "Service unavailable.", "The database is not reachable right now. Retry shortly.") : exception switch
         {

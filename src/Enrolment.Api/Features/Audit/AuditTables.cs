@@ -139,13 +139,11 @@ public sealed class AuditTables(IDocumentStore store)
     /// The tenants that have chain entries, one index probe each (a loose scan of the (tenant_id, seq_id) index:
     /// PostgreSQL 15 has no skip scan), so the cost grows with the number of tenants, not of events.
     /// </summary>
-    /// <summary>How many times the tenant has moved into the shard it is in now (`tenants move`; 0: never moved).</summary>
+    /// <summary>The tenant's move epoch in its shard (<see cref="TenantFence.Epoch"/>), on this connection or the shard's.</summary>
     public async Task<int> Epoch(NpgsqlConnection? connection, string tenantId, CancellationToken ct)
     {
         await using var own = connection is null ? await (await store.DataSourceOf(tenantId)).OpenConnectionAsync(ct) : null;
-        await using var command = new NpgsqlCommand($"select coalesce(max(epoch), 0) from enrolment.{Features.Tenants.TenantFence.MovesTable} where tenant_id = $1", connection ?? own);
-        command.Parameters.AddWithValue(tenantId);
-        return Convert.ToInt32(await command.ExecuteScalarAsync(ct));
+        return await TenantFence.Epoch(connection ?? own!, tenantId, ct);
     }
 
     public async Task<List<string>> ChainedTenants(NpgsqlConnection connection, CancellationToken ct)

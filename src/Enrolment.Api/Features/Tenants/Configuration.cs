@@ -1,3 +1,4 @@
+using Enrolment.Api.Infrastructure.Sql;
 using Enrolment.Api.Infrastructure.Auth;
 using Marten;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Enrolment.Api.Features.Audit;
 using Enrolment.Api.Features.Summaries;
 using Enrolment.Api.Infrastructure;
+using Enrolment.Api.Infrastructure.Sql;
 using Marten;
 using Marten.Storage;
 using Npgsql;
@@ -148,7 +149,7 @@ public sealed class TenantMove(IDocumentStore store, AuditTables tables, AuditCh
         await Execute(to, $"delete from {Schema}.{TenantFence.FenceTable} where tenant_id = {tenant}", ct);
 
         // The tenant's LIST partition of every partitioned table of the target, as Marten creates them, and Marten's record of it.
-        var partitioned = await Strings(to, $"select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = '{Schema}' and c.relkind = 'p' order by 1", ct);
+        var partitioned = await PartitionedTables(to, ct);
         var suffix = Suffix(tenantId);
         foreach (var table in partitioned)
             await Execute(to, $"create table if not exists {Schema}.{Quote(table + "_" + suffix)} partition of {Schema}.{Quote(table)} for values in ({tenant})", ct);
@@ -234,7 +235,7 @@ public sealed class TenantMove(IDocumentStore store, AuditTables tables, AuditCh
         var suffix = Suffix(tenantId);
         foreach (var table in new[] { "webhook_deliveries", "mt_doc_webhooksubscription", TenantFence.PositionsTable, TenantFence.MovesTable, "audit_chain", "enrolment_locks", "mt_events", "mt_streams" })
             await Execute(connection, $"delete from {Schema}.{Quote(table)} where tenant_id = {tenant}", ct);
-        foreach (var table in await Strings(connection, $"select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = '{Schema}' and c.relkind = 'p' order by 1", ct))
+        foreach (var table in await PartitionedTables(connection, ct))
             await Execute(connection, $"drop table if exists {Schema}.{Quote(table + "_" + suffix)}", ct);
         await Execute(connection, $"delete from {Schema}.mt_tenant_partitions where partition_value = {tenant}", ct);
         await tx.CommitAsync(ct);
@@ -254,6 +255,10 @@ public sealed class TenantMove(IDocumentStore store, AuditTables tables, AuditCh
         await using var input = await to.BeginRawBinaryCopyAsync($"copy {into} from stdin (format binary)", ct);
         await output.CopyToAsync(input, ct);
     }
+
+    /// <summary>The partitioned parent tables of the service's schema (each has one LIST partition per tenant).</summary>
+    private static Task<List<string>> PartitionedTables(NpgsqlConnection connection, CancellationToken ct) =>
+        Strings(connection, $"select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = '{Schema}' and c.relkind = 'p' order by 1", ct);
 
     private static async Task<List<string>> Columns(NpgsqlConnection connection, string table) =>
         await Strings(connection, $"select column_name from information_schema.columns where table_schema = '{Schema}' and table_name = {Literal(table)} order by ordinal_position", CancellationToken.None);

@@ -106,12 +106,11 @@ public static class ChangeFeedQuery
         return FeedPosition.BelowHorizon(xmin);
     }
 
-    /// <summary>How many times the tenant has moved into the shard it is in now (`tenants move`): its cursors' epoch.</summary>
+    /// <summary>The tenant's move epoch in its shard: its cursors' (<see cref="TenantFence.Epoch"/>).</summary>
     public static async Task<int> Epoch(NpgsqlDataSource dataSource, string tenantId, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand($"SELECT coalesce(max(epoch), 0) FROM enrolment.{Features.Tenants.TenantFence.MovesTable} WHERE tenant_id = $1");
-        command.Parameters.AddWithValue(tenantId);
-        return Convert.ToInt32(await command.ExecuteScalarAsync(ct));
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        return await TenantFence.Epoch(connection, tenantId, ct);
     }
 
     /// <summary>
@@ -125,10 +124,10 @@ public static class ChangeFeedQuery
     {
         await using var command = dataSource.CreateCommand($"""
             SELECT m.copy_tx::text,
-                   (SELECT p.new_seq FROM enrolment.{Features.Tenants.TenantFence.PositionsTable} p
+                   (SELECT p.new_seq FROM enrolment.{TenantFence.PositionsTable} p
                     WHERE p.tenant_id = $1 AND p.epoch = $2 AND (p.old_tx, p.old_seq) > ($3::text::xid8, $4)
                     ORDER BY p.old_seq LIMIT 1)
-            FROM enrolment.{Features.Tenants.TenantFence.MovesTable} m WHERE m.tenant_id = $1 AND m.epoch = $5
+            FROM enrolment.{TenantFence.MovesTable} m WHERE m.tenant_id = $1 AND m.epoch = $5
             """);
         command.Parameters.AddWithValue(tenantId);
         command.Parameters.AddWithValue(epoch);

@@ -5,7 +5,7 @@ using Weasel.Postgresql;
 using Weasel.Postgresql.Functions;
 using Weasel.Postgresql.Tables;
 
-namespace Enrolment.Api.Features.Tenants;
+namespace Enrolment.Api.Infrastructure.Sql;
 
 /// <summary>
 /// What makes `tenants move` lose no write (PRODUCT.md, "Scale-out"): every unit of work of a tenant calls
@@ -76,6 +76,15 @@ public static class TenantFence
             END;
             $function$;
             """));
+    }
+
+    /// <summary>How many times the tenant has moved into the shard it is in now (`tenants move`; 0: never moved): its
+    /// change-feed cursors' epoch and its checkpoints'.</summary>
+    public static async Task<int> Epoch(NpgsqlConnection connection, string tenantId, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand($"select coalesce(max(epoch), 0) from enrolment.{MovesTable} where tenant_id = $1", connection);
+        command.Parameters.AddWithValue(tenantId);
+        return Convert.ToInt32(await command.ExecuteScalarAsync(ct));
     }
 
     /// <summary>Whether an exception (Marten and Wolverine wrap the driver's) is the gate refusing a write.</summary>
