@@ -220,3 +220,53 @@ public sealed class RabbitMqBusTests(RabbitMqBusFixture fixture, ITestOutputHelp
 }
 
 // ---------------------------------------------------------------------------------------------------- fixtures
+
+/// <summary>
+/// Webhooks on RabbitMQ: the broker gets every integration event, the webhook recorder's queue only what a subscription
+/// wants (before, every event of a deadline also became a recorder inbox row and a handler run on this transport).
+/// </summary>
+[Collection(BusCollection.Name)]
+public sealed class RabbitMqWebhookTests(RabbitMqWebhookTests.Fixture fixture) : IClassFixture<RabbitMqWebhookTests.Fixture>
+{
+    public sealed class Fixture : RabbitMqBusFixture
+    {
+        protected override void ConfigureService(IWebHostBuilder builder)
+        {
+            builder.UseSetting("Webhooks:Enabled", "true");
+            builder.UseSetting("Webhooks:AllowPrivateTargets", "true");
+            builder.UseSetting("Webhooks:PollInterval", "00:00:00.100");
+        }
+    }
+
+    [Fact]
+    public async Task The_broker_gets_every_event_and_the_webhook_only_the_types_it_asked_for_once_each()
+    {
+        await using var connection = await fixture.Factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var deliveries = await BusTest.Subscribe(channel);
+        await using var receiver = await WebhookReceiver.Start();
+        (await fixture.Service.Send(HttpMethod.Post, "/webhooks", fixture.Auth,
+            Scenarios.ToJson(new { url = receiver.Url, eventTypes = new[] { "enrolment.completed" } }))).AssertStatus(201);
+
+        var (audience, content) = BusTest.NewAudienceAndContent();
+        var assignment = await BusTest.Assign(fixture.Service, fixture.Auth, audience, content, ["u1"]);
+        var e1 = Ids.EnrolmentId(BusFixture.Tenant, assignment, "u1");
+        (await fixture.Service.Send(HttpMethod.Post, $"/assignments/{assignment}/enrolments/{e1}/reminders", fixture.Auth)).AssertStatus(200);
+        (await fixture.Service.Send(HttpMethod.Post, "/completions", fixture.Auth,
+            Scenarios.ToJson(new { completionId = "rabbit-hook-1", userId = "u1", contentId = content, completedAt = BusTest.Now() }))).AssertStatus(200);
+
+        List<BusTest.Delivery> Mine() => deliveries.Where(d => d.Json.GetProperty("enrolmentId").GetString() == e1.ToString()).ToList();
+        await BusTest.Eventually(() => Task.FromResult(Mine().Count >= 3), TimeSpan.FromSeconds(20), "3 messages for the enrolment on the exchange");
+        await BusTest.Eventually(() => Task.FromResult(receiver.Received.Any(r => r.EnrolmentId == e1)), TimeSpan.FromSeconds(20), "the completion's webhook");
+        Assert.Equal([1L, 2L, 3L], Mine().Select(d => d.Json.GetProperty("streamVersion").GetInt64()));
+
+        var hook = Assert.Single(receiver.Received, r => r.EnrolmentId == e1);
+        Assert.Equal("enrolment.completed", hook.Header("x-event-type"));
+        Assert.Equal(3L, hook.StreamVersion);
+        // One recorder inbox row for the enrolment, the completion's: the assignment and the reminder never entered it.
+        await using var command = fixture.Service.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
+            "select count(*) from enrolment.wolverine_incoming_envelopes where received_at = 'local://webhooks/' and position(convert_to($1, 'UTF8') in body) > 0");
+        command.Parameters.AddWithValue(e1.ToString());
+        Assert.Equal(1L, (long)(await command.ExecuteScalarAsync())!);
+    }
+}

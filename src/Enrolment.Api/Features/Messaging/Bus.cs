@@ -50,10 +50,11 @@ public static class Bus
     public static IntegrationEventQueue Queue(IServiceProvider services, BusSettings settings)
     {
         var runtime = services.GetRequiredService<Wolverine.Runtime.IWolverineRuntime>();
-        if (!settings.Transport.Equals("postgresql", StringComparison.OrdinalIgnoreCase)) return new IntegrationEventQueue(null, null, runtime);
+        var webhooks = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Webhooks.WebhookSettings>>().Value.Enabled;
+        if (!settings.Transport.Equals("postgresql", StringComparison.OrdinalIgnoreCase)) return new IntegrationEventQueue(null, null, runtime, webhooks);
         var transport = runtime.Options.Transports.GetOrCreate<Wolverine.Postgresql.Transport.PostgresqlTransport>();
         return new IntegrationEventQueue($"{transport.TransportSchemaName}.wolverine_queue_{settings.Postgresql.EventsQueue}",
-            new Uri($"postgresql://{settings.Postgresql.EventsQueue}/"), runtime);
+            new Uri($"postgresql://{settings.Postgresql.EventsQueue}/"), runtime, webhooks);
     }
 
     public static void Configure(WolverineOptions opts, BusSettings settings)

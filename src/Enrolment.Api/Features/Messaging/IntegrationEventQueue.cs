@@ -21,9 +21,8 @@ namespace Enrolment.Api.Features.Messaging;
 /// (about 400 a second on the benchmark machine, which made a 100,000-enrolment deadline wait minutes for its bus).
 /// Each row is the envelope Wolverine itself writes (its binary envelope format, the message as the bus's JSON, the
 /// tenant-id header), with the event's own <c>messageId</c> as the envelope id, so a row written twice is one row.
-/// The webhook recorder's durable local queue is fed through Wolverine as before (<see cref="IMessageBus.PublishAsync{T}"/>
-/// routes the integration events only there on this transport: <see cref="Bus.Configure"/>), and on this transport only
-/// with the events a webhook subscription of the tenant wants (<see cref="WebhookSubscriptionCache"/>).
+/// The webhook recorder's durable local queue is fed through Wolverine on both transports, with only the events a webhook
+/// subscription of the tenant wants (<see cref="WebhookSubscriptionCache"/>).
 /// </summary>
 public sealed class IntegrationEventQueue
 {
@@ -34,12 +33,14 @@ public sealed class IntegrationEventQueue
     private readonly Uri? _destination;
     private readonly string _serviceName;
     private readonly IWolverineRuntime _runtime;
-    private bool? _routed;
+    private readonly bool _webhooks;
 
     /// <param name="queueTable">The PostgreSQL queue's table (schema-qualified), or null when the bus is RabbitMQ.</param>
     /// <param name="destination">The queue's Wolverine address (postgresql://name/), written into each envelope.</param>
-    public IntegrationEventQueue(string? queueTable, Uri? destination, IWolverineRuntime runtime)
+    /// <param name="webhooks">Whether webhooks are on (Webhooks:Enabled): the recorder's queue exists.</param>
+    public IntegrationEventQueue(string? queueTable, Uri? destination, IWolverineRuntime runtime, bool webhooks)
     {
+        _webhooks = webhooks;
         _destination = destination;
         _runtime = runtime;
         _serviceName = runtime.Options.ServiceName;
@@ -58,12 +59,9 @@ public sealed class IntegrationEventQueue
         _ => throw new InvalidOperationException($"Integration events need Wolverine's own message bus, not {bus.GetType().Name}."),
     };
 
-    /// <summary>Whether Wolverine routes integration events anywhere (on the embedded transport only the webhook queue, when webhooks are on).</summary>
-    private bool Routed => _routed ??= _runtime.RoutingFor(typeof(EnrolmentStatusChanged)).Routes.Length > 0;
-
     /// <summary>
-    /// The integration events of one unit of work into its transaction: queue rows (embedded transport) in one statement,
-    /// and every event to Wolverine's routes (the webhook queue; on RabbitMQ also the broker, through the outbox).
+    /// The integration events of one unit of work into its transaction: queue rows (embedded transport) in one statement
+    /// or outbox rows (RabbitMQ), and the ones a webhook subscription wants to the webhook recorder's queue.
     /// </summary>
     public async ValueTask Write(IDocumentSession session, IMessageBus bus, IReadOnlyList<object> messages)
     {
@@ -106,20 +104,35 @@ public sealed class IntegrationEventQueue
             }
             session.QueueSqlCommand(_insertSql, ids, bodies, types);
         }
+        // On RabbitMQ Wolverine's publishing rules route each event to the broker, through the outbox of this transaction.
         if (_insertSql is null)
-        {
             foreach (var message in messages) await bus.PublishAsync(message);
-            return;
-        }
-        // Here Wolverine routes them only to the webhook recorder's queue: only what a subscription of the tenant wants
-        // goes there, since the recorder would record nothing for the rest (each a durable inbox row and a handler run;
-        // 100,000 of them after a deadline). Its order check passes over a version that was never sent.
-        if (!Routed) return;
+        await ToWebhookRecorder(session, bus, messages);
+    }
+
+    /// <summary>
+    /// The events a webhook subscription of the tenant wants, to the webhook recorder's durable local queue (an inbox row
+    /// in this transaction, each). Only those: the recorder would record nothing for the rest, and after a deadline that
+    /// is 100,000 inbox rows and handler runs. Its order check passes over a version that was never sent. The envelope id
+    /// comes from the queue's own rule (the event's id); the group id keeps one enrolment's events in one slot, in order.
+    /// </summary>
+    private async ValueTask ToWebhookRecorder(IDocumentSession session, IMessageBus bus, IReadOnlyList<object> messages)
+    {
+        if (!_webhooks) return;
         var subscriptions = await _runtime.Services.GetRequiredService<WebhookSubscriptionCache>().ForTenant(session, session.TenantId, CancellationToken.None);
         if (subscriptions.Count == 0) return;
+        var recorder = bus.EndpointFor(RecordWebhookDeliveriesHandler.Queue);
         foreach (var message in messages)
-            if (subscriptions.Any(s => s.Wants(EventTypeOf(message)))) await bus.PublishAsync(message);
+            if (subscriptions.Any(s => s.Wants(EventTypeOf(message))))
+                await recorder.SendAsync(message, new DeliveryOptions { TenantId = session.TenantId, GroupId = EnrolmentIdOf(message).ToString() });
     }
+
+    private static Guid EnrolmentIdOf(object message) => message switch
+    {
+        EnrolmentStatusChanged m => m.EnrolmentId,
+        EnrolmentReminderRecorded m => m.EnrolmentId,
+        _ => throw new ArgumentException($"{message.GetType().Name} is not an integration event of this service.", nameof(message)),
+    };
 
     private static string EventTypeOf(object message) => message switch
     {
