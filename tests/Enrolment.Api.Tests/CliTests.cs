@@ -200,4 +200,34 @@ public sealed class CliTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.Contains("data differs", broken.StdErr);
         Assert.StartsWith($"audit verify: FAILED at tenant {TenantId}", broken.LastLine);
     }
+
+    [Fact]
+    public async Task Seed_in_parallel_writes_every_stream_with_its_document_at_the_stream_s_version_and_an_intact_chain()
+    {
+        var label = "Cli" + Scenarios.RandomLetters(8);
+        var seeded = await Cli("seed", "--tenants", "3", "--enrolments", "50", "--batch", "7", "--label", label, "--parallel", "2");
+        Assert.True(seeded.ExitCode == 0, seeded.ToString());
+        var summary = System.Text.Json.JsonDocument.Parse(seeded.LastLine).RootElement;
+        Assert.Equal(150, summary.GetProperty("events").GetInt64());
+        var tenants = summary.GetProperty("tenants").EnumerateArray().Select(t => t.GetProperty("tenantId").GetString()!).ToArray();
+        Assert.Equal([$"eu-west-1_{label}0", $"eu-west-1_{label}1", $"eu-west-1_{label}2"], tenants);
+
+        var dataSource = Host.Services.GetRequiredService<Npgsql.NpgsqlDataSource>();
+        foreach (var (tenant, count) in tenants.Zip([17L, 17L, 16L]))
+        {
+            // Each enrolment's document carries its stream's version (3 events), as FetchForWriting and the set-based
+            // appends' version guard expect; events and chain rows, 3 per enrolment.
+            await using var command = dataSource.CreateCommand(
+                "select (select count(*) from enrolment.mt_doc_enrolment where tenant_id = $1 and mt_version = 3), " +
+                "(select count(*) from enrolment.mt_doc_enrolment where tenant_id = $1), " +
+                "(select count(*) from enrolment.mt_events where tenant_id = $1 and stream_id in (select id from enrolment.mt_doc_enrolment where tenant_id = $1)), " +
+                "(select count(*) from enrolment.audit_chain where tenant_id = $1)");
+            command.Parameters.AddWithValue(tenant);
+            await using var reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            Assert.Equal((count, count, 3 * count, 3 * count + 1), (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
+        }
+        var verified = await Cli("audit", "verify", "--tenant", tenants[1]);
+        Assert.True(verified.ExitCode == 0, verified.ToString());
+    }
 }
