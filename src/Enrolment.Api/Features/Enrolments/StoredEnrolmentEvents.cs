@@ -50,4 +50,18 @@ public static class StoredEnrolmentEvents
     /// </summary>
     public static IReadOnlyList<string> Names(IDocumentStore store) =>
         [.. EnrolmentEvents.Types.Select(t => MartenInternals.Events(store).EventMappingFor(t).EventTypeName), .. EarlierNames.Values];
+
+    /// <summary>
+    /// A reader of stored enrolment events by their stored name, for SQL that reads mt_events itself (the rebuild): each
+    /// name's row deserialised with the store's serializer into today's event, an earlier shape upcast as Marten would.
+    /// </summary>
+    public static IReadOnlyDictionary<string, Func<Marten.ISerializer, System.Data.Common.DbDataReader, int, IEnrolmentEvent>> Readers(IDocumentStore store)
+    {
+        var readers = new Dictionary<string, Func<Marten.ISerializer, System.Data.Common.DbDataReader, int, IEnrolmentEvent>>();
+        foreach (var type in EnrolmentEvents.Types)
+            readers[MartenInternals.Events(store).EventMappingFor(type).EventTypeName] = (serializer, reader, index) => (IEnrolmentEvent)serializer.FromJson(type, reader, index);
+        foreach (var (shape, _) in EnrolmentEvents.EarlierShapes)
+            readers[EarlierNames[shape]] = (serializer, reader, index) => Upcast(serializer.FromJson(shape, reader, index));
+        return readers;
+    }
 }
