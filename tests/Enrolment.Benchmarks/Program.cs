@@ -10,6 +10,8 @@ using Enrolment.Benchmarks;
 //   fanout-baseline --connection <cs> [--count 100000]   COPY the same number of event and document rows
 //   conflicts --url <service> --tenant <id> --secret <s> --connection <cs> [--pairs 200]
 //                                                   each completion sent twice at once; the summaries' lag afterwards
+//   first-load --url <service> --tenant <id> --secret <s> --assignment <id> [--loads 50]
+//                                                   the pages' first load of an assignment (FirstLoad.cs)
 //   rebuild-baseline --connection <cs>              read + deserialise every enrolment event (no fold, no write)
 //   transition-lag --connection <cs> --label T --expected N [--timeout 600]
 //                                                   wait until N seeded enrolments are overdue; lag distribution
@@ -30,6 +32,7 @@ return command switch
     "fanout" => await FanOut.Service(options),
     "fanout-baseline" => await FanOut.Baseline(options),
     "conflicts" => await Conflicts.Run(options),
+    "first-load" => await FirstLoad.Run(options),
     "rebuild-baseline" => await Rebuild.Baseline(options),
     "transition-lag" => await Transitions.Lag(options),
     "bus-lag" => await BusLag.Run(options),
@@ -40,7 +43,7 @@ return command switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|conflicts|rebuild-baseline|transition-lag|bus-lag|shard-targets|report [--option value ...] (see Program.cs)");
+    Console.Error.WriteLine("usage: Enrolment.Benchmarks baseline|targets|count-completions|fanout|fanout-baseline|conflicts|first-load|rebuild-baseline|transition-lag|bus-lag|shard-targets|report [--option value ...] (see Program.cs)");
     return 2;
 }
 

@@ -111,6 +111,28 @@ public static class Report
             "reported; no 3 s stall per hole; 1,000,000 ÷ 10,000 ≤ 1.25", null,
             conflicts is null ? "" : $"answers {conflicts["answers"]?.ToJsonString()}; burst {Num(conflicts, "burstSeconds"):F1} s; Marten gap fillers in the store {Num(conflicts, "tombstones"):N0}"));
 
+        // Issue #32's work-proportional figures, each measured at 10,000 (the small phase, after the summaries caught up
+        // with the seeding) and at the full size: the full ÷ 10,000 ratio must stay ≤ 1.25. The service column is the
+        // full size, the baseline column the 10,000 figure.
+        void Growth(string id, string name, string metric, JsonNode? full, JsonNode? small, string key, string note)
+        {
+            var ratio = Div(Num(full, key), Num(small, key));
+            figures.Add(new(id, name, metric, Num(full, key), Num(small, key), ratio, "full ÷ 10,000 ≤ 1.25", ratio is null ? null : ratio <= 1.25,
+                "service column: the full size, baseline column: 10,000" + (note == "" ? "" : "; " + note)));
+        }
+        var cpSmall = LoadOrNull("checkpoint-after-conflicts-small");
+        var cpFull = LoadOrNull("checkpoint-after-conflicts");
+        Growth("11", "Audit checkpoint after the conflict burst (full size vs 10,000)", "ms", cpFull, cpSmall, "ms",
+            cpFull is null || cpSmall is null ? "" : $"new chain rows {Num(cpFull, "events"):N0} (full) and {Num(cpSmall, "events"):N0} (10,000)");
+        var conflictsSmall = LoadOrNull("conflicts-small");
+        Growth("12", "Summaries caught up after the conflict burst (full size vs 10,000)", "seconds", conflicts, conflictsSmall, "lagSeconds",
+            conflictsSmall is null ? "" : $"10,000: answers {conflictsSmall["answers"]?.ToJsonString()}, burst {Num(conflictsSmall, "burstSeconds"):F1} s");
+        var loadSmall = LoadOrNull("first-load-small");
+        var loadFull = LoadOrNull("first-load");
+        Growth("13", "Pages: an assignment's first load (full size vs 10,000)", "p50 ms", loadFull, loadSmall, "p50",
+            loadFull is null ? "" : $"GET the assignment, its summary and first page of overdue and open people at once, /changes?after=now and one poll; {Num(loadFull, "loads"):N0} loads each; full size: the largest seeded assignment, 10,000: a small tenant's; changes read {Num(loadFull, "changesRead"):N0}");
+        Growth("13", "Pages: an assignment's first load (full size vs 10,000)", "p99 ms", loadFull, loadSmall, "p99", "");
+
         // (10) an assignment's enrolments as CSV (every row, streamed) vs PostgreSQL's COPY of the same rows, and the
         // service's resident set during it: the export must not hold the rows in memory.
         var csv = Load("csv-export");
