@@ -310,10 +310,8 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         Assert.True(await inbox.IsWaiting(TenantId, stuck.Id, default), "an unhandled envelope in Wolverine's inbox reads as waiting");
         Assert.False(await inbox.IsWaiting(TenantId, Guid.NewGuid(), default), "an envelope that is not there reads as not waiting");
 
-        // Version 2 to the recorder's queue, as a commit sends it (IntegrationEventQueue): its inbox envelope gets the id derived from the event.
-        using (var scope = Service.Services.CreateScope())
-            await scope.ServiceProvider.GetRequiredService<IMessageBus>().EndpointFor(RecordWebhookDeliveriesHandler.Queue)
-                .SendAsync(v2, new DeliveryOptions { TenantId = TenantId, GroupId = enrolment.ToString() });
+        // Version 2 through the bus, as a commit sends it: its inbox envelope gets the id derived from the event.
+        using (var scope = Service.Services.CreateScope()) await scope.ServiceProvider.GetRequiredService<IMessageBus>().PublishAsync(v2, new DeliveryOptions { TenantId = TenantId });
         var v2Inbox = RecordWebhookDeliveriesHandler.InboxId(v2.MessageId);
         await BusTest.Eventually(async () => await InboxStatus(v2Inbox) == "Scheduled", TimeSpan.FromSeconds(10), "version 2 rescheduled in the inbox behind version 1");
         await Task.Delay(1500);

@@ -80,7 +80,8 @@ public sealed class RebuildScenario : IScenario
         await Task.WhenAll(readers);
 
         if (exit != 0) findings.Add($"The resumed rebuild exited {exit}: {output}");
-        var resumed = output.Contains("Resuming", StringComparison.Ordinal);
+        // "Shard <name>: resuming the rebuild started at …" (RebuildEnrolmentsCommand), one line per shard.
+        var resumed = output.Contains("resuming the rebuild", StringComparison.OrdinalIgnoreCase);
         if (afterKill > 0 && !resumed) findings.Add("The second rebuild did not resume where the killed one stopped.");
         if (missing > 0) findings.Add($"{missing} of {reads} reads by id during the rebuild did not answer 200.");
 

@@ -104,35 +104,32 @@ public sealed class IntegrationEventQueue
             }
             session.QueueSqlCommand(_insertSql, ids, bodies, types);
         }
-        // On RabbitMQ Wolverine's publishing rules route each event to the broker, through the outbox of this transaction.
-        if (_insertSql is null)
-            foreach (var message in messages) await bus.PublishAsync(message);
-        await ToWebhookRecorder(session, bus, messages);
-    }
-
-    /// <summary>
-    /// The events a webhook subscription of the tenant wants, to the webhook recorder's durable local queue (an inbox row
-    /// in this transaction, each). Only those: the recorder would record nothing for the rest, and after a deadline that
-    /// is 100,000 inbox rows and handler runs. Its order check passes over a version that was never sent. The envelope id
-    /// comes from the queue's own rule (the event's id); the group id keeps one enrolment's events in one slot, in order.
-    /// </summary>
-    private async ValueTask ToWebhookRecorder(IDocumentSession session, IMessageBus bus, IReadOnlyList<object> messages)
-    {
-        if (!_webhooks) return;
+        if (!_webhooks)
+        {
+            // Only the broker's routes (RabbitMQ); on the embedded transport nothing is routed at all.
+            if (_insertSql is null) foreach (var message in messages) await bus.PublishAsync(message);
+            return;
+        }
         var subscriptions = await _runtime.Services.GetRequiredService<WebhookSubscriptionCache>().ForTenant(session, session.TenantId, CancellationToken.None);
-        if (subscriptions.Count == 0) return;
-        var recorder = bus.EndpointFor(RecordWebhookDeliveriesHandler.Queue);
         foreach (var message in messages)
-            if (subscriptions.Any(s => s.Wants(EventTypeOf(message))))
-                await recorder.SendAsync(message, new DeliveryOptions { TenantId = session.TenantId, GroupId = EnrolmentIdOf(message).ToString() });
+        {
+            // Wolverine's publishing rules route an integration event to the webhook recorder's durable local queue and,
+            // on RabbitMQ, to the broker (through the outbox). An event no webhook of the tenant wants must not enter the
+            // recorder's queue: it would record nothing, and after a deadline that is 100,000 inbox rows and handler
+            // runs (on RabbitMQ that made the burst 4x slower). Such an event goes to the broker's endpoint alone, or
+            // nowhere on the embedded transport, whose queue rows are written above. The recorder's order check passes
+            // over a version that was never sent.
+            if (subscriptions.Any(s => s.Wants(EventTypeOf(message)))) await bus.PublishAsync(message);
+            else if (_insertSql is null) await bus.EndpointFor(BrokerEndpoint(message)).SendAsync(message, new DeliveryOptions { TenantId = session.TenantId });
+        }
     }
 
-    private static Guid EnrolmentIdOf(object message) => message switch
-    {
-        EnrolmentStatusChanged m => m.EnrolmentId,
-        EnrolmentReminderRecorded m => m.EnrolmentId,
-        _ => throw new ArgumentException($"{message.GetType().Name} is not an integration event of this service.", nameof(message)),
-    };
+    /// <summary>The RabbitMQ endpoint an integration event's publishing rule routes it to (Bus.Configure).</summary>
+    private Uri BrokerEndpoint(object message) => _brokerEndpoints.GetOrAdd(message.GetType(), type =>
+        _runtime.RoutingFor(type).Routes.OfType<Wolverine.Runtime.Routing.MessageRoute>().Select(r => r.Uri).SingleOrDefault(u => u.Scheme != "local")
+        ?? throw new InvalidOperationException($"No broker route for {type.Name}: Bus.Configure publishes integration events to RabbitMQ."));
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Uri> _brokerEndpoints = new();
 
     private static string EventTypeOf(object message) => message switch
     {
