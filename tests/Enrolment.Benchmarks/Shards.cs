@@ -13,13 +13,7 @@ public static class Shards
 {
     public static async Task<int> Targets(Options options)
     {
-        var secrets = new Dictionary<string, string>();
-        foreach (var seedFile in options.All("seed"))
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllLines(seedFile).Last(l => l.StartsWith('{')));
-            foreach (var t in doc.RootElement.GetProperty("tenants").EnumerateArray())
-                secrets[t.GetProperty("tenantId").GetString()!] = t.GetProperty("secret").GetString()!;
-        }
+        var secrets = Enrolment.Benchmarks.Targets.SeededSecrets(options);
         string Auth(string tenant) => "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{tenant}:{secrets[tenant]}"));
 
         var completions = options.Int("completions", 60_000);

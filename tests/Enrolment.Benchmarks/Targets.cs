@@ -17,13 +17,7 @@ public static class Targets
         Directory.CreateDirectory(outDir);
         var sample = options.Int("sample", 50_000);
         var smallLabel = options.Get("small-label", "");
-        var secrets = new Dictionary<string, string>();
-        foreach (var seedFile in options.All("seed"))
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllLines(seedFile).Last(l => l.StartsWith('{')));
-            foreach (var t in doc.RootElement.GetProperty("tenants").EnumerateArray())
-                secrets[t.GetProperty("tenantId").GetString()!] = t.GetProperty("secret").GetString()!;
-        }
+        var secrets = SeededSecrets(options);
         string Auth(string tenant) => "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{tenant}:{secrets[tenant]}"));
 
         await using var dataSource = NpgsqlDataSource.Create(options.Get("connection"));
@@ -68,6 +62,19 @@ public static class Targets
             });
         Console.Error.WriteLine($"[targets] written to {outDir}");
         return 0;
+    }
+
+    /// <summary>Each seeded tenant's secret, from the seed command's JSON summaries (--seed, repeatable).</summary>
+    internal static Dictionary<string, string> SeededSecrets(Options options)
+    {
+        var secrets = new Dictionary<string, string>();
+        foreach (var seedFile in options.All("seed"))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllLines(seedFile).Last(l => l.StartsWith('{')));
+            foreach (var t in doc.RootElement.GetProperty("tenants").EnumerateArray())
+                secrets[t.GetProperty("tenantId").GetString()!] = t.GetProperty("secret").GetString()!;
+        }
+        return secrets;
     }
 
     public static async Task<int> CountCompletions(Options options)

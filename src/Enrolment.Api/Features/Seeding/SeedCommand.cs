@@ -222,17 +222,12 @@ public sealed class SeedCommand : JasperFxAsyncCommand<SeedInput>
         var provider = (Marten.Internal.Storage.MartenDocumentProvider<EnrolmentState>)database.Providers.StorageFor<EnrolmentState>();
         var loader = provider.BulkLoader;
         var mapping = ((IDocumentStore)store).Options.FindOrResolveDocumentType(typeof(EnrolmentState));
-        var temp = mapping.TableName.Name + "_temp";
+        var temp = mapping.TableName.Name + "_temp"; // the name Marten's loader gives it (CreateTempTableForCopying)
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var tx = await connection.BeginTransactionAsync();
         await Execute(connection, loader.CreateTempTableForCopying());
         await loader.LoadIntoTempTableAsync(new Marten.Storage.Tenant(tenantId, database), store.Options.Serializer(), connection, documents, CancellationToken.None);
-        await using (var versions = new Npgsql.NpgsqlCommand($"update {temp} d set mt_version = v.version from unnest($1::uuid[], $2::bigint[]) as v(id, version) where d.id = v.id", connection))
-        {
-            versions.Parameters.Add(new Npgsql.NpgsqlParameter { Value = streams.Select(s => s[0].EnrolmentId).ToArray() });
-            versions.Parameters.Add(new Npgsql.NpgsqlParameter { Value = streams.Select(s => (long)s.Count).ToArray() });
-            await versions.ExecuteNonQueryAsync();
-        }
+        await Infrastructure.Sql.NewStreams.SetDocumentVersions(store, connection, tenantId, [.. streams], CancellationToken.None, table: temp);
         // Marten's statement ends "on conflict do nothing": a seeded id is new (users are numbered per run), so a row
         // not inserted would be a bug of the numbering, and the count says so.
         await using (var insert = new Npgsql.NpgsqlCommand(loader.CopyNewDocumentsFromTempTable(), connection))

@@ -86,11 +86,12 @@ public static class NewStreams
     /// read it back); its bulk loader writes 1. Streams of more than one event (completions recorded before the
     /// enrolment, a seeded history) are set right, on the caller's connection and transaction.
     /// </summary>
-    internal static async Task SetDocumentVersions(IDocumentStore store, NpgsqlConnection connection, string tenantId, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, CancellationToken ct)
+    /// <param name="table">Another table of the documents' layout (the seed command's temporary copy); default the enrolment table.</param>
+    internal static async Task SetDocumentVersions(IDocumentStore store, NpgsqlConnection connection, string tenantId, IReadOnlyList<IReadOnlyList<IEnrolmentEvent>> streams, CancellationToken ct, string? table = null)
     {
         var longer = streams.Where(s => s.Count > 1).ToArray();
         if (longer.Length == 0) return;
-        var table = store.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
+        table ??= store.Options.FindOrResolveDocumentType(typeof(EnrolmentState)).TableName.QualifiedName;
         await using var command = new NpgsqlCommand(
             $"update {table} d set mt_version = v.version from unnest($2::uuid[], $3::bigint[]) as v(id, version) where d.tenant_id = $1 and d.id = v.id", connection);
         command.Parameters.Add(new NpgsqlParameter { Value = tenantId });
