@@ -39,6 +39,8 @@ public static class Report
         figures.Add(new("1", "Read one enrolment by id (full size)", "p50 ms", Num(sFull, "p50"), Num(bFull, "p50"), Div(Num(sFull, "p50"), Num(bFull, "p50")), "reported", null));
         figures.Add(new("1", "Read one enrolment by id (full size)", "server CPU ms per request", Num(sFull, "cpuMsPerRequest"), Num(bFull, "cpuMsPerRequest"), Div(Num(sFull, "cpuMsPerRequest"), Num(bFull, "cpuMsPerRequest")), "reported", null));
         figures.Add(new("1", "Read one enrolment by id (full size)", "p99 ms", Num(sFull, "p99"), Num(bFull, "p99"), Div(Num(sFull, "p99"), Num(bFull, "p99")), "reported", null));
+        figures.Add(new("1", "Read one enrolment by id (full size)", "PostgreSQL CPU ms per request", Num(sFull, "dbCpuMsPerRequest"), Num(bFull, "dbCpuMsPerRequest"), Div(Num(sFull, "dbCpuMsPerRequest"), Num(bFull, "dbCpuMsPerRequest")), "reported", null,
+            "the benchmark cluster's processes, background work included"));
 
         // (2) the same read at 10,000 and at the full size: service p99 ratio (the baseline's, for context).
         var sSmall = Load("wrk-service-read-small");
@@ -46,7 +48,17 @@ public static class Report
         var growth = Div(Num(sFull, "p99"), Num(sSmall, "p99"));
         figures.Add(new("2", "Read p99 at 10,000 enrolments", "p99 ms", Num(sSmall, "p99"), Num(bSmall, "p99"), Div(Num(sSmall, "p99"), Num(bSmall, "p99")), "reported", null));
         figures.Add(new("2", "Read p99 growth, full size ÷ 10,000", "p99 ratio", growth, Div(Num(bFull, "p99"), Num(bSmall, "p99")), null, "service ≤ 1.25", growth <= 1.25,
-            "service and baseline columns are each side's own full÷10k ratio"));
+            "service and baseline columns are each side's own full÷10k ratio; at 32 connections on 2 cores"));
+        // The same with 4 connections, which do not saturate the machine: what the size of the data adds to the tail.
+        var sSmall4 = Load("wrk-service-read-small-4");
+        var bSmall4 = Load("wrk-baseline-read-small-4");
+        var sFull4 = Load("wrk-service-read-full-4");
+        var bFull4 = Load("wrk-baseline-read-full-4");
+        var growth4 = Div(Num(sFull4, "p99"), Num(sSmall4, "p99"));
+        figures.Add(new("2", "Read p99 at 10,000 enrolments, 4 connections", "p99 ms", Num(sSmall4, "p99"), Num(bSmall4, "p99"), Div(Num(sSmall4, "p99"), Num(bSmall4, "p99")), "reported", null));
+        figures.Add(new("2", "Read p99 at the full size, 4 connections", "p99 ms", Num(sFull4, "p99"), Num(bFull4, "p99"), Div(Num(sFull4, "p99"), Num(bFull4, "p99")), "reported", null));
+        figures.Add(new("2", "Read p99 growth, full size ÷ 10,000, 4 connections", "p99 ratio", growth4, Div(Num(bFull4, "p99"), Num(bSmall4, "p99")), null, "service ≤ 1.25", growth4 is null ? null : growth4 <= 1.25,
+            "service and baseline columns are each side's own full÷10k ratio; 4 connections do not saturate 2 cores"));
 
         // (3) a list page (status filter, cursor) vs the single read.
         var sList = Load("wrk-service-list-full");
@@ -55,6 +67,11 @@ public static class Report
         figures.Add(new("3", "List page of 100 (status=open, cursor), full size", "requests/s", Num(sList, "rps"), Num(bList, "rps"), Div(Num(sList, "rps"), Num(bList, "rps")), "reported", null));
         figures.Add(new("3", "List page of 100 (status=open, cursor), full size", "p99 ms", Num(sList, "p99"), Num(bList, "p99"), Div(Num(sList, "p99"), Num(bList, "p99")), "reported", null));
         figures.Add(new("3", "List page of 100 (status=open, cursor), full size", "server CPU ms per request", Num(sList, "cpuMsPerRequest"), Num(bList, "cpuMsPerRequest"), Div(Num(sList, "cpuMsPerRequest"), Num(bList, "cpuMsPerRequest")), "reported", null));
+        var sList4 = Load("wrk-service-list-full-4");
+        var bList4 = Load("wrk-baseline-list-full-4");
+        figures.Add(new("3", "List page of 100, full size, 4 connections", "p99 ms", Num(sList4, "p99"), Num(bList4, "p99"), Div(Num(sList4, "p99"), Num(bList4, "p99")), "≤ 1.2× baseline",
+            sList4 is null || bList4 is null ? null : Div(Num(sList4, "p99"), Num(bList4, "p99")) <= 1.2));
+        figures.Add(new("3", "List page of 100 (status=open, cursor), full size", "PostgreSQL CPU ms per request", Num(sList, "dbCpuMsPerRequest"), Num(bList, "dbCpuMsPerRequest"), Div(Num(sList, "dbCpuMsPerRequest"), Num(bList, "dbCpuMsPerRequest")), "reported", null));
         figures.Add(new("3", "List page p99 ÷ single read p99", "p99 ratio", listVsRead, Div(Num(bList, "p99"), Num(bFull, "p99")), null, "service ≤ 1.5", listVsRead <= 1.5,
             "service and baseline columns are each side's own list÷read ratio"));
 
@@ -86,6 +103,8 @@ public static class Report
         figures.Add(new("4", "Record a completion (16 connections)", "p99 ms", Num(sWrite, "p99"), Num(bWrite, "p99"), Div(Num(sWrite, "p99"), Num(bWrite, "p99")), "reported", null));
 
         figures.Add(new("4", "Record a completion (16 connections)", "server CPU ms per request", Num(sWrite, "cpuMsPerRequest"), Num(bWrite, "cpuMsPerRequest"), Div(Num(sWrite, "cpuMsPerRequest"), Num(bWrite, "cpuMsPerRequest")), "reported", null));
+        figures.Add(new("4", "Record a completion (16 connections)", "PostgreSQL CPU ms per request", Num(sWrite, "dbCpuMsPerRequest"), Num(bWrite, "dbCpuMsPerRequest"), Div(Num(sWrite, "dbCpuMsPerRequest"), Num(bWrite, "dbCpuMsPerRequest")), "reported", null,
+            "the benchmark cluster's processes: the service's include its summaries' daemon catching up"));
 
         // (5) fan-out through the service until every enrolment is readable vs a raw COPY of as many rows.
         var fanS = Load("fanout-service");
@@ -235,7 +254,7 @@ public static class Report
         if (!onlyShards)
         {
             md.AppendLine($"- Dataset: {size:N0} enrolments ({seedEvents:N0} events) over {meta["tenants"]} tenants; the 10,000 figures read only the first 10,000 seeded, measured before the rest was added");
-            md.AppendLine($"- Load: wrk, {meta["threads"]} threads, {meta["connections"]} connections (completions: {meta["writeConnections"]}), {meta["duration"]} per run after a {meta["warmup"]} warm-up, each side alone; both servers, wrk and PostgreSQL share this machine");
+            md.AppendLine($"- Load: wrk, {meta["threads"]} threads, {meta["connections"]} connections (completions: {meta["writeConnections"]}; the 4-connection rows: 4), {meta["duration"]} per run after a {meta["warmup"]} warm-up (completions: {meta["writeWarmup"] ?? meta["warmup"]}), each side alone; both servers, wrk and PostgreSQL share this machine");
             md.AppendLine($"- Seeding ({seedFull?["mode"] ?? seedSmall?["mode"]} mode): {seedEnrolments:N0} enrolments, {seedEvents:N0} events in {seedSeconds:F0} s = {Div(seedEnrolments, seedSeconds):N0} enrolments/s, {Div(seedEvents, seedSeconds):N0} events/s");
             var loads = new[] { sFull, bFull, sSmall, bSmall, sList, bList, sWrite, bWrite, idle }.Where(x => x?["load"] is not null).Select(x => x!["load"]!.GetValue<string>()).ToList();
             if (loads.Count > 0) md.AppendLine($"- 1-minute load average at the end of each run: {string.Join(", ", loads)} (it counts the run's own runnable threads too, wrk's connections and their PostgreSQL backends among them; a figure far above the other runs' means something else was using the CPUs)");
@@ -247,7 +266,9 @@ public static class Report
             foreach (var (id, text) in notMeasured) md.AppendLine($"| {id} | {text} | | | | | | not measured |");
             md.AppendLine();
             foreach (var f in figures.Where(f => f.Note != "")) md.AppendLine($"- ({f.Id}) {f.Note}");
-            var errors = new[] { ("service read 10k", sSmall), ("baseline read 10k", bSmall), ("service read full", sFull), ("baseline read full", bFull), ("service list", sList), ("baseline list", bList), ("service completions", sWrite), ("baseline completions", bWrite) }
+            var errors = new[] { ("service read 10k", sSmall), ("baseline read 10k", bSmall), ("service read full", sFull), ("baseline read full", bFull), ("service list", sList), ("baseline list", bList), ("service completions", sWrite), ("baseline completions", bWrite),
+                    ("service read 10k, 4 connections", sSmall4), ("baseline read 10k, 4 connections", bSmall4), ("service read full, 4 connections", sFull4), ("baseline read full, 4 connections", bFull4),
+                    ("service list, 4 connections", sList4), ("baseline list, 4 connections", bList4) }
                 .Where(x => x.Item2 is not null && (Num(x.Item2, "non2xx") > 0 || Num(x.Item2, "socketErrors") > 0))
                 .Select(x => $"{x.Item1}: {Num(x.Item2, "non2xx"):F0} non-2xx, {Num(x.Item2, "socketErrors"):F0} socket errors").ToList();
             md.AppendLine(errors.Count == 0 ? "- Every measured request answered 2xx." : "- Errors: " + string.Join("; ", errors));
