@@ -168,6 +168,9 @@ wait_for() { # url what
   log "$2 did not answer on $1 within 120 s"; exit 1
 }
 
+# The first string value of a key in a JSON summary file (the seed command's, the fan-out's): first_field KEY FILE.
+first_field() { grep -o "\"$1\":\"[^\"]*\"" "$2" | head -1 | cut -d'"' -f4; }
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_wrk() { # name targets-file url connections [warm-up file] [warm-up duration]
@@ -421,8 +424,8 @@ run_wrk baseline-read-small-4 "$raw/targets-small/reads-small.tsv" "$baseline_ur
 # Issue #32's work-proportional figures (11, 12, 13), at 10,000 here and again at the full size below: the same work
 # (a burst of 200 conflicting completion pairs, the audit checkpoint after it, the pages' first load of the seeded
 # tenant's assignment) must cost the same whatever the history. After the summaries caught up with the seeding.
-seed_tenant="$(grep -o '"tenantId":"[^"]*"' "$raw/seed-small.json" | head -1 | cut -d'"' -f4)"
-seed_assignment="$(grep -o '"assignmentId":"[^"]*"' "$raw/seed-small.json" | head -1 | cut -d'"' -f4)"
+seed_tenant="$(first_field tenantId "$raw/seed-small.json")"
+seed_assignment="$(first_field assignmentId "$raw/seed-small.json")"
 wait_summaries summary-catchup-small
 checkpoint_timed checkpoint-history-small
 dotnet "$bench_dll" conflicts --url "$service_url" --tenant "$seed_tenant" --secret "$secret" --connection "$cs" > "$raw/conflicts-small.json" || log "the summaries did not catch up after the conflicts (10,000)"
@@ -475,8 +478,8 @@ checkpoint_timed checkpoint-after-completions
 # At the full size the burst and the first load below use a tenant of the rest of the dataset (its assignment has
 # 247,500 people at 1,000,000; the 10,000 figures used a small tenant's 2,500): neither may grow with the assignment.
 if [ "$size" -gt "$small" ]; then
-  large_tenant="$(grep -o '"tenantId":"[^"]*"' "$raw/seed-full.json" | head -1 | cut -d'"' -f4)"
-  large_assignment="$(grep -o '"assignmentId":"[^"]*"' "$raw/seed-full.json" | head -1 | cut -d'"' -f4)"
+  large_tenant="$(first_field tenantId "$raw/seed-full.json")"
+  large_assignment="$(first_field assignmentId "$raw/seed-full.json")"
 else
   large_tenant="$seed_tenant" large_assignment="$seed_assignment"
 fi
@@ -496,7 +499,7 @@ log "fan-out baseline: $(cat "$raw/fanout-baseline.json")"
 
 # 10. CSV export of the fan-out's assignment ($fanout rows, all of them, Accept: text/csv) vs PostgreSQL's own COPY of
 # the same rows to CSV; the service's resident set is sampled every 0.1 s during the export (it must not grow with the rows).
-fanout_assignment="$(grep -o '"assignmentId":"[^"]*"' "$raw/fanout-service.json" | head -1 | cut -d'"' -f4)"
+fanout_assignment="$(first_field assignmentId "$raw/fanout-service.json")"
 # After the summaries' daemon has taken in the fan-out's events (in run 1 of 2026-12-07 the export overlapped that
 # catch-up and took 26 s; 2.3 s on the same database once quiet).
 wait_summaries summary-catchup-fanout
