@@ -1097,37 +1097,6 @@ $$
 LANGUAGE plpgsql;
 
 
-CREATE TABLE IF NOT EXISTS enrolment.change_feed_positions (
-    seq_id       bigint     NOT NULL,
-    tenant_id    varchar    NOT NULL,
-    tx_id        xid8       NOT NULL,
-CONSTRAINT pkey_change_feed_positions_seq_id PRIMARY KEY (seq_id)
-);
-
-CREATE INDEX ix_change_feed_positions_order ON enrolment.change_feed_positions USING btree (tenant_id, tx_id, seq_id);
-CREATE OR REPLACE FUNCTION enrolment.change_feed_track()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id)
-      SELECT n.seq_id, n.tenant_id, pg_current_xact_id() FROM new_events n;
-  ELSIF TG_OP = 'DELETE' THEN
-    DELETE FROM enrolment.change_feed_positions p USING old_events o WHERE p.seq_id = o.seq_id;
-  ELSE
-    TRUNCATE enrolment.change_feed_positions;
-  END IF;
-  RETURN NULL;
-END;
-$function$;
-DROP TRIGGER IF EXISTS change_feed_on_insert_v1 ON enrolment.mt_events;
-DROP TRIGGER IF EXISTS change_feed_on_delete_v1 ON enrolment.mt_events;
-DROP TRIGGER IF EXISTS change_feed_on_truncate_v1 ON enrolment.mt_events;
-CREATE TRIGGER change_feed_on_insert_v1 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
-CREATE TRIGGER change_feed_on_delete_v1 AFTER DELETE ON enrolment.mt_events REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
-CREATE TRIGGER change_feed_on_truncate_v1 AFTER TRUNCATE ON enrolment.mt_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
-INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM enrolment.mt_events ON CONFLICT (seq_id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS enrolment.audit_chain (
     tenant_id          varchar    NOT NULL,
     stream_id          uuid       NOT NULL,
@@ -1211,8 +1180,10 @@ DECLARE
   previous text[] := '{}';
   hashes text[] := '{}';
 BEGIN
-  FOR e IN SELECT n.tenant_id, n.stream_id, n.version, n.seq_id, n.type, n.timestamp, n.user_name, n.correlation_id, n.causation_id, n.headers, n.data, c.hash AS stored_previous
-           FROM new_events n LEFT JOIN enrolment.audit_chain c ON c.tenant_id = n.tenant_id AND c.stream_id = n.stream_id AND c.version = n.version - 1
+  FOR e IN SELECT n.tenant_id, n.stream_id, n.version, n.seq_id, n.type, n.timestamp, n.user_name, n.correlation_id, n.causation_id, n.headers, n.data,
+                  CASE WHEN n.version > 1 THEN (SELECT c.hash FROM enrolment.audit_chain c
+                                                WHERE c.tenant_id = n.tenant_id AND c.stream_id = n.stream_id AND c.version = n.version - 1) END AS stored_previous
+           FROM new_events n
            WHERE n.type <> 'tombstone'
            ORDER BY n.tenant_id, n.stream_id, n.version LOOP
     IF e.tenant_id = last_tenant AND e.stream_id = last_stream AND e.version = last_version + 1 THEN
@@ -1249,13 +1220,45 @@ BEGIN
   RETURN NULL;
 END;
 $function$;
-DROP TRIGGER IF EXISTS mt_audit_chain_v3 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS mt_audit_chain_v4 ON enrolment.mt_events;
 DROP TRIGGER IF EXISTS mt_audit_chain ON enrolment.mt_events;
 DROP TRIGGER IF EXISTS mt_audit_chain_v1 ON enrolment.mt_events;
 DROP TRIGGER IF EXISTS mt_audit_chain_v2 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS mt_audit_chain_v3 ON enrolment.mt_events;
 DROP FUNCTION IF EXISTS enrolment.mt_audit_chain_event();
 DROP FUNCTION IF EXISTS enrolment.mt_audit_event_hash(character varying, uuid, bigint, character varying, timestamp with time zone, jsonb, jsonb, text);
-CREATE TRIGGER mt_audit_chain_v3 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.mt_audit_chain_events();
+CREATE TRIGGER mt_audit_chain_v4 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.mt_audit_chain_events();
+CREATE TABLE IF NOT EXISTS enrolment.change_feed_positions (
+    seq_id       bigint     NOT NULL,
+    tenant_id    varchar    NOT NULL,
+    tx_id        xid8       NOT NULL,
+CONSTRAINT pkey_change_feed_positions_seq_id PRIMARY KEY (seq_id)
+);
+
+CREATE INDEX ix_change_feed_positions_order ON enrolment.change_feed_positions USING btree (tenant_id, tx_id, seq_id);
+CREATE OR REPLACE FUNCTION enrolment.change_feed_track()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id)
+      SELECT n.seq_id, n.tenant_id, pg_current_xact_id() FROM new_events n;
+  ELSIF TG_OP = 'DELETE' THEN
+    DELETE FROM enrolment.change_feed_positions p USING old_events o WHERE p.seq_id = o.seq_id;
+  ELSE
+    TRUNCATE enrolment.change_feed_positions;
+  END IF;
+  RETURN NULL;
+END;
+$function$;
+DROP TRIGGER IF EXISTS change_feed_on_insert_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS change_feed_on_delete_v1 ON enrolment.mt_events;
+DROP TRIGGER IF EXISTS change_feed_on_truncate_v1 ON enrolment.mt_events;
+CREATE TRIGGER change_feed_on_insert_v1 AFTER INSERT ON enrolment.mt_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+CREATE TRIGGER change_feed_on_delete_v1 AFTER DELETE ON enrolment.mt_events REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+CREATE TRIGGER change_feed_on_truncate_v1 AFTER TRUNCATE ON enrolment.mt_events FOR EACH STATEMENT EXECUTE FUNCTION enrolment.change_feed_track();
+INSERT INTO enrolment.change_feed_positions (seq_id, tenant_id, tx_id) SELECT seq_id, tenant_id, '1'::xid8 FROM enrolment.mt_events ON CONFLICT (seq_id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS enrolment.mt_tenant_partitions (
     partition_value     varchar    NOT NULL,
     partition_suffix    varchar    NULL,
