@@ -27,7 +27,13 @@ public sealed class WebhookHostFixture : IAsyncLifetime
 
     public Task InitializeAsync() => Start();
 
-    public async Task Start() => Host = await AppFixture.StartHost(transitions: false, builder =>
+    /// <summary>How long a node reuses a tenant's webhook list here (2 s in production): POST /webhooks answers after it.</summary>
+    public const string SubscriptionCacheTime = "00:00:01";
+
+    public async Task Start() => Host = await StartNode();
+
+    /// <summary>A node that delivers webhooks; a second one on the same database is another node of the service.</summary>
+    public static Task<IAlbaHost> StartNode(Action<IWebHostBuilder>? configure = null) => AppFixture.StartHost(transitions: false, builder =>
     {
         builder.UseSetting("Webhooks:Enabled", "true");
         builder.UseSetting("Webhooks:AllowPrivateTargets", "true");
@@ -36,6 +42,8 @@ public sealed class WebhookHostFixture : IAsyncLifetime
         builder.UseSetting("Webhooks:DisableAfter", DisableAfter);
         builder.UseSetting("Webhooks:PollInterval", "00:00:00.100");
         builder.UseSetting("Webhooks:Timeout", "00:00:05");
+        builder.UseSetting("Webhooks:SubscriptionCacheTime", SubscriptionCacheTime);
+        configure?.Invoke(builder);
     });
 
     /// <summary>Stops the service host (as a deployment would) and starts a new one on the same database.</summary>
@@ -346,6 +354,53 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
 
         (await Service.Send(HttpMethod.Post, $"/webhooks/{id}/deliveries/{Guid.NewGuid()}/redeliver", Auth)).AssertProblem(404);
         (await Service.Send(HttpMethod.Post, $"/webhooks/{id}/deliveries/nope/redeliver", Auth)).AssertProblem(422);
+    }
+
+    [Fact]
+    public async Task A_webhook_created_on_one_node_gets_every_change_another_node_makes_after_its_201_even_while_that_node_writes_throughout()
+    {
+        // Node B: a second node of the service on the same database (no summaries daemon: node A's Solo daemon runs them).
+        await using var nodeB = await WebhookHostFixture.StartNode(b => b.UseSetting("Projections:DaemonMode", "Disabled"));
+        await using var receiver = await WebhookReceiver.Start();
+        var users = Enumerable.Range(0, 60).Select(i => $"u{i}").ToArray();
+        var (assignment, _) = await Assign(users);
+        async Task Remind(string user) =>
+            (await nodeB.Send(HttpMethod.Post, $"/assignments/{assignment}/enrolments/{E(assignment, user)}/reminders", Auth)).AssertStatus(200);
+
+        // Node B writes before the webhook exists, so it holds the tenant's list of webhooks (none) when node A creates one.
+        await Remind(users[0]);
+        // Node B keeps writing, one reminder after another, while node A creates the webhook and after it answers.
+        var started = new System.Collections.Concurrent.ConcurrentDictionary<string, DateTime>();
+        var answered = DateTime.MaxValue;
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            foreach (var user in users[1..^3])
+            {
+                if (stop.IsCancellationRequested) break;
+                started[user] = DateTime.UtcNow;
+                await Remind(user);
+                await Task.Delay(20);
+            }
+        });
+        await Task.Delay(50);
+        var (id, secret) = await Subscribe(receiver.Url, ["enrolment.reminded"]);
+        answered = DateTime.UtcNow;
+        // And right after the 201, on node B: the changes an integrator makes to try the new webhook.
+        foreach (var user in users[^3..]) { started[user] = DateTime.UtcNow; await Remind(user); }
+        stop.Cancel();
+        await writer;
+
+        // Every change whose request began after the 201 is delivered, once; what began before may or may not be.
+        var expected = started.Where(s => s.Value > answered).Select(s => E(assignment, s.Key)).ToHashSet();
+        Assert.True(expected.Count >= 1, "no change was made after the webhook's 201");
+        await WaitFor(receiver, expected.Count, r => expected.Contains(r.EnrolmentId), TimeSpan.FromSeconds(30));
+        await Task.Delay(500);
+        var got = receiver.Received.ToList();
+        Assert.All(got, r => Assert.True(r.SignatureValid(secret)));
+        Assert.All(got, r => Assert.Equal(id, r.Header("x-webhook-id")));
+        Assert.Equal(got.Count, got.Select(r => r.Header("x-delivery-id")).Distinct().Count());
+        Assert.Empty(expected.Except(got.Select(r => r.EnrolmentId)));
     }
 
     [Fact]

@@ -56,6 +56,13 @@ public static class CreateWebhookEndpoint
         session.Insert(subscription);
         await session.SaveChangesAsync(ct);
         cache.Changed(tenantId);
+        // Every node decides which events go to the webhooks from its own copy of the tenant's list, reused for up to
+        // Webhooks:SubscriptionCacheTime (WebhookSubscriptionCache): another node may still hold the list from before this
+        // commit, and would not record the change it writes now for this webhook. Answering only once every copy taken
+        // before the commit has expired is what serializes the two: every change whose request starts after the 201 is
+        // delivered, on whichever node it is made (WebhookDeliveryTests, two nodes). Nothing else waits: the writes pay
+        // no query for a tenant without webhooks.
+        await Task.Delay(settings.Value.SubscriptionCacheTime, ct);
         return Results.Created($"/webhooks/{subscription.Id}", WebhookView.Of(subscription, secret));
     }
 }
