@@ -178,20 +178,28 @@ run_wrk() { # name targets-file url connections [warm-up file] [warm-up duration
   local pid="$service_pid"; [ "$url" = "$baseline_url" ] && pid="$baseline_pid"
   BENCH_TARGETS="$warm" BENCH_THREADS="$threads" wrk -t"$threads" -c"$conns" -d"$warm_for" -s "$root/build/bench/rotate.lua" "$url" > "$logs/wrk-$name-warmup.txt"
   "${wrk_hook:-:}" before # comparison 10 counts per shard around the measured run only
-  local before db_before; before="$(cpu_ticks "$pid")"; db_before="$(db_ticks)"
+  local before db_before io_before kb_before; before="$(cpu_ticks "$pid")"; db_before="$(db_ticks)"; io_before="$(db_buffers_written)"; kb_before="$(disk_kb_written)"
   BENCH_TARGETS="$file" BENCH_THREADS="$threads" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$root/build/bench/rotate.lua" "$url" > "$logs/wrk-$name.txt"
-  local after db_after; after="$(cpu_ticks "$pid")"; db_after="$(db_ticks)"
+  local after db_after io_after kb_after; after="$(cpu_ticks "$pid")"; db_after="$(db_ticks)"; io_after="$(db_buffers_written)"; kb_after="$(disk_kb_written)"
   "${wrk_hook:-:}" after
   # The server process's own CPU time per answered request: what it costs, whatever else shares the machine. And the
   # benchmark cluster's (every PostgreSQL process of it, the service's background work included) when it has its own.
+  # What the machine wrote meanwhile, to tell a read tail from a checkpoint's writes: the cluster's buffers written by
+  # its checkpointer, background writer and backends (MiB), and every disk write of the machine (/proc/vmstat, MiB).
+  local io="" ; [ -n "$io_before" ] && io="$(( (io_after - io_before) * 8 / 1024 ))"
   grep '^{' "$logs/wrk-$name.txt" | tail -1 |
-    awk -v t="$((after - before))" -v d="${db_before:+$((db_after - db_before))}" -v hz="$(getconf CLK_TCK)" '{ match($0, /"requests":[0-9]+/); n = substr($0, RSTART + 11, RLENGTH - 11);
+    awk -v t="$((after - before))" -v d="${db_before:+$((db_after - db_before))}" -v hz="$(getconf CLK_TCK)" -v io="$io" -v kb="$((kb_after - kb_before))" '{ match($0, /"requests":[0-9]+/); n = substr($0, RSTART + 11, RLENGTH - 11);
       db = d == "" ? "" : sprintf(",\"dbCpuMsPerRequest\":%.3f", n > 0 ? d * 1000 / hz / n : 0);
+      db = db (io == "" ? "" : sprintf(",\"dbBuffersWrittenMiB\":%d", io)) sprintf(",\"diskWrittenMiB\":%d", kb / 1024);
       sub(/}$/, sprintf(",\"cpuMsPerRequest\":%.3f%s}", n > 0 ? t * 1000 / hz / n : 0, db)); print }' > "$raw/wrk-$name.json"
   log "$name: $(cat "$raw/wrk-$name.json")"
 }
 # The benchmark cluster's CPU ticks (empty on the shared cluster, whose other users would count too).
 db_ticks() { [ "$port" != "5432" ] && cluster_ticks bench || true; }
+# Buffers the benchmark cluster has written (checkpointer, background writer, backends; 8 KiB each), empty on the shared one.
+db_buffers_written() { [ "$port" != "5432" ] && psql_db -qtA -c "select buffers_checkpoint + buffers_clean + buffers_backend from pg_stat_bgwriter" 2>/dev/null || true; }
+# KiB the machine has written to disk since boot.
+disk_kb_written() { awk '$1 == "pgpgout" {print $2}' /proc/vmstat; }
 
 targets() { # out-dir seed files...
   local dir="$1"; shift
