@@ -143,27 +143,6 @@ CREATE TABLE IF NOT EXISTS enrolment.wolverine_agent_restrictions (
     node    integer    NOT NULL DEFAULT 0,
 CONSTRAINT pkey_wolverine_agent_restrictions_id PRIMARY KEY (id)
 );
-CREATE TABLE IF NOT EXISTS wolverine_queues.wolverine_queue_enrolment_completions (
-    id              uuid                        NOT NULL,
-    body            bytea                       NOT NULL,
-    message_type    varchar                     NOT NULL,
-    keep_until      timestamp with time zone    NULL,
-    timestamp       timestamp with time zone    NULL DEFAULT now(),
-CONSTRAINT pkey_wolverine_queue_enrolment_completions_id PRIMARY KEY (id)
-);
-
-CREATE INDEX idx_wolverine_queue_enrolment_completions_timestamp ON wolverine_queues.wolverine_queue_enrolment_completions USING btree (timestamp);
-CREATE TABLE IF NOT EXISTS wolverine_queues.wolverine_queue_enrolment_completions_scheduled (
-    id                uuid                        NOT NULL,
-    body              bytea                       NOT NULL,
-    message_type      varchar                     NOT NULL,
-    execution_time    timestamp with time zone    NOT NULL,
-    keep_until        timestamp with time zone    NULL,
-    timestamp         timestamp with time zone    NULL DEFAULT now(),
-CONSTRAINT pkey_wolverine_queue_enrolment_completions_scheduled_id PRIMARY KEY (id)
-);
-
-CREATE INDEX idx_wolverine_queue_enrolment_completions_scheduled_execut_0856 ON wolverine_queues.wolverine_queue_enrolment_completions_scheduled USING btree (execution_time);
 CREATE TABLE IF NOT EXISTS wolverine_queues.wolverine_queue_enrolment_events (
     id              uuid                        NOT NULL,
     body            bytea                       NOT NULL,
@@ -185,6 +164,27 @@ CONSTRAINT pkey_wolverine_queue_enrolment_events_scheduled_id PRIMARY KEY (id)
 );
 
 CREATE INDEX idx_wolverine_queue_enrolment_events_scheduled_execution_time ON wolverine_queues.wolverine_queue_enrolment_events_scheduled USING btree (execution_time);
+CREATE TABLE IF NOT EXISTS wolverine_queues.wolverine_queue_enrolment_completions (
+    id              uuid                        NOT NULL,
+    body            bytea                       NOT NULL,
+    message_type    varchar                     NOT NULL,
+    keep_until      timestamp with time zone    NULL,
+    timestamp       timestamp with time zone    NULL DEFAULT now(),
+CONSTRAINT pkey_wolverine_queue_enrolment_completions_id PRIMARY KEY (id)
+);
+
+CREATE INDEX idx_wolverine_queue_enrolment_completions_timestamp ON wolverine_queues.wolverine_queue_enrolment_completions USING btree (timestamp);
+CREATE TABLE IF NOT EXISTS wolverine_queues.wolverine_queue_enrolment_completions_scheduled (
+    id                uuid                        NOT NULL,
+    body              bytea                       NOT NULL,
+    message_type      varchar                     NOT NULL,
+    execution_time    timestamp with time zone    NOT NULL,
+    keep_until        timestamp with time zone    NULL,
+    timestamp         timestamp with time zone    NULL DEFAULT now(),
+CONSTRAINT pkey_wolverine_queue_enrolment_completions_scheduled_id PRIMARY KEY (id)
+);
+
+CREATE INDEX idx_wolverine_queue_enrolment_completions_scheduled_execut_0856 ON wolverine_queues.wolverine_queue_enrolment_completions_scheduled USING btree (execution_time);
 
 END;
 $tran$;

@@ -131,6 +131,51 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
 
     private static NodaTime.Instant SystemClockNow() => NodaTime.SystemClock.Instance.GetCurrentInstant();
 
+    /// <summary>
+    /// After `tenants move`, a write that failed in the old shard (fenced) can have its gap fillers written by Marten in
+    /// the new one, with a number the old shard drew: the scale-out scenario found one far above the new shard's own
+    /// sequence. The checkpoint taken next used it as its high-water mark, the tenant's next appends got lower numbers
+    /// inside that checkpoint's range, and the move's own verification failed ("3186 events then, 3189 now").
+    /// </summary>
+    [Fact]
+    public async Task A_gap_filler_for_a_number_this_shard_never_drew_is_dropped_and_later_appends_stay_outside_earlier_checkpoints()
+    {
+        var (assignment, enrolment) = await History();
+        await Checkpoint();
+        // Marten's gap fillers as it writes them: type tombstone, version = the number, in a bookkeeping stream.
+        var fillers = Guid.NewGuid();
+        await Sql("insert into enrolment.mt_streams (tenant_id, id, version) values ($1, $2, 0)", fillers);
+        long drawn;
+        await using (var command = Db.CreateCommand("select last_value from enrolment.mt_events_sequence"))
+            drawn = (long)(await command.ExecuteScalarAsync())!;
+        async Task Filler(string seq)
+        {
+            await using var insert = Db.CreateCommand($"insert into enrolment.mt_events (seq_id, id, stream_id, version, data, type, timestamp, tenant_id) " +
+                                                     $"select s, gen_random_uuid(), $2, s, '{{}}', '{AuditChainSql.GapFillerType}', '-infinity', $1 from (select {seq} as s) x");
+            insert.Parameters.AddWithValue(TenantId);
+            insert.Parameters.AddWithValue(fillers);
+            await insert.ExecuteNonQueryAsync();
+        }
+        await Filler((drawn + 1000).ToString());                 // another shard's number, above this one's sequence
+        await Filler("nextval('enrolment.mt_events_sequence')"); // one this shard drew: a real gap filler here
+        await using (var command = Db.CreateCommand("select array_agg(seq_id order by seq_id) from enrolment.mt_events where stream_id = $1"))
+        {
+            command.Parameters.AddWithValue(fillers);
+            var kept = (long[])(await command.ExecuteScalarAsync())!;
+            Assert.Equal([drawn + 1], kept);
+        }
+
+        await Checkpoint();
+        await Post($"/assignments/{assignment}/enrolments/{enrolment}/reminders");
+        (await Post("/completions", new { completionId = "x2", userId = "u2", contentId = "c1", completedAt = Now() })).AssertStatus(200);
+        await Checkpoint();
+        var result = await Verify();
+        Assert.True(result.Broken is null, result.Broken);
+        var (exit, output) = await VerifyExport("/audit/export");
+        Assert.True(exit == 0, output);
+    }
+
+
     [Fact]
     public async Task One_statement_that_inserts_several_events_of_one_stream_chains_each_to_the_one_before_it()
     {
