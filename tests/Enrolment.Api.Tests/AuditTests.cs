@@ -175,7 +175,6 @@ public sealed class AuditTests(AppFixture fixture) : ScenarioTest(fixture)
         Assert.True(exit == 0, output);
     }
 
-
     [Fact]
     public async Task One_statement_that_inserts_several_events_of_one_stream_chains_each_to_the_one_before_it()
     {

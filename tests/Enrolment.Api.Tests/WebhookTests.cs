@@ -371,7 +371,6 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         await Remind(users[0]);
         // Node B keeps writing, one reminder after another, while node A creates the webhook and after it answers.
         var started = new System.Collections.Concurrent.ConcurrentDictionary<string, DateTime>();
-        var answered = DateTime.MaxValue;
         using var stop = new CancellationTokenSource();
         var writer = Task.Run(async () =>
         {
@@ -385,7 +384,7 @@ public sealed class WebhookDeliveryTests(AppFixture fixture, WebhookHostFixture 
         });
         await Task.Delay(50);
         var (id, secret) = await Subscribe(receiver.Url, ["enrolment.reminded"]);
-        answered = DateTime.UtcNow;
+        var answered = DateTime.UtcNow;
         // And right after the 201, on node B: the changes an integrator makes to try the new webhook.
         foreach (var user in users[^3..]) { started[user] = DateTime.UtcNow; await Remind(user); }
         stop.Cancel();

@@ -131,12 +131,10 @@ public static class AuditChainSql
         // Statement-level: once per INSERT or COPY, over its rows (the transition table new_events) in stream order,
         // each chained to the one before it in the statement or, for a stream's first row of the statement, to the
         // stored chain; then one INSERT of all chain rows. The stored predecessor is one primary-key probe per event
-        // that has one (none for a new stream's events), never a join. Joined, the plan depended on the statement's
-        // size: on the 1,000,000 bench database a statement of 20,000 events or more was planned as a hash join over
-        // the whole audit_chain, a sequential scan of every chained event (3.9 million rows, 2.6 s) per statement
-        // (100,000 new streams: 9.4 -> 7.0 s; 50,000 appends: 5.9 -> 3.5 s). The service's own statements are smaller
-        // (fan-out and transition batches of 500, seeding COPYs of 15,000 events: planned as index probes already). JIT off: a statement of many rows is costed high enough
-        // to be JIT-compiled, which took longer (~0.7 s) than the work itself.
+        // that has one (none for a new stream's events), never a join: joined, a statement of 20,000 events or more was
+        // planned as a hash join reading the whole audit_chain (2.6 s per statement at 3.9 million rows; docs/audit.md).
+        // JIT off: a statement of many rows is costed high enough to be JIT-compiled, which took longer (~0.7 s) than
+        // the work itself.
         objects.Add(new Function(Name(schema, "mt_audit_chain_events"), $$"""
             CREATE OR REPLACE FUNCTION {{schema}}.mt_audit_chain_events()
              RETURNS trigger
@@ -172,7 +170,7 @@ public static class AuditChainSql
                   -- another shard and filled in after `tenants move` switched its tenant here. Kept, it would sit above
                   -- the sequence (a checkpoint's high-water mark over events not yet written, and the key a later
                   -- append draws); it fills nothing here, so it is removed below.
-                  IF drawn IS NULL THEN SELECT s.last_value INTO drawn FROM {{schema}}.mt_events_sequence s; END IF;
+                  IF drawn IS NULL THEN SELECT s.last_value INTO drawn FROM {{schema}}.{{MartenInternals.EventSequence}} s; END IF;
                   IF e.seq_id > drawn THEN foreign_fillers := foreign_fillers || e.seq_id; END IF;
                   CONTINUE;
                 END IF;

@@ -172,7 +172,7 @@ public sealed class TenantMove(IDocumentStore store, AuditTables tables, AuditCh
         events = await Scalar<long>(to, "select count(*) from move_events", ct);
         await Execute(to, $"""
             with ordered as materialized (select * from move_events order by old_seq)
-            insert into {Schema}.mt_events (seq_id, {list}) select nextval('{Schema}.mt_events_sequence'), {list} from ordered
+            insert into {Schema}.mt_events (seq_id, {list}) select nextval('{Schema}.{MartenInternals.EventSequence}'), {list} from ordered
             """, ct);
         // The old sequence order must be the new one (the chain and the feed's translation rely on it).
         var disordered = await Scalar<long>(to, $"""

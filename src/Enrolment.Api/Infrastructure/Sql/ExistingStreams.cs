@@ -128,7 +128,7 @@ public static class ExistingStreams
         // changes publish no integration event would be rolled back silently (and applied again at every poll).
         session.QueueSqlCommand("select 1");
 
-        var sequence = await NewStreams.NextSequenceValues(connection, $"{schema}.mt_events_sequence", appends.Sum(a => a.Events.Count), ct);
+        var sequence = await NewStreams.NextSequenceValues(connection, $"{schema}.{MartenInternals.EventSequence}", appends.Sum(a => a.Events.Count), ct);
         var next = 0;
         // A writer that appended to one of these streams after it was read owns that version: the COPY collides on
         // pk_mt_events_stream_and_version (waiting for it to commit first if need be), and the batch is a lost race.

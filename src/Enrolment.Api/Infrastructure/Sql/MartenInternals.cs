@@ -9,6 +9,9 @@ namespace Enrolment.Api.Infrastructure.Sql;
 /// </summary>
 public static class MartenInternals
 {
+    /// <summary>The name of Marten's event sequence (in the events schema): every seq_id of mt_events is drawn from it.</summary>
+    public const string EventSequence = "mt_events_sequence";
+
     /// <summary>How Marten writes an enum into a duplicated column under EnumStorage.AsString: the member name (the JSON body is camelCase).</summary>
     public static string DuplicatedEnum<T>(T value) where T : struct, Enum => value.ToString();
 

@@ -44,7 +44,7 @@ public static class NewStreams
         // the handler's work (its outbox envelopes included) when Wolverine saves the session.
         var connection = await SessionConnection.Open(session, ct);
 
-        var sequence = await NextSequenceValues(connection, $"{schema}.mt_events_sequence", streams.Sum(s => s.Count), ct);
+        var sequence = await NextSequenceValues(connection, $"{schema}.{MartenInternals.EventSequence}", streams.Sum(s => s.Count), ct);
         var next = 0;
 
         await using (var copy = await connection.BeginBinaryImportAsync(
